@@ -1,0 +1,75 @@
+"""What every task generator provides. See README 'Adding a generator' for a worked example.
+
+Contract of `sample(split, seed, indices)`: a dict of numpy arrays with
+  inputs     (n, L) int64   token ids < len(layout.vocab)
+  targets    (n, L) int64   token ids, read only where loss_mask is true
+  loss_mask  (n, L) bool    positions that are scored
+and any metadata used to slice curves: per example (n,) or per position (n, L), integer typed.
+Example i must be a pure function of (config, split, seed, i).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+_SPLIT_ALIASES = {"validation": "val", "valid": "val", "eval": "test"}
+
+
+def check_split(split: str) -> str:
+    split = _SPLIT_ALIASES.get(split, split)
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    return split
+
+
+def check_seed(seed: int) -> int:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    return int(seed)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Layout:
+    """Static shape of a task's sequences, shared by all examples."""
+
+    vocab: tuple[str, ...]  # token names; a token's id is its index
+    seq_len: int
+    coords: np.ndarray  # (seq_len, 2) int (row, col) of each position, for 2-D positional encodings
+    n_rows: int = 1
+    n_cols: int = 1
+
+
+class Generator:
+    """Base class: subclasses are registered with @register(name, Config) and implement `layout` and `sample`."""
+
+    name: str = ""
+    Config: type = type(None)
+    version: int = 1
+
+    def __init__(self, config):
+        self.config = config
+
+    def layout(self) -> Layout:
+        raise NotImplementedError
+
+    def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def export(self, split: str, seed: int, n: int) -> dict[str, np.ndarray]:
+        """The arrays `testbed gen` writes; by default the model-ready sample itself."""
+        return self.sample(split, seed, np.arange(n))
+
+    def show(self, arrays: dict[str, np.ndarray], count: int) -> str:
+        """A terminal rendering of the first `count` examples of `export`'s arrays."""
+        vocab = self.layout().vocab
+        lines = []
+        for i in range(min(count, len(arrays["inputs"]))):
+            toks = [vocab[t] for t in arrays["inputs"][i]]
+            tgt = [vocab[t] if m else "." for t, m in zip(arrays["targets"][i], arrays["loss_mask"][i])]
+            lines += [f"example {i}", "  in : " + " ".join(toks), "  out: " + " ".join(tgt)]
+        return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""Generator registry: one decorator registers a generator class with its frozen config dataclass.
+
+    @register("my_task", MyConfig)
+    class MyTask(Generator): ...
+
+Configs are built from plain dicts (TOML tables, CLI options) by `build_config`, which rejects unknown keys with a
+did-you-mean and coerces CLI strings to the declared field types, so every entry point validates the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import os
+import types
+import typing
+from typing import Any
+
+from .errors import ConfigError
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(name: str, config: type):
+    """Class decorator: register a generator under `name` with its frozen config dataclass."""
+    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
+        raise TypeError(f"config of generator {name!r} must be a frozen dataclass")
+
+    def wrap(cls):
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"generator {name!r} is already registered by {_REGISTRY[name].__module__}")
+        cls.name, cls.Config = name, config
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def load_plugins() -> None:
+    """Import generator modules named in $TESTBED_PLUGINS (comma-separated) so their decorators run."""
+    for module in filter(None, (m.strip() for m in os.environ.get("TESTBED_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(f"cannot import plugin module {module!r} from $TESTBED_PLUGINS: {e}") from None
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown generator {name!r}{did_you_mean(name, _REGISTRY)}; valid: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def make(name: str, config: dict[str, Any] | None = None):
+    """Instantiate a registered generator from a plain dict of config values."""
+    cls = get(name)
+    return cls(build_config(cls.Config, config or {}, where=f"generator {name!r}"))
+
+
+def to_dict(config) -> dict[str, Any]:
+    """A config as plain JSON/TOML-friendly values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def fields(config_cls: type) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(config_cls) if f.init]
+
+
+def field_help(f: dataclasses.Field) -> str:
+    return f.metadata.get("help", "")
+
+
+def type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return f"list[{type_name(typing.get_args(tp)[0])}]"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def build_config(config_cls: type, values: dict[str, Any], where: str = "config"):
+    """Build a frozen config from a dict; unknown keys and ill-typed values raise ConfigError."""
+    hints = typing.get_type_hints(config_cls)
+    valid = {f.name for f in fields(config_cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in valid:
+            raise ConfigError(
+                f"unknown key {key!r} for {where}{did_you_mean(key, valid)}; valid keys: {', '.join(sorted(valid))}"
+            )
+        kwargs[key] = coerce(hints[key], value, f"{where}: {key}")
+    try:
+        return config_cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def coerce(tp, value, name: str):
+    """Check `value` against type `tp`; strings (from the command line) are converted to the declared type."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(arg, value, name)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{name} must be {type_name(tp)}, got {value!r}")
+    if origin is tuple:
+        (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis][:1] or (Any,)
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", "").split(",") if v] if value.strip() else []
+        elif not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(coerce(item, v, name) for v in value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""), 0)
+            except ValueError:
+                pass
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    return value

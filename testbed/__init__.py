@@ -1,0 +1,3 @@
+"""testbed: a synthetic reasoning testbed with small, controllable models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""Every generator-side CLI command through Typer's CliRunner, including the bad inputs."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from testbed.cli import app
+
+runner = CliRunner()
+
+
+def run(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def test_list_generators_shows_fields_and_defaults():
+    res = run("list")
+    assert res.exit_code == 0
+    assert "ca" in res.output and "--radius" in res.output and "--split-fractions" in res.output
+
+
+def test_list_rules_radius1_is_a_partition():
+    res = run("list", "rules", "--radius", "1")
+    assert res.exit_code == 0
+    numbers = [int(x) for line in res.output.splitlines() for x in line.split(":", 1)[1].split()]
+    assert sorted(numbers) == list(range(256))
+    res = run("list", "rules", "--radius", "2", "--rule", "123456")
+    assert res.exit_code == 0 and "rule 123456 (radius 2):" in res.output
+
+
+def test_gen_writes_interchange_file_and_sidecar(tmp_path):
+    out = tmp_path / "test.npz"
+    res = run("gen", "ca", "--width", 20, "--radius", 2, "--steps", 20, "--n", 50, "--split", "test", "--seed", 0,
+              "--out", out, "--show", 2)
+    assert res.exit_code == 0, res.output
+    assert "orbit 1" in res.output and "█" in res.output
+    with np.load(out, allow_pickle=False) as f:
+        states, rules = f["states"], f["rules"]
+    assert states.shape == (50, 20, 20) and rules.shape == (50, 32)
+    assert states.dtype == rules.dtype == np.uint8
+    meta = json.loads((tmp_path / "test.meta.json").read_text())
+    assert meta["generator"] == "ca" and meta["split"] == "test" and meta["seed"] == 0
+    assert meta["config"]["radius"] == 2 and meta["n"] == 50
+    # same seed, same bytes (the zip carries no timestamps)
+    again = tmp_path / "again.npz"
+    assert run("gen", "ca", "--n", 50, "--split", "test", "--out", again).exit_code == 0
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_gen_rule_and_init_options(tmp_path):
+    res = run("gen", "ca", "--radius", 1, "--rule", "30,90", "--init", "single", "--width", 11, "--steps", 4,
+              "--n-input", 1, "--n", 2, "--show", 2)
+    assert res.exit_code == 0, res.output
+    assert "rule 30" in res.output and "rule 90" in res.output
+    assert "·····█·····" in res.output
+    res = run("gen", "ca", "--init", "density=0.2", "--n", 3, "--out", tmp_path / "d.npz")
+    assert res.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--width", 4, "--radius", 2], "width must be at least 2r+1 = 5"),
+        (["--radius", 5], "radius must be in 1..4"),
+        (["--radius", 1, "--rule", 256], "out of range"),
+        (["--steps", 8], "do not fit in steps = 8"),
+        (["--k", 20], "k must be in 1..16"),
+        (["--n", 0], "--n must be a positive"),
+        (["--n", -3], "--n must be a positive"),
+        (["--split", "holdout"], "unknown split 'holdout'"),
+        (["--widht", 20], "did you mean 'width'"),
+        (["--width", "twenty"], "must be an integer"),
+        (["--init", "checker"], "unknown init"),
+        (["stray"], "unexpected argument"),
+    ],
+)
+def test_gen_bad_input_one_line_exit_2_no_file(tmp_path, args, message):
+    out = tmp_path / "bad.npz"
+    res = run("gen", "ca", *args, "--out", out)
+    assert res.exit_code == 2
+    assert message in res.output
+    assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gen_unwritable_or_unknown(tmp_path):
+    res = run("gen", "ca", "--n", 5, "--out", tmp_path / "missing" / "x.npz")
+    assert res.exit_code == 2 and "does not exist" in res.output
+    res = run("gen", "ca", "--n", 5, "--out", tmp_path)
+    assert res.exit_code == 2 and "is a directory" in res.output
+    res = run("gen", "life", "--n", 5)
+    assert res.exit_code == 2 and "unknown generator 'life'" in res.output
+
+
+def test_plugins_from_environment(tmp_path, monkeypatch):
+    (tmp_path / "my_plugin.py").write_text(
+        "from dataclasses import dataclass\nimport generators\nfrom generators.cellular_automata import CellularAutomata\n"
+        "@dataclass(frozen=True)\nclass C:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert run("list", env={"TESTBED_PLUGINS": "my_plugin"}).exit_code == 0
+    res = run("list", env={"TESTBED_PLUGINS": "no_such_plugin_module"})
+    assert res.exit_code == 2 and "cannot import plugin module 'no_such_plugin_module'" in res.output
+    sys.modules.pop("my_plugin", None)
+
+
+def test_bench_generators_small(tmp_path):
+    res = run("bench", "generators", "--n", 2000, "--json", tmp_path / "b.json")
+    assert res.exit_code == 0, res.output
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["cells_per_s"] > 0 and figures["speedup_vs_python"] > 1
