@@ -42,6 +42,7 @@ class Layout:
     coords: np.ndarray  # (seq_len, 2) int (row, col) of each position, for 2-D positional encodings
     n_rows: int = 1
     n_cols: int = 1
+    col_period: int = 0  # columns wrap around with this period (a periodic CA of width W); 0: not periodic
 
 
 class Generator:

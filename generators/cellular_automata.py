@@ -44,9 +44,9 @@ class CAConfig:
     init: str = _f("random", "initial state: random | single (one live cell at W // 2) | density=P")
     rule: tuple[int, ...] = _f((), "rule numbers; example i uses rule[i % len] in every split; empty: random rules of the split")
     split_fractions: tuple[float, ...] = _f((0.8, 0.1, 0.1), "share of rule space for train, val, test")
-    task: str = _f("O-S", "O-S (state k ahead) | O-O (next m states) | O-SR (next state + rule) | RO-S (rule given)")
+    task: str = _f("O-S", "O-S (state k ahead) | O-O (next m states) | O-SR (state k ahead + rule) | RO-S (rule given)")
     n_input: int = _f(10, "number of given states s_0 .. s_{n-1}")
-    k: int = _f(1, "steps ahead to predict (O-S); the largest k when mixed_k")
+    k: int = _f(1, "steps ahead to predict (O-S, O-SR, RO-S); the largest k when mixed_k")
     mixed_k: bool = _f(False, "draw k uniformly from 1..k per example; a k-token at the start says which")
     m: int = _f(4, "number of future states predicted by O-O")
 
@@ -74,10 +74,10 @@ class CAConfig:
             raise ConfigError(f"k must be in 1..{K_MAX}, got {self.k}")
         if self.m < 1:
             raise ConfigError(f"m must be at least 1, got {self.m}")
-        if self.mixed_k and self.task != "O-S":
-            raise ConfigError("mixed_k applies to task O-S only")
+        if self.mixed_k and self.task == "O-O":
+            raise ConfigError("mixed_k does not apply to task O-O, which predicts the next m states")
         if self.states_needed > self.steps:
-            ahead = {"O-S": f"k ({self.k})", "O-O": f"m ({self.m})"}.get(self.task, "1")
+            ahead = f"m ({self.m})" if self.task == "O-O" else f"k ({self.k})"
             raise ConfigError(
                 f"n_input ({self.n_input}) + {ahead} = {self.states_needed} states do not fit in steps = "
                 f"{self.steps}; lower n_input/k/m or raise steps"
@@ -89,8 +89,7 @@ class CAConfig:
 
     @property
     def states_needed(self) -> int:
-        ahead = {"O-S": self.k, "O-O": self.m}.get(self.task, 1)
-        return self.n_input + ahead
+        return self.n_input + (self.m if self.task == "O-O" else self.k)
 
 
 def _parse_init(init: str) -> float | None:
@@ -271,10 +270,21 @@ class CellularAutomata(Generator):
         h = hash64(seed, _SPLIT_CODE[split], _STREAM_K, np.asarray(indices, np.uint64))
         return (h % np.uint64(c.k)).astype(np.int64) + 1
 
-    def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
+    def sample(self, split: str, seed: int, indices, k: int | None = None) -> dict[str, np.ndarray]:
+        """Task examples; `k` fixes the look-ahead of every example (evaluation at one depth)."""
         split, seed = check_split(split), check_seed(seed)
         indices = np.asarray(indices, dtype=np.uint64).reshape(-1)
-        states, tables = self.orbits(split, seed, indices, steps=self.config.states_needed)
+        c = self.config
+        if k is not None:
+            if c.task == "O-O" or not 1 <= k <= (c.k if c.mixed_k else K_MAX) or c.n_input + k > c.steps:
+                raise ConfigError(
+                    f"cannot evaluate k = {k} on this task ({c.task}, k = {c.k}, mixed_k = {c.mixed_k}, "
+                    f"steps = {c.steps}): valid k are 1..{c.k if c.mixed_k else min(K_MAX, c.steps - c.n_input)}"
+                    + (" (O-O predicts the next m states; read its per-step rows)" if c.task == "O-O" else "")
+                )
+            states, tables = self.orbits(split, seed, indices, steps=c.n_input + k)
+            return self.format(states, tables, np.full(len(indices), k, np.int64))
+        states, tables = self.orbits(split, seed, indices, steps=c.states_needed)
         return self.format(states, tables, self.draw_k(split, seed, indices))
 
     def format(self, states: np.ndarray, tables: np.ndarray, k: np.ndarray | int | None = None) -> dict:
@@ -287,7 +297,7 @@ class CellularAutomata(Generator):
                 f"(width {c.width}, radius {c.radius})"
             )
         k = np.broadcast_to(np.asarray(c.k if k is None else k, np.int64), (n,))
-        need = c.n_input + int(k.max()) if c.task == "O-S" else c.states_needed
+        need = c.states_needed if c.task == "O-O" else c.n_input + int(k.max())
         if t_len < need:
             raise ConfigError(f"orbits of length {t_len} are too short for n_input {c.n_input} and k up to {k.max()}")
         plan = self._plan()
@@ -307,9 +317,8 @@ class CellularAutomata(Generator):
             targets[:, plan["target"]] = future
             step[:, plan["target"]] = np.repeat(np.arange(1, c.m + 1), w)
         else:
-            ahead = k if c.task == "O-S" else np.ones(n, np.int64)
-            targets[:, plan["target"]] = states[rows, c.n_input - 1 + ahead]
-            step[:, plan["target"]] = ahead[:, None]
+            targets[:, plan["target"]] = states[rows, c.n_input - 1 + k]
+            step[:, plan["target"]] = k[:, None]
         if c.task == "O-SR":
             targets[:, plan["rule_out"]] = tables
             step[:, plan["rule_out"]] = 0
@@ -318,7 +327,7 @@ class CellularAutomata(Generator):
             "targets": targets,
             "loss_mask": step >= 0,
             "step": step,
-            "k": k.copy() if c.task == "O-S" else np.full(n, c.m if c.task == "O-O" else 1, np.int64),
+            "k": np.full(n, c.m, np.int64) if c.task == "O-O" else k.copy(),
             "rule_id": self.rule_ids(tables),
         }
 
@@ -362,7 +371,7 @@ class CellularAutomata(Generator):
 
     def layout(self) -> Layout:
         p = self._plan()
-        return Layout(VOCAB, int(p["seq_len"]), p["coords"], int(p["n_rows"]), int(p["n_cols"]))
+        return Layout(VOCAB, int(p["seq_len"]), p["coords"], int(p["n_rows"]), int(p["n_cols"]), self.config.width)
 
     # --- interchange and display ------------------------------------------------------------------------------
 

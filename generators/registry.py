@@ -19,22 +19,50 @@ from typing import Any
 
 from .errors import ConfigError
 
-_REGISTRY: dict[str, type] = {}
+class Registry:
+    """Name -> class, each class paired with its frozen config dataclass. Used for generators and for models."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.classes: dict[str, type] = {}
+
+    def register(self, name: str, config: type):
+        """Class decorator: register a class under `name` with its frozen config dataclass."""
+        if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
+            raise TypeError(f"config of {self.kind} {name!r} must be a frozen dataclass")
+
+        def wrap(cls):
+            if name in self.classes and self.classes[name] is not cls:
+                raise ValueError(f"{self.kind} {name!r} is already registered by {self.classes[name].__module__}")
+            cls.name, cls.Config = name, config
+            self.classes[name] = cls
+            return cls
+
+        return wrap
+
+    def names(self) -> list[str]:
+        return sorted(self.classes)
+
+    def get(self, name: str) -> type:
+        if name not in self.classes:
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self.classes)}; valid: {', '.join(self.names())}"
+            )
+        return self.classes[name]
+
+    def config(self, name: str, values: dict[str, Any] | None = None):
+        return build_config(self.get(name).Config, values or {}, where=f"{self.kind} {name!r}")
 
 
-def register(name: str, config: type):
-    """Class decorator: register a generator under `name` with its frozen config dataclass."""
-    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
-        raise TypeError(f"config of generator {name!r} must be a frozen dataclass")
+GENERATORS = Registry("generator")
+register = GENERATORS.register
+names = GENERATORS.names
+get = GENERATORS.get
 
-    def wrap(cls):
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"generator {name!r} is already registered by {_REGISTRY[name].__module__}")
-        cls.name, cls.Config = name, config
-        _REGISTRY[name] = cls
-        return cls
 
-    return wrap
+def make(name: str, config: dict[str, Any] | None = None):
+    """Instantiate a registered generator from a plain dict of config values."""
+    return get(name)(GENERATORS.config(name, config))
 
 
 def load_plugins() -> None:
@@ -44,22 +72,6 @@ def load_plugins() -> None:
             importlib.import_module(module)
         except ImportError as e:
             raise ConfigError(f"cannot import plugin module {module!r} from $TESTBED_PLUGINS: {e}") from None
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> type:
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown generator {name!r}{did_you_mean(name, _REGISTRY)}; valid: {', '.join(names())}")
-    return _REGISTRY[name]
-
-
-def make(name: str, config: dict[str, Any] | None = None):
-    """Instantiate a registered generator from a plain dict of config values."""
-    cls = get(name)
-    return cls(build_config(cls.Config, config or {}, where=f"generator {name!r}"))
 
 
 def to_dict(config) -> dict[str, Any]:

@@ -91,3 +91,110 @@ def bench_generators(radius: int = 2, width: int = 20, steps: int = 20, n: int =
         "reference_numpy_cells_per_s": ref_np, "reference_python_cells_per_s": ref_py,
         "speedup_vs_numpy": ours / ref_np, "speedup_vs_python": ours / ref_py,
     }
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# training: time to accuracy and throughput
+
+BASELINE_TASK = {"radius": 1, "width": 12, "steps": 5, "n_input": 4, "k": 1}
+# (model, config, lr, warm-up steps). The baseline is the plain recipe of the issue: torch's stock encoder.
+BASELINE = ("torch_encoder", {"n_layer": 2, "d_model": 64, "n_head": 4}, 3e-3, 0)
+OURS = ("transformer", {"n_layer": 2, "d_model": 64, "n_head": 4, "pos": "grid"}, 3e-3, 50)
+
+
+def time_to_accuracy(model_name: str, model_cfg: dict, lr: float, target: float = 0.80, batch_size: int = 128,
+                     warmup: int = 0, budget_s: float = 600.0, check_every: int = 50, val_size: int = 512,
+                     seed: int = 0) -> dict:
+    """Train on held-out-rule CA (r=1, W=12, n=4, k=1) until validation exact match reaches `target`.
+
+    One plain loop for every contender (forward, masked loss, backward, clip 1.0, AdamW step), so the comparison
+    is of models and recipes only. Validation time is included in the wall-clock time: it is what a user waits."""
+    import torch
+
+    from .models import build_model
+    from .runs import evaluate
+    from .data import fixed_batches, to_tensors
+    from .system import masked_loss
+
+    torch.manual_seed(seed)
+    gen = generators.make("ca", BASELINE_TASK)
+    model = build_model(model_name, model_cfg, gen.layout())
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    val = fixed_batches(gen, "val", 0, val_size, val_size)
+    history, reached, t0, step = [], None, time.perf_counter(), 0
+    while time.perf_counter() - t0 < budget_s:
+        model.train()
+        batch = to_tensors(gen.sample("train", seed, np.arange(step * batch_size, (step + 1) * batch_size)))
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / warmup) if warmup else lr
+        loss = masked_loss(model(batch["inputs"]), batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % check_every == 0:
+            em = [r for r in evaluate(model, val, "val") if r["slice"] == "all"][0]["exact_match"]
+            history.append((step, time.perf_counter() - t0, em))
+            if em >= target:
+                reached = time.perf_counter() - t0
+                break
+    return {"model": model_name, "params": model.num_params(), "seconds_to_target": reached, "steps": step,
+            "target": target, "history": history, "budget_s": budget_s}
+
+
+def matmul_peak(threads: int, size: int = 1024, repeats: int = 20) -> float:
+    """Measured float32 matmul FLOP/s of this machine (best of a few timings)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            torch.mm(a, b)
+        best = min(best, (time.perf_counter() - t0) / repeats)
+    return 2 * size**3 / best
+
+
+def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, batch_size: int = 64,
+                        steps: int = 10, threads: int | None = None) -> dict:
+    """Tokens/s and achieved FLOP/s of training steps of the P1 model shape on r=2, W=20, n=10 orbits."""
+    import torch
+
+    from .data import to_tensors
+    from .models import build_model
+    from .system import masked_loss
+
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    gen = generators.make("ca", {"radius": 2, "width": 20, "steps": 20, "n_input": 10})
+    layout = gen.layout()
+    model = build_model("transformer", {"n_layer": n_layer, "d_model": d_model, "n_head": n_head}, layout)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = to_tensors(gen.sample("train", 0, np.arange(batch_size)))
+
+    def step():
+        loss = masked_loss(model(batch["inputs"]), batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - t0) / steps
+    length = layout.seq_len
+    # forward FLOPs per token: 2 per weight of every matmul (embeddings are lookups), plus attention scores and
+    # weighted values (2 * 2 * L * d per layer); training = forward + backward = 3x forward.
+    matmul_params = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "emb" not in n)
+    flops_per_token = 3 * (2 * matmul_params + 4 * length * d_model * n_layer)
+    tokens = batch_size * length
+    peak = matmul_peak(threads)
+    return {"shape": f"{n_layer} layers, d={d_model}", "params": model.num_params(), "seq_len": length,
+            "batch_size": batch_size, "threads": threads, "tokens_per_s": tokens / seconds,
+            "flops_per_s": flops_per_token * tokens / seconds, "matmul_peak_flops_per_s": peak,
+            "fraction_of_peak": flops_per_token * tokens / seconds / peak}

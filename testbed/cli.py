@@ -73,22 +73,25 @@ def parse_extra_options(args: list[str]) -> dict[str, str]:
 @app.command("list")
 @friendly
 def list_cmd(
-    what: str = typer.Argument("generators", help="generators | rules"),
+    what: str = typer.Argument("generators", help="generators | models | rules"),
     radius: int = typer.Option(1, help="rules: radius of the cellular automaton"),
     rule: Optional[str] = typer.Option(None, help="rules: print the split of this rule number"),
 ) -> None:
-    """List registered generators (name, config fields, defaults, help) or the train/val/test rule split."""
-    if what == "generators":
-        for name in generators.names():
-            cls = generators.get(name)
-            typer.echo(f"{name}  ({cls.__module__}.{cls.__qualname__}, version {cls.version})")
+    """List registered generators or models (name, config fields, defaults, help), or the CA rule split."""
+    if what in ("generators", "models"):
+        from .models import MODELS
+
+        registry = generators.registry.GENERATORS if what == "generators" else MODELS
+        for name in registry.names():
+            cls = registry.get(name)
+            typer.echo(f"{name}  ({cls.__module__}.{cls.__qualname__})")
             doc = (cls.__doc__ or "").strip().splitlines()
             if doc:
                 typer.echo(f"  {doc[0]}")
             defaults = to_dict(cls.Config())
             hints = typing.get_type_hints(cls.Config)
             for f in fields(cls.Config):
-                option = "--" + f.name.replace("_", "-")
+                option = "--" + f.name.replace("_", "-") if what == "generators" else f.name
                 kind, default = type_name(hints[f.name]), json.dumps(defaults[f.name])
                 typer.echo(f"  {option:<18} {kind:<12} {default:<16} {field_help(f)}")
             typer.echo("")
@@ -110,7 +113,7 @@ def list_cmd(
                 "table (train 0.8, val 0.1, test 0.1 of rule space). Ask for one with --rule N."
             )
     else:
-        raise ConfigError(f"unknown listing {what!r}; valid: generators, rules")
+        raise ConfigError(f"unknown listing {what!r}; valid: generators, models, rules")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -189,6 +192,237 @@ def bench_generators_cmd(
                f"   ratio {res['speedup_vs_python']:.0f}x")
     if json_out:
         gio.atomic_write(gio.check_writable(json_out), lambda f: f.write(json.dumps(res, indent=2).encode()))
+
+
+@bench_app.command("train")
+@friendly
+def bench_train_cmd(
+    budget: float = typer.Option(600.0, help="wall-clock cap per contender, seconds"),
+    target: float = typer.Option(0.80, help="validation exact match to reach (held-out rules)"),
+    skip_baseline: bool = typer.Option(False, "--skip-baseline", help="time only our model"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+) -> None:
+    """Time to accuracy (torch's stock TransformerEncoder vs ours, same task and loop) and training throughput
+    (tokens/s, achieved FLOP/s against the measured matmul peak) of the P1 model shape."""
+    from .bench import BASELINE, OURS, time_to_accuracy, training_throughput
+
+    if budget <= 0 or not 0 < target <= 1:
+        raise ConfigError("--budget must be positive and --target in (0, 1]")
+    out = {"throughput": training_throughput()}
+    t = out["throughput"]
+    typer.echo(f"training throughput, {t['shape']} ({t['params']} params), L={t['seq_len']}, batch {t['batch_size']},"
+               f" {t['threads']} threads: {t['tokens_per_s']:,.0f} tokens/s, {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
+               f" {100 * t['fraction_of_peak']:.0f}% of the measured matmul peak {t['matmul_peak_flops_per_s'] / 1e9:.1f}"
+               " GFLOP/s")
+    contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
+    for label, (name, cfg, lr, warmup) in contenders.items():
+        res = time_to_accuracy(name, cfg, lr, target=target, warmup=warmup, budget_s=budget)
+        out[label] = res
+        reached = f"{res['seconds_to_target']:.0f} s" if res["seconds_to_target"] else f"not within {budget:.0f} s"
+        best = max((h[2] for h in res["history"]), default=0.0)
+        typer.echo(f"time to {target:.2f} exact match, {label:<8} ({name}, {res['params']} params): {reached}"
+                   f" after {res['steps']} steps (best {best:.3f})")
+    if "baseline" in out and out["ours"]["seconds_to_target"]:
+        base = out["baseline"]["seconds_to_target"] or budget
+        out["speedup"] = base / out["ours"]["seconds_to_target"]
+        bound = "" if out["baseline"]["seconds_to_target"] else "at least "
+        typer.echo(f"speed-up: {bound}{out['speedup']:.1f}x")
+    if json_out:
+        gio.atomic_write(gio.check_writable(json_out), lambda f: f.write(json.dumps(out, indent=2).encode()))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# train / eval / sweep / collect / plot / quickstart
+
+SetOption = typer.Option(None, "--set", help="override a spec value: section.key=value (repeatable)")
+
+
+def quiet_lightning() -> None:
+    """Lightning's info banners (GPU available, tips) are noise on the command line."""
+    import logging
+    import warnings
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def _load_spec(path: Path, preset: Optional[str]) -> dict:
+    from . import spec as specs
+
+    return specs.with_preset(specs.load(path), preset)
+
+
+def print_rows(rows: list[dict]) -> None:
+    typer.echo(f"  {'split':<6} {'slice':<8} {'value':>6} {'cell acc':>9} {'exact':>7} {'n':>6}")
+    for r in rows:
+        value = "" if r["value"] is None else r["value"]
+        typer.echo(f"  {r['split']:<6} {r['slice']:<8} {value:>6} {r['cell_accuracy']:>9.4f} {r['exact_match']:>7.4f}"
+                   f" {r['n']:>6}")
+
+
+@app.command()
+@friendly
+def train(
+    spec_file: Path = typer.Argument(..., metavar="SPEC.toml", help="experiment spec"),
+    sets: Optional[list[str]] = SetOption,
+    seed: Optional[int] = typer.Option(None, help="override the spec's seed"),
+    preset: Optional[str] = typer.Option(None, help="preset of the spec (default: cpu when it has one)"),
+    out: Path = typer.Option(Path("runs"), help="runs directory; the run goes to OUT/<hash of its config>"),
+    force: bool = typer.Option(False, "--force", help="discard an existing run of this config and train afresh"),
+) -> None:
+    """Train one run of a spec (its [sweep] is ignored: use `testbed sweep`). Finished runs are skipped,
+    interrupted ones resume from their last checkpoint."""
+    from . import spec as specs
+    from .runs import Interrupted, train as train_run
+
+    quiet_lightning()
+    resolved = specs.resolve(_load_spec(spec_file, preset), specs.parse_sets(sets), seed=seed)
+    try:
+        run_dir, result, status = train_run(resolved, out, force=force)
+    except Interrupted as e:
+        fail(str(e))
+    typer.echo(f"{status}: {run_dir}  ({result['params']} parameters, {result['steps']} steps)")
+    print_rows(result["test"])
+
+
+@app.command("eval")
+@friendly
+def eval_cmd(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="a run directory made by train or sweep"),
+    k: Optional[str] = typer.Option(None, "--k", help="comma-separated k to evaluate, e.g. 1,2,3,4"),
+    data: Optional[Path] = typer.Option(None, "--data", help="an interchange file (testbed gen --out) to evaluate on"),
+    size: Optional[int] = typer.Option(None, "--size", help="test examples per k (default: the run's eval.test_size)"),
+) -> None:
+    """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file."""
+    from generators.registry import coerce
+
+    from .data import fixed_batches
+    from .runs import evaluate, evaluate_file, open_run, write_json
+
+    ks = list(coerce(tuple[int, ...], k, "--k")) if k else None
+    if ks and min(ks) < 1:
+        raise ConfigError(f"--k values must be at least 1, got {ks}")
+    resolved, model, generator = open_run(run_dir)
+    if data is not None:
+        rows = evaluate_file(model, generator, data, ks)
+        name = f"eval-{data.name.removesuffix('.npz')}.json"
+    else:
+        ecfg = resolved["eval"]
+        n = size or ecfg["test_size"]
+        if n < 1:
+            raise ConfigError(f"--size must be positive, got {n}")
+        if ks:
+            rows = []
+            for kk in ks:
+                batches = fixed_batches(generator, "test", ecfg["seed"], n, ecfg["batch_size"], k=kk)
+                rows += [r for r in evaluate(model, batches) if r["slice"] != "all"]
+        else:
+            rows = evaluate(model, fixed_batches(generator, "test", ecfg["seed"], n, ecfg["batch_size"]))
+        name = "eval-test.json"
+    write_json(run_dir / name, {"data": str(data) if data else "test split", "rows": rows})
+    print_rows(rows)
+    typer.echo(f"wrote {run_dir / name}")
+
+
+@app.command()
+@friendly
+def sweep(
+    spec_file: Path = typer.Argument(..., metavar="SPEC.toml", help="experiment spec with a [sweep] table"),
+    sets: Optional[list[str]] = SetOption,
+    preset: Optional[str] = typer.Option(None, help="preset of the spec (default: cpu when it has one)"),
+    out: Path = typer.Option(Path("runs"), help="runs directory"),
+    jobs: int = typer.Option(1, help="runs at a time on a local process pool (threads are split between them)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the runs without training"),
+    force: bool = typer.Option(False, "--force", help="retrain runs that are already finished"),
+) -> None:
+    """Expand a spec's sweep (grid / zip / one_factor axes, seeds) and run every point; finished runs are skipped."""
+    from . import spec as specs
+    from .sweep import resolve_all, run_all
+
+    quiet_lightning()
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    resolved = resolve_all(_load_spec(spec_file, preset), specs.parse_sets(sets))
+    if dry_run:
+        for r in resolved:
+            rid = specs.run_id(r)
+            done = (out / rid / "result.json").is_file()
+            m = r["model"]
+            typer.echo(f"{rid}  {'done' if done else 'todo'}  seed={r['seed']}  {m['name']} "
+                       f"layers={m.get('n_layer', '-')} task={r['data'].get('task', '-')}")
+        typer.echo(f"{len(resolved)} runs")
+        return
+    run_all(resolved, out, jobs=jobs, force=force, echo=typer.echo)
+
+
+@app.command()
+@friendly
+def collect(
+    runs_dir: Path = typer.Argument(..., metavar="RUNS_DIR", help="directory holding run directories"),
+    out: Path = typer.Option(Path("results.csv"), help="CSV to write"),
+) -> None:
+    """One tidy CSV row per run x split x slice (run_id, model, params, layers, k, cell_accuracy, exact_match, ...)."""
+    from .collect import collect as collect_runs, write_csv
+
+    columns, rows = collect_runs(runs_dir)
+    gio.check_writable(out)
+    write_csv(out, columns, rows)
+    typer.echo(f"wrote {out} ({len(rows)} rows from {len({r['run_id'] for r in rows})} runs)")
+
+
+@app.command()
+@friendly
+def plot(
+    view: str = typer.Argument(..., help="depth"),
+    results: Path = typer.Argument(..., metavar="RESULTS.csv", help="table from `testbed collect`"),
+    out: Path = typer.Option(Path("figure.png"), help="image to write (png, pdf, svg)"),
+    title: str = typer.Option("", help="figure title"),
+) -> None:
+    """Draw a figure from a results table. depth: accuracy vs k (one line per model) and vs layers (one per k)."""
+    from .collect import read_csv
+    from .plots import format_table, plot_depth
+
+    if view != "depth":
+        raise ConfigError(f"unknown view {view!r}; valid: depth")
+    rows = read_csv(results)
+    plot_depth(rows, out, title)
+    typer.echo(format_table(rows))
+    typer.echo(f"wrote {out}")
+
+
+def experiments_dir() -> Path:
+    path = Path(__file__).resolve().parents[1] / "experiments"
+    if not path.is_dir():
+        raise ConfigError(f"experiments directory not found at {path}; install testbed from a clone (pip install -e .)")
+    return path
+
+
+@app.command()
+@friendly
+def quickstart(
+    out: Path = typer.Option(Path("quickstart"), help="directory for runs, results.csv and depth_curve.png"),
+    jobs: int = typer.Option(1, help="runs at a time"),
+    sets: Optional[list[str]] = SetOption,
+) -> None:
+    """Train small transformers of a few depths on held-out-rule CA and draw the reasoning-depth curve."""
+    from . import spec as specs
+    from .collect import collect as collect_runs, write_csv
+    from .plots import format_table, plot_depth
+    from .sweep import resolve_all, run_all
+
+    quiet_lightning()
+    spec_file = experiments_dir() / "quickstart.toml"
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = resolve_all(_load_spec(spec_file, None), specs.parse_sets(sets))
+    typer.echo(f"quickstart: {len(resolved)} runs from {spec_file.name} into {out / 'runs'}")
+    run_all(resolved, out / "runs", jobs=jobs, echo=typer.echo)
+    columns, rows = collect_runs(out / "runs", run_ids={specs.run_id(r) for r in resolved})
+    write_csv(out / "results.csv", columns, rows)
+    plot_depth(rows, out / "depth_curve.png", "Reasoning depth: held-out CA rules, r=1, W=12")
+    typer.echo(format_table(rows))
+    typer.echo(f"wrote {out / 'results.csv'} and {out / 'depth_curve.png'}")
 
 
 @app.callback(invoke_without_command=True)

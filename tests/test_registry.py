@@ -8,7 +8,7 @@ import pytest
 
 import generators
 from generators import ConfigError
-from generators.registry import _REGISTRY, build_config
+from generators.registry import GENERATORS, build_config
 
 
 @pytest.fixture(params=generators.names())
@@ -88,4 +88,4 @@ def test_readme_worked_example_registers_a_working_generator():
         again = gen.sample("train", 0, np.arange(50))
         assert np.array_equal(again["inputs"], s["inputs"])
     finally:
-        _REGISTRY.pop("parity", None)
+        GENERATORS.classes.pop("parity", None)

@@ -1,0 +1,80 @@
+"""Turn run directories into one tidy CSV: one row per run x split x slice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from generators import ConfigError
+from generators.io import atomic_write
+
+BASE_COLUMNS = ["run_id", "name", "model", "params", "layers", "d_model", "task", "seed", "split", "slice", "k",
+                "cell_accuracy", "exact_match", "n"]
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
+    return out
+
+
+def collect(runs_root: str | Path, run_ids=None) -> tuple[list[str], list[dict]]:
+    """Rows of every finished run under runs_root (only those in `run_ids`, when given)."""
+    runs_root = Path(runs_root)
+    if not runs_root.is_dir():
+        raise ConfigError(f"runs directory {str(runs_root)!r} does not exist")
+    runs = []
+    for result_file in sorted(runs_root.rglob("result.json")):
+        if run_ids is not None and result_file.parent.name not in run_ids:
+            continue
+        try:
+            result = json.loads(result_file.read_text())
+            config = json.loads((result_file.parent / "config.json").read_text())
+        except (OSError, ValueError):
+            continue  # not a finished run
+        runs.append((config, result))
+    if not runs:
+        raise ConfigError(f"no finished runs (result.json) under {str(runs_root)!r}")
+    flat = [flatten(c) for c, _ in runs]
+    varying = sorted(k for k in set().union(*flat) if len({json.dumps(f.get(k)) for f in flat}) > 1)
+    rows = []
+    for (config, result), f in zip(runs, flat):
+        base = {
+            "run_id": result["run_id"], "name": config["name"], "model": config["model"]["name"],
+            "params": result["params"], "layers": config["model"].get("n_layer"),
+            "d_model": config["model"].get("d_model"), "task": config["data"].get("task"), "seed": config["seed"],
+        }
+        for row in result["test"]:
+            rows.append({
+                **base, "split": row["split"], "slice": row["slice"],
+                "k": row["value"] if row["slice"] == "k" else "",
+                "cell_accuracy": row["cell_accuracy"], "exact_match": row["exact_match"], "n": row["n"],
+                **{f"cfg.{k}": f.get(k) for k in varying},
+            })
+    columns = BASE_COLUMNS + [f"cfg.{k}" for k in varying]
+    return columns, rows
+
+
+def write_csv(path: str | Path, columns: list[str], rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(Path(path), lambda f: f.write(buf.getvalue().encode()))
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"results file {str(path)!r} does not exist; make one with `testbed collect`")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"k", "exact_match", "cell_accuracy"} <= set(rows[0]):
+        raise ConfigError(f"{str(path)!r} is not a results table from `testbed collect`")
+    return rows

@@ -1,0 +1,82 @@
+"""A Lightning DataModule over any registered generator, generated on the fly and deterministic per index.
+
+Training batch s of rank r holds examples [(s * world + r) * B, ...+B) of the train split: fresh data every step,
+the same whatever the worker count, and a resumed run continues exactly where it stopped. Validation and test sets
+are fixed examples of the held-out splits, generated once with the evaluation seed.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+
+
+class GeneratedSplit(Dataset):
+    """Map-style view of one split; `__getitems__` builds a whole batch in one vectorised call."""
+
+    def __init__(self, generator, split: str, seed: int, size: int, **sample_kwargs):
+        self.generator, self.split, self.seed, self.size = generator, split, seed, size
+        self.sample_kwargs = sample_kwargs
+
+    def __len__(self):
+        return self.size
+
+    def __getitems__(self, indices):
+        return self.generator.sample(self.split, self.seed, np.asarray(indices), **self.sample_kwargs)
+
+    def __getitem__(self, index):
+        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+
+class StepBatches(Sampler):
+    """Index batches for training steps start..max_steps; `start` is read when iteration begins (after a resume)."""
+
+    def __init__(self, batch_size: int, max_steps: int, start, rank: int = 0, world: int = 1):
+        self.batch_size, self.max_steps, self.start, self.rank, self.world = batch_size, max_steps, start, rank, world
+
+    def __len__(self):
+        return self.max_steps
+
+    def __iter__(self):
+        b = self.batch_size
+        for step in range(self.start(), self.max_steps):
+            first = (step * self.world + self.rank) * b
+            yield list(range(first, first + b))
+
+
+def fixed_batches(generator, split: str, seed: int, size: int, batch_size: int, **sample_kwargs):
+    """A held-out set as a list of tensor batches (generated once, reused at every evaluation)."""
+    data = generator.sample(split, seed, np.arange(size), **sample_kwargs)
+    return [to_tensors({k: v[i : i + batch_size] for k, v in data.items()}) for i in range(0, size, batch_size)]
+
+
+class TaskData(L.LightningDataModule):
+    def __init__(self, generator, seed: int, train, eval_cfg):
+        super().__init__()
+        self.generator, self.seed, self.train_cfg, self.eval_cfg = generator, seed, train, eval_cfg
+        self._val = None
+
+    def _global_step(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.global_step if trainer is not None else 0
+
+    def train_dataloader(self):
+        t = self.train_cfg
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        dataset = GeneratedSplit(self.generator, "train", self.seed, 2**62)
+        sampler = StepBatches(t.batch_size, t.max_steps, self._global_step, rank, world)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=to_tensors, num_workers=t.num_workers,
+                          persistent_workers=t.num_workers > 0)
+
+    def val_dataloader(self):
+        if self._val is None:
+            e = self.eval_cfg
+            self._val = fixed_batches(self.generator, "val", e.seed, self.train_cfg.val_size, e.batch_size)
+        return DataLoader(self._val, batch_size=None)  # already batched tensors

@@ -1,0 +1,212 @@
+"""Transformer baseline, readable top to bottom.
+
+Two sequence formats from the papers share this one model: a causal decoder (P1, `causal = true`) and a
+bidirectional encoder (P2, `causal = false`). In both, target positions carry a mask token in the input and the
+whole target is read out of one forward pass at those positions.
+
+Positional encodings (`pos`):
+  learned  learned absolute position embeddings (P2)
+  rope     rotary embeddings over the sequence index on `rope_fraction` of each head's dims (P1: 0.25)
+  grid     rotary embeddings over the (time, cell) coordinates of the orbit: half of the rotated pairs turn with
+           the time index, half with the cell index at harmonics of 2π/W, so that cells 0 and W-1 are neighbours as
+           in the periodic CA and "the cell above-left" is the same relative rotation everywhere. Plus learned
+           absolute embeddings so that tokens off the grid (separators, rule bits) stay distinguishable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from generators import ConfigError
+
+from . import register_model
+
+
+POSITIONS = ("learned", "rope", "grid")
+
+
+def _f(default, help):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    n_layer: int = _f(4, "number of transformer blocks")
+    n_head: int = _f(4, "attention heads per block")
+    d_model: int = _f(128, "residual stream width")
+    d_ff: int = _f(0, "hidden width of the MLP; 0 means 4 * d_model")
+    dropout: float = _f(0.0, "dropout on attention weights and residual branches")
+    causal: bool = _f(False, "causal decoder (P1) instead of a bidirectional encoder (P2)")
+    pos: str = _f("grid", "positional encoding: learned | rope | grid (2-D time x cell rotary)")
+    rope_fraction: float = _f(1.0, "fraction of each head's dims that rotary encodings rotate")
+    init_std: float = _f(0.02, "std of the normal initialisation of weights (residual projections / sqrt(2 n_layer))")
+    rope_base: float = _f(10000.0, "rotary base of the sequence-index angles (pos = rope)")
+
+    def __post_init__(self):
+        for name in ("n_layer", "n_head", "d_model"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.d_model % self.n_head:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+        if self.pos not in POSITIONS:
+            raise ConfigError(f"unknown pos {self.pos!r}; valid: {', '.join(POSITIONS)}")
+        if not 0 < self.rope_fraction <= 1:
+            raise ConfigError(f"rope_fraction must be in (0, 1], got {self.rope_fraction}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.init_std <= 0:
+            raise ConfigError(f"init_std must be positive, got {self.init_std}")
+        if self.d_ff < 0:
+            raise ConfigError(f"d_ff must be >= 0, got {self.d_ff}")
+
+
+def rotary_angles(config: TransformerConfig, layout) -> torch.Tensor:
+    """(L, rot_dim // 2) rotation angles of every position; rot_dim is even and at most the head dim."""
+    head_dim = config.d_model // config.n_head
+    pairs = max(1, int(head_dim * config.rope_fraction) // 2)
+    if config.pos == "rope":
+        inv_freq = config.rope_base ** (-torch.arange(pairs) / pairs)
+        return torch.arange(layout.seq_len)[:, None] * inv_freq[None, :]
+    # grid: a quarter of the pairs turn with the time index, the rest with the cell index. Both use harmonics
+    # (multiples of a base angle) so a head can focus sharply on one (time offset, cell offset): time at multiples
+    # of pi / n_rows (no wrap-around within the sequence), cells at multiples of 2 pi / W (wrap-around like the
+    # periodic automaton, so offsets -1 and W-1 coincide).
+    coords = torch.as_tensor(layout.coords, dtype=torch.float32)
+    row_pairs = max(1, pairs // 4)
+    col_pairs = pairs - row_pairs
+    row_freq = math.pi * (torch.arange(row_pairs) + 1) / max(1, layout.n_rows)
+    period = layout.col_period or 2 * layout.n_cols
+    col_freq = 2 * math.pi * (torch.arange(col_pairs) % max(1, period // 2) + 1) / period
+    return torch.cat([coords[:, :1] * row_freq, coords[:, 1:] * col_freq], dim=1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the first 2 * cos.shape[-1] dims of x (B, H, L, D) in pairs (x_i, x_{i + half})."""
+    half = cos.shape[-1]
+    x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.n_head, self.causal, self.dropout = config.n_head, config.causal, config.dropout
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+
+    def forward(self, x, rotary=None):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=self.causal, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        hidden = config.d_ff or 4 * config.d_model
+        self.up = nn.Linear(config.d_model, hidden, bias=False)
+        self.proj = nn.Linear(hidden, config.d_model, bias=False)
+
+    def forward(self, x):
+        return self.proj(F.gelu(self.up(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(config.d_model), SelfAttention(config)
+        self.norm2, self.mlp = nn.LayerNorm(config.d_model), MLP(config)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x, rotary=None):
+        x = x + self.drop(self.attn(self.norm1(x), rotary))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+@register_model("transformer", TransformerConfig)
+class Transformer(nn.Module):
+    """Token + position embeddings, n_layer pre-norm blocks, a final norm and a linear read-out per position."""
+
+    def __init__(self, config: TransformerConfig, layout):
+        super().__init__()
+        self.config, self.seq_len = config, layout.seq_len
+        self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
+        self.pos_emb = nn.Embedding(layout.seq_len, config.d_model) if config.pos != "rope" else None
+        if config.pos in ("rope", "grid"):
+            angles = rotary_angles(config, layout)
+            self.register_buffer("rot_cos", angles.cos(), persistent=False)
+            self.register_buffer("rot_sin", angles.sin(), persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
+        for name, p in self.named_parameters():  # GPT-2: normal init, residual projections scaled by depth
+            if p.dim() == 2:
+                std = config.init_std / (math.sqrt(2 * config.n_layer) if name.endswith("proj.weight") else 1)
+                nn.init.normal_(p, mean=0.0, std=std)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.shape[1] != self.seq_len:
+            raise ConfigError(f"model was built for sequences of {self.seq_len} tokens, got {inputs.shape[1]}")
+        x = self.tok_emb(inputs)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb.weight
+        x = self.drop(x)
+        rotary = (self.rot_cos, self.rot_sin) if hasattr(self, "rot_cos") else None
+        for block in self.blocks:
+            x = block(x, rotary)
+        return self.head(self.norm(x))
+
+
+@dataclass(frozen=True)
+class TorchEncoderConfig:
+    n_layer: int = _f(2, "number of encoder layers")
+    n_head: int = _f(4, "attention heads")
+    d_model: int = _f(64, "model width")
+    d_ff: int = _f(0, "feed-forward width; 0 means 4 * d_model")
+    dropout: float = _f(0.0, "dropout")
+
+    def __post_init__(self):
+        if self.d_model % self.n_head:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+        if min(self.n_layer, self.n_head, self.d_model) < 1:
+            raise ConfigError("n_layer, n_head and d_model must be positive")
+
+
+@register_model("torch_encoder", TorchEncoderConfig)
+class TorchEncoder(nn.Module):
+    """Reference baseline: torch's stock nn.TransformerEncoder (post-norm, ReLU) with learned absolute positions."""
+
+    def __init__(self, config: TorchEncoderConfig, layout):
+        super().__init__()
+        self.config, self.seq_len = config, layout.seq_len
+        self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
+        self.pos_emb = nn.Embedding(layout.seq_len, config.d_model)
+        layer = nn.TransformerEncoderLayer(
+            config.d_model, config.n_head, config.d_ff or 4 * config.d_model, config.dropout, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, config.n_layer, enable_nested_tensor=False)
+        self.head = nn.Linear(config.d_model, len(layout.vocab))
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.shape[1] != self.seq_len:
+            raise ConfigError(f"model was built for sequences of {self.seq_len} tokens, got {inputs.shape[1]}")
+        return self.head(self.encoder(self.tok_emb(inputs) + self.pos_emb.weight))

@@ -1,0 +1,89 @@
+"""The one LightningModule: loss on target positions only, sliced metrics, AdamW with warm-up and decay.
+
+Models stay plain nn.Modules mapping (B, L) token ids to (B, L, vocab) logits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from . import metrics
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def masked_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    mask = batch["loss_mask"]
+    return F.cross_entropy(logits[mask].float(), batch["targets"][mask])
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
+    """Linear warm-up, then constant, linear or cosine decay to min_ratio at the last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    decay = 1 - progress if schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+    return min_ratio + (1 - min_ratio) * decay
+
+
+class TaskSystem(L.LightningModule):
+    def __init__(self, model: torch.nn.Module, train_cfg):
+        super().__init__()
+        self.model, self.cfg = model, train_cfg
+        self._val: dict = {}
+        self._slice_name = "all"
+        self.train_tokens = 0
+        self.train_seconds = 0.0
+
+    def forward(self, inputs):
+        return self.model(inputs)
+
+    def training_step(self, batch, batch_idx):
+        t0 = time.perf_counter()
+        loss = masked_loss(self.model(batch["inputs"]), batch)
+        if not torch.isfinite(loss):
+            raise Diverged(f"training loss became {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("lr", self.optimizers().param_groups[0]["lr"])
+        self.train_tokens += batch["inputs"].numel()
+        self._t0 = t0
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if hasattr(self, "_t0"):  # forward, backward and optimiser step of this batch
+            self.train_seconds += time.perf_counter() - self._t0
+
+    def validation_step(self, batch, batch_idx):
+        name, groups = metrics.slice_groups(batch)
+        self._slice_name = name
+        pred = self.model(batch["inputs"]).argmax(-1)
+        metrics.merge(self._val, metrics.count(pred, batch["targets"], groups))
+
+    def on_validation_epoch_end(self):
+        for row in metrics.rates(self._val, self._slice_name, "val"):
+            suffix = "" if row["slice"] == "all" else f"@{row['slice']}={row['value']}"
+            self.log(f"val/exact_match{suffix}", row["exact_match"], prog_bar=not suffix)
+            self.log(f"val/cell_accuracy{suffix}", row["cell_accuracy"])
+        self._val = {}
+
+    def configure_optimizers(self):
+        c = self.cfg
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=c.lr, betas=tuple(c.betas),
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_factor(s, c.warmup_steps, c.max_steps, c.schedule, c.min_lr_ratio)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,152 @@
+"""train / eval / sweep / collect / plot / quickstart through Typer's CliRunner on tiny configs."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from testbed.cli import app
+
+runner = CliRunner()
+
+SPEC = """
+name = "tiny"
+seed = 0
+[data]
+generator = "ca"
+radius = 1
+width = 6
+steps = 5
+n_input = 3
+k = 2
+mixed_k = true
+[model]
+name = "transformer"
+n_layer = 1
+n_head = 2
+d_model = 16
+[train]
+batch_size = 16
+max_steps = 4
+val_every = 2
+val_size = 32
+threads = 1
+[eval]
+k = [1, 2]
+test_size = 32
+[sweep]
+grid = { "model.n_layer" = [1, 2] }
+[presets.paper]
+train = { max_steps = 6 }
+"""
+
+
+def run(*args):
+    res = runner.invoke(app, [str(a) for a in args])
+    return res
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def one_line_error(res, message):
+    assert res.exit_code == 2, res.output
+    assert message in res.output, res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_train_eval_collect_plot(spec, tmp_path):
+    runs = tmp_path / "runs"
+    res = run("train", spec, "--out", runs, "--set", "model.d_model=8")
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("trained: ")
+    run_dir = Path(res.output.split()[1])
+    assert json.loads((run_dir / "config.json").read_text())["model"]["d_model"] == 8
+    res = run("train", spec, "--out", runs, "--set", "model.d_model=8")
+    assert res.exit_code == 0 and res.output.startswith("skipped: ")
+
+    res = run("eval", run_dir, "--k", "1,2", "--size", 16)
+    assert res.exit_code == 0, res.output
+    rows = json.loads((run_dir / "eval-test.json").read_text())["rows"]
+    assert [r["value"] for r in rows] == [1, 2] and all(r["n"] == 16 for r in rows)
+
+    data = tmp_path / "shared.npz"
+    assert run("gen", "ca", "--radius", 1, "--width", 6, "--steps", 7, "--n-input", 3, "--n", 20, "--split", "test",
+               "--out", data).exit_code == 0
+    res = run("eval", run_dir, "--data", data, "--k", "1,2,3")
+    assert res.exit_code == 0, res.output
+    rows = json.loads((run_dir / "eval-shared.json").read_text())["rows"]
+    assert [r["value"] for r in rows] == [1, 2, 3] and all(r["n"] == 20 for r in rows)
+
+    results = tmp_path / "results.csv"
+    res = run("collect", runs, "--out", results)
+    assert res.exit_code == 0, res.output
+    table = list(csv.DictReader(results.open()))
+    for column in ("run_id", "model", "params", "layers", "k", "split", "cell_accuracy", "exact_match"):
+        assert column in table[0]
+    assert {r["k"] for r in table} == {"1", "2"}
+    res = run("plot", "depth", results, "--out", tmp_path / "depth.png")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "depth.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_dry_run_presets_and_jobs(spec, tmp_path):
+    runs = tmp_path / "runs"
+    res = run("sweep", spec, "--out", runs, "--dry-run")
+    assert res.exit_code == 0 and "2 runs" in res.output and res.output.count("todo") == 2
+    res = run("sweep", spec, "--out", runs, "--jobs", 2)
+    assert res.exit_code == 0, res.output
+    assert res.output.count("trained") == 2
+    res = run("sweep", spec, "--out", runs)
+    assert res.output.count("skipped") == 2
+    res = run("sweep", spec, "--out", runs, "--preset", "paper", "--dry-run")
+    assert res.output.count("todo") == 2  # a preset changes the config, hence the runs
+    one_line_error(run("sweep", spec, "--preset", "gpu"), "unknown preset 'gpu'")
+
+
+def test_quickstart_with_overrides(tmp_path):
+    res = run("quickstart", "--out", tmp_path / "qs", "--set", "train.max_steps=2", "--set", "train.val_every=2",
+              "--set", "model.d_model=8", "--set", "model.n_head=2", "--set", "eval.test_size=16",
+              "--set", "train.val_size=16")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "qs" / "results.csv").is_file() and (tmp_path / "qs" / "depth_curve.png").is_file()
+    assert "k=1" in res.output
+
+
+def test_bad_inputs(spec, tmp_path):
+    one_line_error(run("train", tmp_path / "missing.toml"), "does not exist")
+    one_line_error(run("train", spec, "--set", "model.n_layers=2"), "did you mean 'n_layer'")
+    one_line_error(run("train", spec, "--set", "model.n_layer"), "malformed --set")
+    one_line_error(run("train", spec, "--set", "model.name=mamba9"), "unknown model 'mamba9'")
+    one_line_error(run("train", spec, "--set", "data.generator=life"), "unknown generator 'life'")
+    one_line_error(run("train", spec, "--set", "data.width=2"), "width must be at least 2r+1")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SPEC.replace("[model]", "[modle]"))
+    one_line_error(run("train", bad), "did you mean 'model'")
+    one_line_error(run("eval", tmp_path), "is not a run directory")
+    one_line_error(run("collect", tmp_path / "none"), "does not exist")
+    one_line_error(run("plot", "depth", tmp_path / "none.csv"), "does not exist")
+    one_line_error(run("plot", "widths", tmp_path / "none.csv"), "unknown view 'widths'")
+
+
+def test_eval_rejects_files_that_do_not_fit(spec, tmp_path):
+    runs = tmp_path / "runs"
+    res = run("train", spec, "--out", runs)
+    run_dir = Path(res.output.split()[1])
+    wide = tmp_path / "wide.npz"
+    run("gen", "ca", "--radius", 2, "--width", 9, "--steps", 6, "--n-input", 3, "--n", 4, "--out", wide)
+    one_line_error(run("eval", run_dir, "--data", wide), "do not fit this task")
+    short = tmp_path / "short.npz"
+    run("gen", "ca", "--radius", 1, "--width", 6, "--steps", 4, "--n-input", 3, "--n", 4, "--out", short)
+    one_line_error(run("eval", run_dir, "--data", short, "--k", "2"), "too short")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    one_line_error(run("eval", run_dir, "--data", junk), "cannot read")
+    (run_dir / "model.pt").write_bytes(b"\x00" * 10)
+    one_line_error(run("eval", run_dir), "corrupt or truncated")

@@ -1,0 +1,215 @@
+"""Training system: metrics, masking, specs, run store (skip, resume), sweeps, and the model contract."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import generators
+from generators import ConfigError
+from testbed import metrics, spec as specs
+from testbed.models import MODELS, build_model
+from testbed.runs import train
+from testbed.sweep import points, resolve_all
+from testbed.system import lr_factor, masked_loss
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"generator": "ca", "radius": 1, "width": 6, "steps": 5, "n_input": 3, "k": 2, "mixed_k": True},
+    "model": {"name": "transformer", "n_layer": 1, "n_head": 2, "d_model": 16},
+    "train": {"batch_size": 16, "max_steps": 6, "val_every": 3, "val_size": 32, "warmup_steps": 2, "threads": 1},
+    "eval": {"k": [1, 2], "test_size": 32, "batch_size": 32},
+}
+
+
+def test_metrics_on_hand_made_predictions():
+    targets = torch.tensor([[0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 1]])
+    pred = torch.tensor([[0, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 1]])
+    # positions 0-1 are k=1 targets, position 2 a k=2 target, position 3 unscored
+    groups = torch.tensor([[1, 1, 2, -1]] * 3)
+    counts = metrics.count(pred, targets, groups)
+    rows = {(r["slice"], r["value"]): r for r in metrics.rates(counts, "k", "test")}
+    assert rows[("all", None)]["cell_accuracy"] == pytest.approx(8 / 9)
+    assert rows[("all", None)]["exact_match"] == pytest.approx(2 / 3)  # position 3 is ignored
+    assert rows[("k", 1)]["cell_accuracy"] == pytest.approx(5 / 6) and rows[("k", 1)]["exact_match"] == pytest.approx(2 / 3)
+    assert rows[("k", 2)]["cell_accuracy"] == 1.0 and rows[("k", 2)]["exact_match"] == 1.0
+    total = {}
+    metrics.merge(total, counts)
+    metrics.merge(total, counts)
+    assert metrics.rates(total, "k", "test")[0]["n"] == 6
+
+
+def test_slice_groups_prefers_per_position_step():
+    gen = generators.make("ca", TINY["data"] | {"generator": None} and {k: v for k, v in TINY["data"].items() if k != "generator"})
+    batch = {k: torch.as_tensor(v) for k, v in gen.sample("test", 0, range(8)).items()}
+    name, groups = metrics.slice_groups(batch)
+    assert name == "k"
+    assert torch.equal(groups[batch["loss_mask"]].reshape(8, -1)[:, 0], batch["k"])
+    assert (groups[~batch["loss_mask"]] == -1).all()
+
+
+@pytest.mark.parametrize("model_name, extra", [
+    ("transformer", {"pos": "grid", "causal": False}),
+    ("transformer", {"pos": "grid", "causal": True}),
+    ("transformer", {"pos": "rope", "causal": True, "rope_fraction": 0.25}),
+    ("transformer", {"pos": "learned"}),
+    ("torch_encoder", {}),
+])
+def test_masked_targets_never_leak_into_logits(model_name, extra):
+    gen = generators.make("ca", {"radius": 1, "width": 6, "steps": 6, "n_input": 3, "task": "O-O", "m": 2})
+    cfg = {"n_layer": 2, "n_head": 2, "d_model": 16, **extra}
+    model = build_model(model_name, cfg, gen.layout()).eval()
+    batch = gen.sample("train", 0, range(4))
+    inputs = torch.as_tensor(batch["inputs"])
+    logits = model(inputs)
+    # the inputs carry no target: changing targets changes nothing the model sees
+    changed = batch["targets"].copy()
+    changed[batch["loss_mask"]] ^= 1
+    assert np.array_equal(gen.layout().vocab.index("?") * np.ones(batch["loss_mask"].sum()),
+                          batch["inputs"][batch["loss_mask"]])
+    torch.testing.assert_close(model(inputs), logits)
+    assert logits.shape == (4, gen.layout().seq_len, len(gen.layout().vocab))
+
+
+def test_causal_model_ignores_the_future():
+    gen = generators.make("ca", {"radius": 1, "width": 6, "steps": 6, "n_input": 3})
+    model = build_model("transformer", {"n_layer": 2, "n_head": 2, "d_model": 16, "causal": True},
+                        gen.layout()).eval()
+    x = torch.as_tensor(gen.sample("train", 0, range(2))["inputs"])
+    y = x.clone()
+    y[:, 10:] = 1 - y[:, 10:].clamp(max=1)
+    torch.testing.assert_close(model(x)[:, :10], model(y)[:, :10])
+
+
+def test_masked_loss_only_counts_target_positions():
+    logits = torch.zeros(1, 3, 2)
+    logits[0, 0] = torch.tensor([10.0, -10.0])  # confidently wrong at an unscored position
+    batch = {"targets": torch.tensor([[1, 0, 1]]), "loss_mask": torch.tensor([[False, True, True]])}
+    assert masked_loss(logits, batch).item() == pytest.approx(np.log(2))
+
+
+def test_lr_schedule():
+    assert lr_factor(0, 10, 100, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100, "cosine", 0.1) == pytest.approx(1.0)
+    assert lr_factor(100, 10, 100, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_factor(55, 10, 100, "linear", 0.0) == pytest.approx(0.5)
+    assert lr_factor(70, 10, 100, "constant", 0.1) == 1.0
+
+
+def test_spec_resolution_and_errors(tmp_path):
+    r = specs.resolve(TINY)
+    assert r["model"]["d_ff"] == 0 and r["train"]["lr"] == 3e-3 and r["data"]["radius"] == 1
+    assert specs.run_id(r) == specs.run_id(specs.resolve(TINY))
+    assert specs.run_id(r) != specs.run_id(specs.resolve(TINY, {"model.n_layer": 2}))
+    assert specs.run_id(r) == specs.run_id(specs.resolve(TINY, {"train.threads": 2}))  # execution detail
+    with pytest.raises(ConfigError, match="did you mean 'n_layer'"):
+        specs.resolve(TINY, {"model.n_layers": 2})
+    with pytest.raises(ConfigError, match="unknown model 'transformr'"):
+        specs.resolve(TINY, {"model.name": "transformr"})
+    with pytest.raises(ConfigError, match="unknown generator"):
+        specs.resolve(TINY, {"data.generator": "nope"})
+    with pytest.raises(ConfigError, match="malformed --set"):
+        specs.parse_sets(["model.n_layer"])
+    assert specs.parse_sets(["model.n_layer=4", "train.precision=bf16-mixed", "eval.k=[1,2]"]) == {
+        "model.n_layer": 4, "train.precision": "bf16-mixed", "eval.k": [1, 2]}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[modle]\nname='x'\n")
+    with pytest.raises(ConfigError, match="did you mean 'model'"):
+        specs.load(bad)
+    bad.write_text("[model\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        specs.load(bad)
+
+
+def test_sweep_expansion():
+    spec = dict(TINY, sweep={"grid": {"model.n_layer": [1, 2], "data.k": [1, 2]}, "seeds": [0, 1]})
+    assert len(points(spec)) == 8
+    spec = dict(TINY, sweep={"zip": {"model.d_model": [16, 32], "model.n_head": [2, 4]}})
+    assert [p for p, _ in points(spec)] == [{"model.d_model": 16, "model.n_head": 2},
+                                           {"model.d_model": 32, "model.n_head": 4}]
+    spec = dict(TINY, sweep={"one_factor": {"model.n_layer": [2, 3], "train.lr": [0.01]}})
+    assert [p for p, _ in points(spec)] == [{}, {"model.n_layer": 2}, {"model.n_layer": 3}, {"train.lr": 0.01}]
+    spec = dict(TINY, sweep={"one_factor": {"model.n_layer": [1, 2]}})  # n_layer=1 is the base: deduplicated
+    assert len(resolve_all(spec, {})) == 2
+    spec = dict(TINY, sweep={"grid": {"data.k": [1, 2]}, "extra": [{"data.task": "O-O", "eval.k": []}]})
+    assert [p for p, _ in points(spec)] == [{"data.k": 1}, {"data.k": 2}, {"data.task": "O-O", "eval.k": []}]
+    with pytest.raises(ConfigError, match="equal lengths"):
+        points(dict(TINY, sweep={"zip": {"model.d_model": [16, 32], "model.n_head": [2]}}))
+
+
+def test_train_skip_and_run_files(tmp_path):
+    resolved = specs.resolve(TINY)
+    run_dir, result, status = train(resolved, tmp_path, quiet=True)
+    assert status == "trained" and result["steps"] == 6
+    for name in ("config.json", "env.json", "metrics.csv", "result.json", "model.pt", "checkpoints/last.ckpt"):
+        assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "config.json").read_text()) == resolved
+    assert {r["value"] for r in result["test"]} == {1, 2}
+    assert run_dir.name == specs.run_id(resolved)
+    _, again, status = train(resolved, tmp_path, quiet=True)
+    assert status == "skipped" and again == result
+
+
+class Crash(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    import lightning as L
+
+    class CrashAt(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 7:
+                raise Crash()
+
+    resolved = specs.resolve(TINY, {"train.max_steps": 12})
+    with pytest.raises(Crash):
+        train(resolved, tmp_path / "a", callbacks=[CrashAt()], quiet=True)
+    run_dir = tmp_path / "a" / specs.run_id(resolved)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and not (run_dir / "result.json").exists()
+    _, resumed, status = train(resolved, tmp_path / "a", quiet=True)
+    assert status == "trained" and resumed["resumed"] and resumed["steps"] == 12
+    logged = (run_dir / "metrics.csv").read_text()  # both attempts' logs are kept
+    assert len(list((run_dir / "logs").iterdir())) == 2 and "val/exact_match" in logged
+    _, straight, _ = train(resolved, tmp_path / "b", quiet=True)
+    assert straight["steps"] == 12
+    for a, b in zip(resumed["test"], straight["test"]):
+        assert a["cell_accuracy"] == pytest.approx(b["cell_accuracy"], abs=0.02)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    resolved = specs.resolve(TINY)
+    run_dir = tmp_path / specs.run_id(resolved)
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ConfigError, match="corrupt or truncated"):
+        train(resolved, tmp_path, quiet=True)
+    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == b"PK\x03\x04 truncated"  # nothing destroyed
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path):
+    resolved = specs.resolve(TINY, {"train.lr": 1e30, "train.warmup_steps": 0, "train.grad_clip": 0.0,
+                                    "train.max_steps": 30})
+    with pytest.raises(ConfigError, match="diverged"):
+        train(resolved, tmp_path, quiet=True)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_model_overfits_a_tiny_fixed_batch(name):
+    torch.manual_seed(0)
+    gen = generators.make("ca", {"radius": 1, "width": 6, "steps": 5, "n_input": 3})
+    model = build_model(name, {"n_layer": 2, "n_head": 2, "d_model": 32}, gen.layout())
+    batch = {k: torch.as_tensor(v) for k, v in gen.sample("train", 0, range(8)).items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        loss = masked_loss(model(batch["inputs"]), batch)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pred = model(batch["inputs"]).argmax(-1)
+    assert loss.item() < 0.1 * first
+    assert (pred[batch["loss_mask"]] == batch["targets"][batch["loss_mask"]]).float().mean() > 0.95
