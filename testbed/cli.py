@@ -215,8 +215,9 @@ def bench_train_cmd(
                f" {100 * t['fraction_of_peak']:.0f}% of the measured matmul peak {t['matmul_peak_flops_per_s'] / 1e9:.1f}"
                " GFLOP/s")
     contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
-    for label, (name, cfg, lr, warmup) in contenders.items():
-        res = time_to_accuracy(name, cfg, lr, target=target, warmup=warmup, budget_s=budget)
+    for label, recipe in contenders.items():
+        res = time_to_accuracy(**recipe, target=target, budget_s=budget)
+        name = recipe["model"]
         out[label] = res
         reached = f"{res['seconds_to_target']:.0f} s" if res["seconds_to_target"] else f"not within {budget:.0f} s"
         best = max((h[2] for h in res["history"]), default=0.0)
@@ -241,6 +242,8 @@ def quiet_lightning() -> None:
     """Lightning's info banners (GPU available, tips) are noise on the command line."""
     import logging
     import warnings
+
+    import lightning  # noqa: F401  (importing it sets its loggers to INFO: lower them afterwards)
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -379,15 +382,18 @@ def plot(
     results: Path = typer.Argument(..., metavar="RESULTS.csv", help="table from `testbed collect`"),
     out: Path = typer.Option(Path("figure.png"), help="image to write (png, pdf, svg)"),
     title: str = typer.Option("", help="figure title"),
+    paper: Optional[Path] = typer.Option(None, help="a spec whose [paper] table is drawn beside our curves"),
 ) -> None:
     """Draw a figure from a results table. depth: accuracy vs k (one line per model) and vs layers (one per k)."""
+    from . import spec as specs
     from .collect import read_csv
     from .plots import format_table, plot_depth
 
     if view != "depth":
         raise ConfigError(f"unknown view {view!r}; valid: depth")
     rows = read_csv(results)
-    plot_depth(rows, out, title)
+    published = specs.load(paper).get("paper") if paper else None
+    plot_depth(rows, out, title, published)
     typer.echo(format_table(rows))
     typer.echo(f"wrote {out}")
 

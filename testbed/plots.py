@@ -23,7 +23,7 @@ def _label(row: dict, vary_task: bool) -> str:
 
 
 def depth_table(rows: list[dict]):
-    """{label: {k: (mean cell acc, mean exact, n seeds)}} and {(layers, k): exact} over the test rows."""
+    """{label: {k: (mean cell acc, mean exact, n seeds)}} and {(layers, k): mean cell acc} over the test rows."""
     rows = [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != ""]
     if not rows:
         raise ConfigError("the results table has no per-k test rows to plot")
@@ -35,7 +35,7 @@ def depth_table(rows: list[dict]):
     by_layers = defaultdict(list)
     for r in rows:
         if r.get("layers"):
-            by_layers[(int(r["layers"]), int(r["k"]))].append(float(r["exact_match"]))
+            by_layers[(int(r["layers"]), int(r["k"]))].append(float(r["cell_accuracy"]))
     return curves, {key: float(np.mean(v)) for key, v in by_layers.items()}
 
 
@@ -47,9 +47,24 @@ def _save(fig, out: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_depth(rows: list[dict], out: str | Path, title: str = "", published: dict | None = None) -> None:
-    """Cell accuracy and exact match against k, one line per model; exact match against layers, one line per k."""
+def published_series(paper: dict | None) -> tuple[str | None, dict]:
+    """(x axis 'k' or 'layers', {series: {x: value}}) of a spec's [paper] table, or (None, {})."""
+    if not paper:
+        return None, {}
+    axis = "layers" if "layers" in paper else "k" if "k" in paper else None
+    if axis is None:
+        return None, {}
+    xs = paper[axis]
+    series = {name: dict(zip(xs, ys)) for name, ys in paper.items()
+              if isinstance(ys, list) and name != axis and len(ys) == len(xs)}
+    return axis, series
+
+
+def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None) -> None:
+    """Per-cell accuracy and exact match against k (one line per model); per-cell accuracy against layers (one line
+    per k). The published numbers of a spec's [paper] table are drawn beside ours as grey dashed lines."""
     curves, by_layers = depth_table(rows)
+    axis, published = published_series(paper)
     layer_values = sorted({layers for layers, _ in by_layers})
     n_panels = 3 if len(layer_values) > 1 else 2
     fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 4))
@@ -57,24 +72,30 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", published: di
         k = list(ks)
         axes[0].plot(k, [ks[i][0] for i in k], "o-", label=label)
         axes[1].plot(k, [ks[i][1] for i in k], "o-", label=label)
-    for label, points in (published or {}).items():
-        k = sorted(points)
-        axes[0].plot(k, [points[i] for i in k], "s--", color="gray", alpha=0.8, label=f"published: {label}")
+    if axis == "k":
+        for i, (name, points) in enumerate(published.items()):
+            k = sorted(points)
+            axes[0].plot(k, [points[x] for x in k], "s--", color=f"C{i}", alpha=0.5, label=f"published {name}")
     axes[0].axhline(NOT_SOLVED, color="red", lw=1, ls=":", label="≈0.73 not-solved floor")
     axes[0].set(xlabel="steps ahead k", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
     axes[1].set(xlabel="steps ahead k", ylabel="exact match (held-out rules)", ylim=(-0.02, 1.02))
     for ax in axes[:2]:
         ax.set_xticks(sorted({k for ks in curves.values() for k in ks}))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     if n_panels == 3:
         ax = axes[2]
-        for k in sorted({k for _, k in by_layers}):
+        for i, k in enumerate(sorted({k for _, k in by_layers})):
             xs = [layers for layers in layer_values if (layers, k) in by_layers]
-            ax.plot(xs, [by_layers[(x, k)] for x in xs], "o-", label=f"k={k}")
-        ax.set(xlabel="layers", ylabel="exact match (held-out rules)", ylim=(-0.02, 1.02), xticks=layer_values)
+            ax.plot(xs, [by_layers[(x, k)] for x in xs], "o-", color=f"C{i}", label=f"k={k}")
+            if axis == "layers" and f"k={k}" in published:
+                pts = published[f"k={k}"]
+                ax.plot(sorted(pts), [pts[x] for x in sorted(pts)], "s--", color=f"C{i}", alpha=0.5,
+                        label=f"published k={k}")
+        ax.axhline(NOT_SOLVED, color="red", lw=1, ls=":")
+        ax.set(xlabel="layers", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

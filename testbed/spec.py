@@ -160,6 +160,8 @@ def with_preset(spec: dict, preset: str | None) -> dict:
         valid = ", ".join(presets) or "none in this spec"
         raise ConfigError(f"unknown preset {preset!r}{did_you_mean(preset, presets)}; valid: {valid}")
     merged = deep_merge(spec, presets[preset])
+    if "sweep" in presets[preset]:  # a preset's sweep replaces the base sweep (its axes are not merged)
+        merged["sweep"] = copy.deepcopy(presets[preset]["sweep"])
     merged["preset"] = preset
     return merged
 

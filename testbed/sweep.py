@@ -64,8 +64,10 @@ def resolve_all(spec: dict, sets: dict) -> list[dict]:
 def _run_one(resolved: dict, runs_root: str, force: bool, threads: int):
     import logging
 
-    logging.getLogger("lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    import lightning  # noqa: F401  (sets its own log levels on import; lower them afterwards)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     if threads:
         resolved = {**resolved, "train": {**resolved["train"], "threads": threads}}
     from .runs import train

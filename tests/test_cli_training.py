@@ -150,3 +150,22 @@ def test_eval_rejects_files_that_do_not_fit(spec, tmp_path):
     one_line_error(run("eval", run_dir, "--data", junk), "cannot read")
     (run_dir / "model.pt").write_bytes(b"\x00" * 10)
     one_line_error(run("eval", run_dir), "corrupt or truncated")
+
+
+def test_plot_draws_published_numbers(spec, tmp_path):
+    runs = tmp_path / "runs"
+    assert run("sweep", spec, "--out", runs).exit_code == 0
+    assert run("collect", runs, "--out", tmp_path / "r.csv").exit_code == 0
+    paper = tmp_path / "paper.toml"
+    paper.write_text('[paper]\nlayers = [1, 2]\n"k=1" = [0.9, 0.95]\n"k=2" = [0.75, 0.8]\n')
+    res = run("plot", "depth", tmp_path / "r.csv", "--out", tmp_path / "p.png", "--paper", paper)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_bench_train_smoke(tmp_path):
+    res = run("bench", "train", "--budget", 2, "--target", 0.999, "--skip-baseline", "--json", tmp_path / "b.json")
+    assert res.exit_code == 0, res.output
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["throughput"]["tokens_per_s"] > 0 and figures["throughput"]["matmul_peak_flops_per_s"] > 0
+    assert figures["ours"]["history"] or figures["ours"]["steps"] > 0

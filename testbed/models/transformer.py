@@ -44,6 +44,7 @@ class TransformerConfig:
     causal: bool = _f(False, "causal decoder (P1) instead of a bidirectional encoder (P2)")
     pos: str = _f("grid", "positional encoding: learned | rope | grid (2-D time x cell rotary)")
     rope_fraction: float = _f(1.0, "fraction of each head's dims that rotary encodings rotate")
+    bias: bool = _f(True, "biases in the linear layers (a query/key bias lets a head attend by position alone)")
     init_std: float = _f(0.02, "std of the normal initialisation of weights (residual projections / sqrt(2 n_layer))")
     rope_base: float = _f(10000.0, "rotary base of the sequence-index angles (pos = rope)")
 
@@ -96,8 +97,8 @@ class SelfAttention(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.n_head, self.causal, self.dropout = config.n_head, config.causal, config.dropout
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
-        self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
 
     def forward(self, x, rotary=None):
         b, t, d = x.shape
@@ -114,8 +115,8 @@ class MLP(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         hidden = config.d_ff or 4 * config.d_model
-        self.up = nn.Linear(config.d_model, hidden, bias=False)
-        self.proj = nn.Linear(hidden, config.d_model, bias=False)
+        self.up = nn.Linear(config.d_model, hidden, bias=config.bias)
+        self.proj = nn.Linear(hidden, config.d_model, bias=config.bias)
 
     def forward(self, x):
         return self.proj(F.gelu(self.up(x)))
@@ -156,6 +157,8 @@ class Transformer(nn.Module):
             if p.dim() == 2:
                 std = config.init_std / (math.sqrt(2 * config.n_layer) if name.endswith("proj.weight") else 1)
                 nn.init.normal_(p, mean=0.0, std=std)
+            elif name.endswith(".bias") and "norm" not in name:
+                nn.init.zeros_(p)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
