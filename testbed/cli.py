@@ -239,16 +239,9 @@ SetOption = typer.Option(None, "--set", help="override a spec value: section.key
 
 
 def quiet_lightning() -> None:
-    """Lightning's info banners (GPU available, tips) are noise on the command line."""
-    import logging
-    import warnings
+    from .runs import quiet_lightning as quiet  # imported lazily: `list` and `gen` never load torch
 
-    import lightning  # noqa: F401  (importing it sets its loggers to INFO: lower them afterwards)
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    quiet()
 
 
 def _load_spec(path: Path, preset: Optional[str]) -> dict:

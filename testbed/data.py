@@ -1,8 +1,9 @@
 """A Lightning DataModule over any registered generator, generated on the fly and deterministic per index.
 
 Training batch s of rank r holds examples [(s * world + r) * B, ...+B) of the train split: fresh data every step,
-the same whatever the worker count, and a resumed run continues exactly where it stopped. Validation and test sets
-are fixed examples of the held-out splits, generated once with the evaluation seed.
+the same whatever the worker count, and a resumed run continues exactly where it stopped. With train.train_size = N
+the training set is instead N fixed examples, generated once and cached, visited in a seeded order per pass.
+Validation and test sets are fixed examples of the held-out splits, generated once with the evaluation seed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from generators.rng import hash64
 
 
 def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -32,6 +35,33 @@ class GeneratedSplit(Dataset):
 
     def __getitem__(self, index):
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+
+class CachedSplit(Dataset):
+    """A fixed training set of `size` examples, generated once and kept in memory (data-limited studies).
+
+    Training counters map to examples through a fresh seeded permutation per pass, so batches stay a pure function
+    of (seed, step) and a resumed run sees the same sequence."""
+
+    def __init__(self, generator, split: str, seed: int, size: int):
+        self.arrays = generator.sample(split, seed, np.arange(size))
+        self.seed, self.size, self._orders = seed, size, {}
+
+    def __len__(self):
+        return self.size
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            self._orders = {epoch: np.argsort(hash64(self.seed, 0xCAC4E, epoch, np.arange(self.size)), kind="stable")}
+        return self._orders[epoch]
+
+    def __getitems__(self, counters):
+        counters = np.asarray(counters)
+        idx = np.empty(len(counters), np.int64)
+        for epoch in np.unique(counters // self.size):  # at most two passes meet in one batch
+            sel = counters // self.size == epoch
+            idx[sel] = self._order(int(epoch))[counters[sel] % self.size]
+        return {k: v[idx] for k, v in self.arrays.items()}
 
 
 class StepBatches(Sampler):
@@ -70,7 +100,10 @@ class TaskData(L.LightningDataModule):
         t = self.train_cfg
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        dataset = GeneratedSplit(self.generator, "train", self.seed, 2**62)
+        if t.train_size:
+            dataset = CachedSplit(self.generator, "train", self.seed, t.train_size)
+        else:
+            dataset = GeneratedSplit(self.generator, "train", self.seed, 2**62)
         sampler = StepBatches(t.batch_size, t.max_steps, self._global_step, rank, world)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=to_tensors, num_workers=t.num_workers,
                           persistent_workers=t.num_workers > 0)

@@ -93,7 +93,7 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
                 ax.plot(sorted(pts), [pts[x] for x in sorted(pts)], "s--", color=f"C{i}", alpha=0.5,
                         label=f"published k={k}")
         ax.axhline(NOT_SOLVED, color="red", lw=1, ls=":")
-        ax.set(xlabel="layers", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
+        ax.set(xlabel="layers", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02), xticks=layer_values)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:

@@ -35,6 +35,18 @@ from .models import build_model
 from .spec import EvalConfig, TrainConfig, build_config, component_config, run_id
 
 
+def quiet_lightning(level: int = 30) -> None:
+    """Lightning's info banners (GPU available, tips) and a deprecation warning of its own are noise here."""
+    import logging
+
+    import lightning  # noqa: F401  (importing it sets its loggers to INFO: lower them afterwards)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(level)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
 def write_json(path: Path, obj) -> None:
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, default=str) + "\n").encode()))
 

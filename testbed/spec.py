@@ -51,6 +51,7 @@ class TrainConfig:
     grad_clip: float = _f(1.0, "gradient-norm clipping; 0 disables")
     val_every: int = _f(200, "validate (and checkpoint) every this many steps")
     val_size: int = _f(1024, "validation examples (held-out rules)")
+    train_size: int = _f(0, "0: fresh examples every step; N: a fixed, cached training set of N examples")
     early_stop_patience: int = _f(0, "stop after this many validations without improvement; 0 disables")
     early_stop_at: float = _f(1.0, "stop once validation exact match reaches this")
     max_time_s: float = _f(0.0, "stop training after this many seconds; 0 disables")
@@ -70,8 +71,8 @@ class TrainConfig:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ConfigError(f"train.schedule must be cosine, linear or constant, got {self.schedule!r}")
-        if min(self.warmup_steps, self.early_stop_patience, self.threads, self.num_workers) < 0:
-            raise ConfigError("train.warmup_steps, early_stop_patience, threads and num_workers must be >= 0")
+        if min(self.warmup_steps, self.early_stop_patience, self.threads, self.num_workers, self.train_size) < 0:
+            raise ConfigError("train.warmup_steps, early_stop_patience, threads, num_workers, train_size must be >= 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
 

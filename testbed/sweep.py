@@ -62,15 +62,11 @@ def resolve_all(spec: dict, sets: dict) -> list[dict]:
 
 
 def _run_one(resolved: dict, runs_root: str, force: bool, threads: int):
-    import logging
+    from .runs import quiet_lightning, train
 
-    import lightning  # noqa: F401  (sets its own log levels on import; lower them afterwards)
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_lightning(level=40)
     if threads:
         resolved = {**resolved, "train": {**resolved["train"], "threads": threads}}
-    from .runs import train
 
     run_dir, result, status = train(resolved, runs_root, force=force, quiet=True)
     return str(run_dir), result, status

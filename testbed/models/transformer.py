@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from generators import ConfigError
 
-from . import register_model
+from . import SequenceModel, register_model
 
 
 POSITIONS = ("learned", "rope", "grid")
@@ -137,12 +137,11 @@ class Block(nn.Module):
 
 
 @register_model("transformer", TransformerConfig)
-class Transformer(nn.Module):
+class Transformer(SequenceModel):
     """Token + position embeddings, n_layer pre-norm blocks, a final norm and a linear read-out per position."""
 
     def __init__(self, config: TransformerConfig, layout):
-        super().__init__()
-        self.config, self.seq_len = config, layout.seq_len
+        super().__init__(config, layout)
         self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
         self.pos_emb = nn.Embedding(layout.seq_len, config.d_model) if config.pos != "rope" else None
         if config.pos in ("rope", "grid"):
@@ -160,12 +159,8 @@ class Transformer(nn.Module):
             elif name.endswith(".bias") and "norm" not in name:
                 nn.init.zeros_(p)
 
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.shape[1] != self.seq_len:
-            raise ConfigError(f"model was built for sequences of {self.seq_len} tokens, got {inputs.shape[1]}")
+        self.check_length(inputs)
         x = self.tok_emb(inputs)
         if self.pos_emb is not None:
             x = x + self.pos_emb.weight
@@ -192,12 +187,11 @@ class TorchEncoderConfig:
 
 
 @register_model("torch_encoder", TorchEncoderConfig)
-class TorchEncoder(nn.Module):
+class TorchEncoder(SequenceModel):
     """Reference baseline: torch's stock nn.TransformerEncoder (post-norm, ReLU) with learned absolute positions."""
 
     def __init__(self, config: TorchEncoderConfig, layout):
-        super().__init__()
-        self.config, self.seq_len = config, layout.seq_len
+        super().__init__(config, layout)
         self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
         self.pos_emb = nn.Embedding(layout.seq_len, config.d_model)
         layer = nn.TransformerEncoderLayer(
@@ -206,10 +200,6 @@ class TorchEncoder(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.n_layer, enable_nested_tensor=False)
         self.head = nn.Linear(config.d_model, len(layout.vocab))
 
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.shape[1] != self.seq_len:
-            raise ConfigError(f"model was built for sequences of {self.seq_len} tokens, got {inputs.shape[1]}")
+        self.check_length(inputs)
         return self.head(self.encoder(self.tok_emb(inputs) + self.pos_emb.weight))
