@@ -24,7 +24,8 @@ def _label(row: dict, vary_task: bool) -> str:
 
 def depth_table(rows: list[dict]):
     """{label: {k: (mean cell acc, mean exact, n seeds)}} and {(layers, k): mean cell acc} over the test rows."""
-    rows = [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != ""]
+    # k = 0 marks the rule bits of O-SR (not a look-ahead): they are reported in the table, not drawn over k
+    rows = [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != "" and int(r["k"]) > 0]
     if not rows:
         raise ConfigError("the results table has no per-k test rows to plot")
     vary_task = len({r["task"] for r in rows}) > 1
@@ -68,14 +69,18 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
     layer_values = sorted({layers for layers, _ in by_layers})
     n_panels = 3 if len(layer_values) > 1 else 2
     fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 4))
-    for label, ks in sorted(curves.items()):
+    labels = sorted(curves)
+    for i, label in enumerate(labels):
+        ks = curves[label]
         k = list(ks)
-        axes[0].plot(k, [ks[i][0] for i in k], "o-", label=label)
-        axes[1].plot(k, [ks[i][1] for i in k], "o-", label=label)
+        axes[0].plot(k, [ks[x][0] for x in k], "o-", color=f"C{i}", label=label)
+        axes[1].plot(k, [ks[x][1] for x in k], "o-", color=f"C{i}", label=label)
     if axis == "k":
-        for i, (name, points) in enumerate(published.items()):
+        for name, points in published.items():  # same colour as our line of the same task, grey otherwise
+            match = [i for i, label in enumerate(labels) if label.split()[0] == name]
             k = sorted(points)
-            axes[0].plot(k, [points[x] for x in k], "s--", color=f"C{i}", alpha=0.5, label=f"published {name}")
+            axes[0].plot(k, [points[x] for x in k], "s--", color=f"C{match[0]}" if match else "gray", alpha=0.5,
+                         label=f"published {name}")
     axes[0].axhline(NOT_SOLVED, color="red", lw=1, ls=":", label="≈0.73 not-solved floor")
     axes[0].set(xlabel="steps ahead k", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
     axes[1].set(xlabel="steps ahead k", ylabel="exact match (held-out rules)", ylim=(-0.02, 1.02))
@@ -93,7 +98,8 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
                 ax.plot(sorted(pts), [pts[x] for x in sorted(pts)], "s--", color=f"C{i}", alpha=0.5,
                         label=f"published k={k}")
         ax.axhline(NOT_SOLVED, color="red", lw=1, ls=":")
-        ax.set(xlabel="layers", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02), xticks=layer_values)
+        ticks = sorted(set(layer_values) | ({x for p in published.values() for x in p} if axis == "layers" else set()))
+        ax.set(xlabel="layers", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02), xticks=ticks)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
