@@ -42,7 +42,7 @@ class CAConfig:
     width: int = _f(20, "cells per state W (periodic boundary), at least 2r+1")
     steps: int = _f(20, "orbit length T in states, the initial state included")
     init: str = _f("random", "initial state: random | single (one live cell at W // 2) | density=P")
-    rule: tuple[int, ...] = _f((), "rule numbers; example i uses rule[i % len] in every split; empty: random rules of the split")
+    rule: tuple[int, ...] = _f((), "rule numbers; example i uses rule[i % len], in every split; empty: random rules")
     split_fractions: tuple[float, ...] = _f((0.8, 0.1, 0.1), "share of rule space for train, val, test")
     task: str = _f("O-S", "O-S (state k ahead) | O-O (next m states) | O-SR (state k ahead + rule) | RO-S (rule given)")
     n_input: int = _f(10, "number of given states s_0 .. s_{n-1}")
@@ -389,7 +389,8 @@ def show_orbits(states: np.ndarray, tables: np.ndarray, count: int) -> str:
     for i in range(min(count, len(states))):
         size = tables.shape[1]
         radius = (size.bit_length() - 2) // 2
-        name = f"rule {rule_number(tables[i])}" if size <= 32 else "rule " + "".join(map(str, tables[i][::-1]))[:24] + "…"
+        bits = "".join(map(str, tables[i][::-1]))  # most significant bit first, as the number is written
+        name = f"rule {rule_number(tables[i])}" if size <= 32 else f"rule 0b{bits[:24]}…"
         out.append(f"orbit {i}: radius {radius}, {name}")
         out += ["  " + "".join("█" if x else "·" for x in row) for row in states[i]]
     return "\n".join(out)

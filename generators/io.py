@@ -100,7 +100,8 @@ def load_orbits(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
     arrays, meta = load(path)
     missing = {"states", "rules"} - set(arrays)
     if missing:
-        raise ConfigError(f"{str(path)!r} is not a cellular-automata file: missing array(s) {', '.join(sorted(missing))}")
+        missing = ", ".join(sorted(missing))
+        raise ConfigError(f"{str(path)!r} is not a cellular-automata file: missing array(s) {missing}")
     states, rules = arrays["states"], arrays["rules"]
     if states.ndim != 3 or rules.ndim != 2 or len(states) != len(rules):
         raise ConfigError(
