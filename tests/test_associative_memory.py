@@ -1,0 +1,95 @@
+"""Closed-form linear associative memories against a brute-force loop, their limits, and the published numbers."""
+
+import numpy as np
+import pytest
+
+from generators import ConfigError
+from testbed.models.associative_memory import error_vs_d, memory_weights, zipf
+
+
+def brute_force_error(q, d, n_out, alpha, seed, d_max):
+    """Build W = sum_x q(x) u_f(x) e_x^T explicitly and recall every x by argmax (same random draws)."""
+    n = len(q)
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal((n, d_max))[:, :d]
+    u = rng.standard_normal((n_out, d_max))[:, :d]
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    f = np.arange(1, n + 1) % n_out
+    w = sum(q[x] * np.outer(u[f[x]], e[x]) for x in range(n))
+    p = zipf(n, alpha)
+    err = 0.0
+    for x in range(n):
+        scores = u @ w @ e[x]
+        best = np.flatnonzero(scores == scores.max())
+        if len(best) > 1 or best[0] != f[x]:
+            err += p[x]
+    return err
+
+
+@pytest.mark.parametrize("scheme", ["fill", "frequency", "threshold"])
+def test_closed_form_matches_brute_force(scheme):
+    n, m, alpha, ds = 40, 5, 1.5, [3, 8, 20]
+    q = lambda d: memory_weights(scheme, n, alpha, d, samples=60, per=2)  # noqa: E731
+    fast = error_vs_d(q, ds, m, alpha, trials=1, seed=3)[0]
+    for j, d in enumerate(ds):
+        assert fast[j] == pytest.approx(brute_force_error(q(d), d, m, alpha, 3, max(ds)), abs=1e-12)
+
+
+def test_limits():
+    n = 30
+    p = zipf(n, 2.0)
+    # orthogonal embeddings with d >= N store every association exactly (d is the largest, untruncated dimension)
+    for d in (n, 2 * n):
+        assert error_vs_d(np.ones(n), [d], trials=3, embeddings="orthogonal").max() == 0.0
+    assert error_vs_d(np.ones(n), [n // 3], trials=3, embeddings="orthogonal").min() > 0.0
+    # storing nothing recalls nothing (ties are errors)
+    assert error_vs_d(np.zeros(n), [5, 40], trials=2) == pytest.approx(np.ones((2, 2)))
+    # infinite data: every token seen, frequency = p
+    assert np.array_equal(memory_weights("frequency", n, 2.0, 10), p)
+    assert memory_weights("threshold", n, 2.0, 16, per=8).tolist() == [1.0, 1.0] + [0.0] * (n - 2)
+
+
+def test_bad_parameters():
+    with pytest.raises(ConfigError, match="alpha must be positive"):
+        error_vs_d(np.ones(10), [5], alpha=0.0)
+    with pytest.raises(ConfigError, match="at least M"):
+        error_vs_d(np.ones(3), [5], n_out=5)
+    with pytest.raises(ConfigError, match="must be positive"):
+        error_vs_d(np.ones(10), [0])
+    with pytest.raises(ConfigError, match="2 alpha rho > 1"):
+        memory_weights("power", 10, 2.0, 5, rho=0.2)
+    with pytest.raises(ConfigError, match="only N = 10"):
+        memory_weights("threshold", 10, 2.0, 200, per=8)
+    with pytest.raises(ConfigError, match="unknown memory scheme"):
+        memory_weights("lru", 10, 2.0, 5)
+
+
+# Published means of 20 trials (N = 1000, M = 5, alpha = 2, infinite data): Cabannes et al., reference table.
+DS = [10, 20, 50, 100, 200, 500, 1000]
+PUBLISHED = {
+    "frequency": [0.210, 0.168, 0.128, 0.114, 0.097, 0.067, 0.061],
+    "threshold": [0.315, 0.203, 0.072, 0.037, 0.0187, 0.0073, 0.0034],
+}
+
+
+def test_reproduces_published_scaling_laws():
+    n, alpha = 1000, 2.0
+    ours = {
+        "frequency": error_vs_d(zipf(n, alpha), DS, trials=20).mean(0),
+        "threshold": error_vs_d(lambda d: memory_weights("threshold", n, alpha, d, per=8), DS, trials=20).mean(0),
+    }
+    for scheme, published in PUBLISHED.items():
+        for got, want in zip(ours[scheme], published):
+            assert abs(got - want) <= max(0.15 * want, 0.003), (scheme, got, want)
+    slope = lambda e: np.polyfit(np.log(DS), np.log(e), 1)[0]  # noqa: E731
+    assert slope(ours["frequency"]) == pytest.approx(-0.25, abs=0.05)
+    assert slope(ours["threshold"]) == pytest.approx(-1.0, abs=0.05)
+
+
+def test_schemes_share_embeddings():
+    n = 50
+    qs = [np.ones(n), zipf(n, 2.0), lambda d: memory_weights("threshold", n, 2.0, d, per=4)]
+    together = error_vs_d(qs, [8, 16, 32], trials=2, seed=5)
+    assert together.shape == (2, 3, 3)
+    for i, q in enumerate(qs):
+        assert np.array_equal(together[:, i], error_vs_d(q, [8, 16, 32], trials=2, seed=5))
