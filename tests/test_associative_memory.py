@@ -93,3 +93,19 @@ def test_schemes_share_embeddings():
     assert together.shape == (2, 3, 3)
     for i, q in enumerate(qs):
         assert np.array_equal(together[:, i], error_vs_d(q, [8, 16, 32], trials=2, seed=5))
+
+
+JOINT = {  # thresholded, P = d // 12, rows T, columns d (published means of 20 trials)
+    10: [0.361, 0.355, 0.158, 0.167, 0.163, 0.161, 0.157],
+    100: [0.361, 0.332, 0.124, 0.067, 0.057, 0.056, 0.055],
+    1000: [0.361, 0.332, 0.109, 0.057, 0.032, 0.016, 0.016],
+    10000: [0.361, 0.332, 0.109, 0.056, 0.029, 0.0117, 0.0058],
+}
+
+
+def test_reproduces_published_joint_d_t_grid():
+    for samples, published in JOINT.items():
+        runs = [error_vs_d(lambda d, s=s: memory_weights("threshold", 1000, 2.0, d, samples=samples, per=12, seed=s),
+                           DS, trials=1, seed=100 + s)[0] for s in range(20)]
+        for got, want in zip(np.mean(runs, axis=0), published):
+            assert abs(got - want) <= max(0.15 * want, 0.003), (samples, got, want)

@@ -39,7 +39,8 @@ def memory_weights(scheme: str, n: int, alpha: float, d: int, samples: int | Non
     true frequency).
 
     fill       1 on every seen token            frequency  the (empirical) frequency p̂(x)
-    power      p̂(x)^rho                         threshold  1 on the floor(d / per) most frequent seen tokens
+    power      p̂(x)^rho                         threshold  1 on the max(1, floor(d / per)) most frequent seen
+                                                           tokens (at least one, as the published grid implies)
     """
     p = zipf(n, alpha)
     if samples is None:
@@ -58,7 +59,7 @@ def memory_weights(scheme: str, n: int, alpha: float, d: int, samples: int | Non
             raise ConfigError(f"power scheme needs 2 alpha rho > 1 (else the error diverges), got {2 * alpha * rho}")
         return freq**rho
     if scheme == "threshold":
-        keep = d // per
+        keep = max(1, d // per)
         if keep > n:
             raise ConfigError(f"threshold keeps {keep} tokens but there are only N = {n}")
         order = np.argsort(-freq, kind="stable")[:keep]
