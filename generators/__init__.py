@@ -2,11 +2,11 @@
 
 from .base import SPLITS, Generator, Layout, check_seed, check_split
 from .errors import ConfigError
-from .registry import build_config, get, make, names, register, to_dict
+from .registry import build_config, get, make, names, option, register, to_dict
 
 from . import cellular_automata  # noqa: F401  (registers "ca")
 
 __all__ = [
     "SPLITS", "ConfigError", "Generator", "Layout", "build_config", "check_seed", "check_split", "get", "make",
-    "names", "register", "to_dict",
+    "names", "option", "register", "to_dict",
 ]

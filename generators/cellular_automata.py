@@ -11,13 +11,13 @@ are ranked by that hash and cut at the configured fractions (an explicit list: `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .base import Generator, Layout, check_seed, check_split
 from .errors import ConfigError
-from .registry import register
+from .registry import option as _f, register
 from .rng import hash64, pack_bits, to_unit, unpack_bits
 
 TASKS = ("O-S", "O-O", "O-SR", "RO-S")
@@ -31,9 +31,6 @@ _SPLIT_SALT = 0x5EED_CA11  # fixed: changing it would move rules between splits 
 _STREAM_RULE, _STREAM_INIT, _STREAM_K, _STREAM_CHOICE = 1, 2, 3, 4
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 
-
-def _f(default, help):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)

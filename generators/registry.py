@@ -74,6 +74,11 @@ def load_plugins() -> None:
             raise ConfigError(f"cannot import plugin module {module!r} from $TESTBED_PLUGINS: {e}") from None
 
 
+def option(default, help: str):
+    """A config field with a default and a one-line help text (shown by `testbed list`)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 def to_dict(config) -> dict[str, Any]:
     """A config as plain JSON/TOML-friendly values (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

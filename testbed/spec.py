@@ -19,13 +19,13 @@ import copy
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import generators
 from generators import ConfigError
-from generators.registry import build_config, did_you_mean, to_dict
+from generators.registry import build_config, did_you_mean, option as _f, to_dict
 
 from .models import MODELS
 
@@ -33,9 +33,6 @@ TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "s
 # Execution details that do not change what is computed: left out of the run hash.
 NOT_HASHED = {("train", "threads"), ("train", "num_workers")}
 
-
-def _f(default, help):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)

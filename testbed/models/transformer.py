@@ -16,22 +16,20 @@ Positional encodings (`pos`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from generators import ConfigError
+from generators.registry import option as _f
 
 from . import SequenceModel, register_model
 
 
 POSITIONS = ("learned", "rope", "grid")
 
-
-def _f(default, help):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
