@@ -16,7 +16,7 @@ import numpy as np
 from .base import SPLITS, Generator, Layout, check_seed, check_split
 from .errors import ConfigError
 from .registry import option as _f, register
-from .rng import hash64, to_unit
+from .rng import draw_distinct, hash64, to_unit
 
 _KEYS, _VALUES, _SLOTS = 1, 2, 3
 
@@ -42,14 +42,6 @@ class MQARConfig:
             raise ConfigError(f"power_a must be positive, got {self.power_a}")
 
 
-def _draw_distinct(u: np.ndarray, count: int) -> np.ndarray:
-    """Indices of the `count` largest entries per row, in decreasing order (a uniform draw without replacement
-    when u is uniform; weighted when u = U^(1/w), the Efraimidis-Spirakis scheme)."""
-    top = np.argpartition(-u, count - 1, axis=1)[:, :count]
-    order = np.argsort(-np.take_along_axis(u, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
-
-
 @register("mqar", MQARConfig)
 class MQAR(Generator):
     """Key-value pairs, then each key queried once; the value must be recalled at the query position."""
@@ -65,12 +57,12 @@ class MQAR(Generator):
         idx = np.asarray(indices, dtype=np.uint64).reshape(-1)[:, None]
         n, d, half = len(idx), c.n_pairs, c.vocab_size // 2
         code = SPLITS.index(split)
-        keys = 1 + _draw_distinct(to_unit(hash64(seed, code, _KEYS, idx, np.arange(half - 1))), d)
-        values = half + _draw_distinct(to_unit(hash64(seed, code, _VALUES, idx, np.arange(half))), d)
+        keys = 1 + draw_distinct(to_unit(hash64(seed, code, _KEYS, idx, np.arange(half - 1))), d)
+        values = half + draw_distinct(to_unit(hash64(seed, code, _VALUES, idx, np.arange(half))), d)
         n_slots = (c.seq_len - 2 * d) // 2
         weight = (np.arange(1, n_slots + 1) ** (c.power_a - 1))[None, :]
         u = to_unit(hash64(seed, code, _SLOTS, idx, np.arange(n_slots)))
-        slots = _draw_distinct(np.maximum(u, 1e-300) ** (1.0 / weight), d)  # query of key i in slot slots[:, i]
+        slots = draw_distinct(np.maximum(u, 1e-300) ** (1.0 / weight), d)  # query of key i in slot slots[:, i]
         inputs = np.zeros((n, c.seq_len), np.int64)
         inputs[:, 0 : 2 * d : 2], inputs[:, 1 : 2 * d : 2] = keys, values
         rows = np.arange(n)[:, None]

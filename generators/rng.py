@@ -49,3 +49,11 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
     padded = np.zeros(bits.shape[:-1] + (64 * n_words,), np.uint8)
     padded[..., :n_bits] = bits
     return np.packbits(padded, axis=-1, bitorder="little").view("<u8").astype(np.uint64)
+
+
+def draw_distinct(u: np.ndarray, count: int) -> np.ndarray:
+    """Column indices of the `count` largest entries of each row, largest first: a uniform draw without replacement
+    when u is uniform, a weighted one when u = U^(1/w) (Efraimidis-Spirakis)."""
+    top = np.argpartition(-u, count - 1, axis=1)[:, :count]
+    order = np.argsort(-np.take_along_axis(u, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
