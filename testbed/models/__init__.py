@@ -31,7 +31,7 @@ class SequenceModel(nn.Module):
             raise ConfigError(f"model was built for sequences of {self.seq_len} tokens, got {inputs.shape[1]}")
 
 
-from . import transformer  # noqa: E402,F401  (registers "transformer" and "torch_encoder")
+from . import fast_weights, transformer  # noqa: E402,F401  (register the model families)
 
 
 def build_model(name: str, config: dict, layout):

@@ -110,11 +110,10 @@ class SelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, config: TransformerConfig):
+    def __init__(self, d_model: int, hidden: int, bias: bool = True):
         super().__init__()
-        hidden = config.d_ff or 4 * config.d_model
-        self.up = nn.Linear(config.d_model, hidden, bias=config.bias)
-        self.proj = nn.Linear(hidden, config.d_model, bias=config.bias)
+        self.up = nn.Linear(d_model, hidden, bias=bias)
+        self.proj = nn.Linear(hidden, d_model, bias=bias)
 
     def forward(self, x):
         return self.proj(F.gelu(self.up(x)))
@@ -126,7 +125,8 @@ class Block(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.norm1, self.attn = nn.LayerNorm(config.d_model), SelfAttention(config)
-        self.norm2, self.mlp = nn.LayerNorm(config.d_model), MLP(config)
+        self.norm2 = nn.LayerNorm(config.d_model)
+        self.mlp = MLP(config.d_model, config.d_ff or 4 * config.d_model, config.bias)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x, rotary=None):
