@@ -294,8 +294,8 @@ def eval_cmd(
     """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file."""
     from generators.registry import coerce
 
-    from .data import fixed_batches
-    from .runs import evaluate, evaluate_file, open_run, write_json
+    from .runs import evaluate_file, open_run, test_rows, write_json
+    from .spec import EvalConfig, build_config
 
     ks = list(coerce(tuple[int, ...], k, "--k")) if k else None
     if ks and min(ks) < 1:
@@ -305,17 +305,11 @@ def eval_cmd(
         rows = evaluate_file(model, generator, data, ks)
         name = f"eval-{data.name.removesuffix('.npz')}.json"
     else:
-        ecfg = resolved["eval"]
-        n = size or ecfg["test_size"]
+        n = size or resolved["eval"]["test_size"]
         if n < 1:
             raise ConfigError(f"--size must be positive, got {n}")
-        if ks:
-            rows = []
-            for kk in ks:
-                batches = fixed_batches(generator, "test", ecfg["seed"], n, ecfg["batch_size"], k=kk)
-                rows += [r for r in evaluate(model, batches) if r["slice"] != "all"]
-        else:
-            rows = evaluate(model, fixed_batches(generator, "test", ecfg["seed"], n, ecfg["batch_size"]))
+        ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n, "k": ks or []}, where="[eval]")
+        rows = test_rows(model, generator, ecfg)
         name = "eval-test.json"
     write_json(run_dir / name, {"data": str(data) if data else "test split", "rows": rows})
     print_rows(rows)

@@ -80,10 +80,15 @@ class StepBatches(Sampler):
             yield list(range(first, first + b))
 
 
+def batches(arrays: dict[str, np.ndarray], batch_size: int) -> list[dict[str, torch.Tensor]]:
+    """Consecutive tensor batches of a dict of equally long arrays."""
+    n = len(next(iter(arrays.values())))
+    return [to_tensors({k: v[i : i + batch_size] for k, v in arrays.items()}) for i in range(0, n, batch_size)]
+
+
 def fixed_batches(generator, split: str, seed: int, size: int, batch_size: int, **sample_kwargs):
     """A held-out set as a list of tensor batches (generated once, reused at every evaluation)."""
-    data = generator.sample(split, seed, np.arange(size), **sample_kwargs)
-    return [to_tensors({k: v[i : i + batch_size] for k, v in data.items()}) for i in range(0, size, batch_size)]
+    return batches(generator.sample(split, seed, np.arange(size), **sample_kwargs), batch_size)
 
 
 class TaskData(L.LightningDataModule):

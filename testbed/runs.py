@@ -30,7 +30,7 @@ from generators import ConfigError
 from generators.io import atomic_write
 
 from . import __version__, metrics
-from .data import TaskData, fixed_batches, to_tensors
+from .data import TaskData, batches, fixed_batches
 from .models import build_model
 from .spec import EvalConfig, TrainConfig, build_config, component_config, run_id
 
@@ -284,13 +284,9 @@ def evaluate_file(model, generator, data_path, ks: list[int] | None, batch_size:
         rows = []
         for k in ks if c.task != "O-O" else [None]:
             data = generator.format(states, tables, None if k is None else np.full(len(states), k))
-            batches = [to_tensors({n: v[i : i + batch_size] for n, v in data.items()})
-                       for i in range(0, len(states), batch_size)]
-            rows += [r for r in evaluate(model, batches, "file") if r["slice"] != "all" or k is None]
+            rows += [r for r in evaluate(model, batches(data, batch_size), "file") if r["slice"] != "all" or k is None]
         return rows
     arrays, _ = load(data_path)
     if not {"inputs", "targets", "loss_mask"} <= set(arrays):
         raise ConfigError(f"{str(data_path)!r} has no inputs/targets/loss_mask arrays for this run's generator")
-    n = len(arrays["inputs"])
-    return evaluate(model, [to_tensors({k: v[i : i + batch_size] for k, v in arrays.items()})
-                            for i in range(0, n, batch_size)], "file")
+    return evaluate(model, batches(arrays, batch_size), "file")
