@@ -20,7 +20,9 @@ from .errors import ConfigError
 from .registry import option as _f, register
 from .rng import hash64, pack_bits, to_unit, unpack_bits
 
-TASKS = ("O-S", "O-O", "O-SR", "RO-S")
+TASKS = ("O-S", "O-O", "O-SR", "RO-S", "RO-O")
+MULTI_STATE = ("O-O", "RO-O")  # tasks that predict the next m states
+RULE_GIVEN = ("RO-S", "RO-O")
 K_MAX = 16
 # Token ids. k-tokens (mixed-k tasks) follow: id K0 + k - 1 means "predict k steps ahead".
 ZERO, ONE, SEP, MASK, RULE = 0, 1, 2, 3, 4
@@ -41,7 +43,8 @@ class CAConfig:
     init: str = _f("random", "initial state: random | single (one live cell at W // 2) | density=P")
     rule: tuple[int, ...] = _f((), "rule numbers; example i uses rule[i % len], in every split; empty: random rules")
     split_fractions: tuple[float, ...] = _f((0.8, 0.1, 0.1), "share of rule space for train, val, test")
-    task: str = _f("O-S", "O-S (state k ahead) | O-O (next m states) | O-SR (state k ahead + rule) | RO-S (rule given)")
+    task: str = _f("O-S", "O-S (state k ahead) | O-O (next m states) | O-SR (state k ahead + rule) | RO-S, RO-O "
+                   "(rule given: O-S, O-O with the rule table before the orbit)")
     n_input: int = _f(10, "number of given states s_0 .. s_{n-1}")
     k: int = _f(1, "steps ahead to predict (O-S, O-SR, RO-S); the largest k when mixed_k")
     mixed_k: bool = _f(False, "draw k uniformly from 1..k per example; a k-token at the start says which")
@@ -71,10 +74,10 @@ class CAConfig:
             raise ConfigError(f"k must be in 1..{K_MAX}, got {self.k}")
         if self.m < 1:
             raise ConfigError(f"m must be at least 1, got {self.m}")
-        if self.mixed_k and self.task == "O-O":
-            raise ConfigError("mixed_k does not apply to task O-O, which predicts the next m states")
+        if self.mixed_k and self.task in MULTI_STATE:
+            raise ConfigError(f"mixed_k does not apply to task {self.task}, which predicts the next m states")
         if self.states_needed > self.steps:
-            ahead = f"m ({self.m})" if self.task == "O-O" else f"k ({self.k})"
+            ahead = f"m ({self.m})" if self.task in MULTI_STATE else f"k ({self.k})"
             raise ConfigError(
                 f"n_input ({self.n_input}) + {ahead} = {self.states_needed} states do not fit in steps = "
                 f"{self.steps}; lower n_input/k/m or raise steps"
@@ -86,7 +89,7 @@ class CAConfig:
 
     @property
     def states_needed(self) -> int:
-        return self.n_input + (self.m if self.task == "O-O" else self.k)
+        return self.n_input + (self.m if self.task in MULTI_STATE else self.k)
 
 
 def _parse_init(init: str) -> float | None:
@@ -189,7 +192,7 @@ def evolve(init: np.ndarray, tables: np.ndarray, steps: int) -> np.ndarray:
 
 @register("ca", CAConfig)
 class CellularAutomata(Generator):
-    """Orbits of random radius-r rules, formatted as one of the tasks O-S, O-O, O-SR, RO-S."""
+    """Orbits of random radius-r rules, formatted as one of the tasks O-S, O-O, O-SR, RO-S, RO-O."""
 
     version = 1
 
@@ -273,11 +276,11 @@ class CellularAutomata(Generator):
         indices = np.asarray(indices, dtype=np.uint64).reshape(-1)
         c = self.config
         if k is not None:
-            if c.task == "O-O" or not 1 <= k <= (c.k if c.mixed_k else K_MAX) or c.n_input + k > c.steps:
+            if c.task in MULTI_STATE or not 1 <= k <= (c.k if c.mixed_k else K_MAX) or c.n_input + k > c.steps:
                 raise ConfigError(
                     f"cannot evaluate k = {k} on this task ({c.task}, k = {c.k}, mixed_k = {c.mixed_k}, "
                     f"steps = {c.steps}): valid k are 1..{c.k if c.mixed_k else min(K_MAX, c.steps - c.n_input)}"
-                    + (" (O-O predicts the next m states; read its per-step rows)" if c.task == "O-O" else "")
+                    + (f" ({c.task} predicts the next m states; read its per-step rows)" if c.task in MULTI_STATE else "")
                 )
             states, tables = self.orbits(split, seed, indices, steps=c.n_input + k)
             return self.format(states, tables, np.full(len(indices), k, np.int64))
@@ -294,7 +297,7 @@ class CellularAutomata(Generator):
                 f"(width {c.width}, radius {c.radius})"
             )
         k = np.broadcast_to(np.asarray(c.k if k is None else k, np.int64), (n,))
-        need = c.states_needed if c.task == "O-O" else c.n_input + int(k.max())
+        need = c.states_needed if c.task in MULTI_STATE else c.n_input + int(k.max())
         if t_len < need:
             raise ConfigError(f"orbits of length {t_len} are too short for n_input {c.n_input} and k up to {k.max()}")
         plan = self._plan()
@@ -309,7 +312,7 @@ class CellularAutomata(Generator):
         targets = inputs.copy()
         step = np.full(inputs.shape, -1, np.int8)
         rows = np.arange(n)
-        if c.task == "O-O":
+        if c.task in MULTI_STATE:
             future = states[:, c.n_input : c.n_input + c.m].reshape(n, -1)
             targets[:, plan["target"]] = future
             step[:, plan["target"]] = np.repeat(np.arange(1, c.m + 1), w)
@@ -324,7 +327,7 @@ class CellularAutomata(Generator):
             "targets": targets,
             "loss_mask": step >= 0,
             "step": step,
-            "k": np.full(n, c.m, np.int64) if c.task == "O-O" else k.copy(),
+            "k": np.full(n, c.m, np.int64) if c.task in MULTI_STATE else k.copy(),
             "rule_id": self.rule_ids(tables),
         }
 
@@ -335,7 +338,7 @@ class CellularAutomata(Generator):
             pos, rows, cols = 0, [], []
             plan: dict = {"sep": [], "orbit": [], "target": []}
             sep_col = max(w, size)
-            n_target_rows = c.m if c.task == "O-O" else 1
+            n_target_rows = c.m if c.task in MULTI_STATE else 1
 
             def take(count, row, col):
                 nonlocal pos
@@ -347,7 +350,7 @@ class CellularAutomata(Generator):
             extra_row = c.n_input + n_target_rows  # row of rule bits and special tokens
             if c.mixed_k:
                 plan["k_token"] = take(1, extra_row, sep_col)[0]
-            if c.task == "RO-S":
+            if c.task in RULE_GIVEN:
                 plan["rule_marker"] = take(1, extra_row, sep_col)[0]
                 plan["rule_in"] = take(size, extra_row, list(range(size)))
             for t in range(c.n_input):

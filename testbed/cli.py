@@ -13,7 +13,7 @@ import typer
 import generators
 from generators import ConfigError
 from generators import io as gio
-from generators.registry import field_help, fields, to_dict, type_name
+from generators.registry import did_you_mean, field_help, fields, to_dict, type_name
 
 from . import __version__
 
@@ -251,11 +251,13 @@ def _load_spec(path: Path, preset: Optional[str]) -> dict:
 
 
 def print_rows(rows: list[dict]) -> None:
-    typer.echo(f"  {'split':<6} {'slice':<8} {'value':>6} {'cell acc':>9} {'exact':>7} {'n':>6}")
+    typer.echo(f"  {'split':<6} {'iters':>5} {'slice':<8} {'value':>8} {'cell acc':>9} {'exact':>7} {'n':>6} {'steps':>6}")
     for r in rows:
         value = "" if r["value"] is None else r["value"]
-        typer.echo(f"  {r['split']:<6} {r['slice']:<8} {value:>6} {r['cell_accuracy']:>9.4f} {r['exact_match']:>7.4f}"
-                   f" {r['n']:>6}")
+        steps = f"{r['mean_steps']:.2f}" if "mean_steps" in r else ""
+        value = f"{value}@k={r['k']}" if "k" in r else value
+        typer.echo(f"  {r['split']:<6} {r.get('iterations') or '':>5} {r['slice']:<8} {value!s:>8} "
+                   f"{r['cell_accuracy']:>9.4f} {r['exact_match']:>7.4f} {r['n']:>6} {steps:>6}")
 
 
 @app.command()
@@ -290,8 +292,14 @@ def eval_cmd(
     k: Optional[str] = typer.Option(None, "--k", help="comma-separated k to evaluate, e.g. 1,2,3,4"),
     data: Optional[Path] = typer.Option(None, "--data", help="an interchange file (testbed gen --out) to evaluate on"),
     size: Optional[int] = typer.Option(None, "--size", help="test examples per k (default: the run's eval.test_size)"),
+    iterations: Optional[str] = typer.Option(
+        None, "--iterations", help="weight-tied models: comma-separated iteration counts, e.g. 1,2,4,8,16,32 "
+        "(one pass at the largest, read out after every iteration)"),
+    by: Optional[str] = typer.Option(None, "--by", help="slice by a per-example key instead, e.g. rule_id (which "
+                                     "held-out rules are solved, per k)"),
 ) -> None:
-    """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file."""
+    """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file; weight-tied models
+    also at other iteration counts than they were trained with."""
     from generators.registry import coerce
 
     from .runs import evaluate_file, open_run, test_rows, write_json
@@ -300,17 +308,27 @@ def eval_cmd(
     ks = list(coerce(tuple[int, ...], k, "--k")) if k else None
     if ks and min(ks) < 1:
         raise ConfigError(f"--k values must be at least 1, got {ks}")
+    iters = list(coerce(tuple[int, ...], iterations, "--iterations")) if iterations else []
+    if iters and min(iters) < 1:
+        raise ConfigError(f"--iterations must be at least 1, got {iters}")
     resolved, model, generator = open_run(run_dir)
+    if iters and not getattr(model, "tied", False):
+        raise ConfigError(f"model {resolved['model']['name']!r} is not weight-tied: --iterations needs looped or "
+                          "recurrent_depth")
     if data is not None:
+        if iters or by:
+            raise ConfigError("--iterations and --by apply to the held-out test split, not to --data files")
         rows = evaluate_file(model, generator, data, ks)
         name = f"eval-{data.name.removesuffix('.npz')}.json"
     else:
         n = size or resolved["eval"]["test_size"]
         if n < 1:
             raise ConfigError(f"--size must be positive, got {n}")
-        ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n, "k": ks or []}, where="[eval]")
-        rows = test_rows(model, generator, ecfg)
-        name = "eval-test.json"
+        ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n, "k": ks or resolved["eval"]["k"],
+                                         "iterations": iters}, where="[eval]")
+        rows = test_rows(model, generator, ecfg, by=by)
+        rows = [r for r in rows if r.get("iterations")] if iters else rows
+        name = "eval-iterations.json" if iters else f"eval-by-{by}.json" if by else "eval-test.json"
     write_json(run_dir / name, {"data": str(data) if data else "test split", "rows": rows})
     print_rows(rows)
     typer.echo(f"wrote {run_dir / name}")
@@ -365,23 +383,37 @@ def collect(
 @app.command()
 @friendly
 def plot(
-    view: str = typer.Argument(..., help="depth"),
+    view: str = typer.Argument(..., help="depth | iterations | heatmap"),
     results: Path = typer.Argument(..., metavar="RESULTS.csv", help="table from `testbed collect`"),
     out: Path = typer.Option(Path("figure.png"), help="image to write (png, pdf, svg)"),
     title: str = typer.Option("", help="figure title"),
     paper: Optional[Path] = typer.Option(None, help="a spec whose [paper] table is drawn beside our curves"),
+    by: str = typer.Option("layers", help="heatmap rows: layers | loops | iterations"),
 ) -> None:
-    """Draw a figure from a results table. depth: accuracy vs k (one line per model) and vs layers (one per k)."""
+    """Draw a figure from a results table.
+
+    depth: accuracy vs k (one line per model) and vs layers (one per k).
+    iterations: exact match vs test-time iterations of weight-tied models (one line per k).
+    heatmap: exact match over (layers, loops or iterations) x k."""
     from . import spec as specs
     from .collect import read_csv
-    from .plots import format_table, plot_depth
+    from . import plots
 
-    if view != "depth":
-        raise ConfigError(f"unknown view {view!r}; valid: depth")
+    views = ("depth", "iterations", "heatmap")
+    if view not in views:
+        raise ConfigError(f"unknown view {view!r}{did_you_mean(view, views)}; valid: {', '.join(views)}")
     rows = read_csv(results)
-    published = specs.load(paper).get("paper") if paper else None
-    plot_depth(rows, out, title, published)
-    typer.echo(format_table(rows))
+    gio.check_writable(out)
+    if view == "depth":
+        published = specs.load(paper).get("paper") if paper else None
+        plots.plot_depth(rows, out, title, published)
+        typer.echo(plots.format_table(rows))
+    elif view == "iterations":
+        plots.plot_iterations(rows, out, title)
+        typer.echo(plots.format_iterations(rows))
+    else:
+        plots.plot_heatmap(rows, out, title, by)
+        typer.echo(plots.format_heatmap(rows, by))
     typer.echo(f"wrote {out}")
 
 

@@ -10,8 +10,13 @@ from pathlib import Path
 from generators import ConfigError
 from generators.io import atomic_write
 
-BASE_COLUMNS = ["run_id", "name", "model", "params", "layers", "d_model", "task", "seed", "split", "slice", "k",
-                "cell_accuracy", "exact_match", "n"]
+BASE_COLUMNS = ["run_id", "name", "model", "params", "layers", "loops", "d_model", "task", "seed", "split",
+                "iterations", "slice", "k", "cell_accuracy", "exact_match", "n", "mean_steps", "fit_seconds"]
+
+
+def trained_loops(model: dict):
+    """Training iteration count of a weight-tied model (looped: loops; recurrent depth: mean iterations)."""
+    return model.get("loops", model.get("mean_iterations"))
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -48,13 +53,16 @@ def collect(runs_root: str | Path, run_ids=None) -> tuple[list[str], list[dict]]
         base = {
             "run_id": result["run_id"], "name": config["name"], "model": config["model"]["name"],
             "params": result["params"], "layers": config["model"].get("n_layer"),
-            "d_model": config["model"].get("d_model"), "task": config["data"].get("task"), "seed": config["seed"],
+            "loops": trained_loops(config["model"]), "d_model": config["model"].get("d_model"),
+            "task": config["data"].get("task"), "seed": config["seed"],
+            "fit_seconds": round(result.get("fit_seconds") or 0.0, 1),
         }
         for row in result["test"]:
             rows.append({
-                **base, "split": row["split"], "slice": row["slice"],
+                **base, "split": row["split"], "iterations": row.get("iterations") or "", "slice": row["slice"],
                 "k": row["value"] if row["slice"] == "k" else "",
                 "cell_accuracy": row["cell_accuracy"], "exact_match": row["exact_match"], "n": row["n"],
+                "mean_steps": row.get("mean_steps", ""),
                 **{f"cfg.{k}": f.get(k) for k in varying},
             })
     columns = BASE_COLUMNS + [f"cfg.{k}" for k in varying]

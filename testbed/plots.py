@@ -25,7 +25,8 @@ def _label(row: dict, vary_task: bool) -> str:
 def depth_table(rows: list[dict]):
     """{label: {k: (mean cell acc, mean exact, n seeds)}} and {(layers, k): mean cell acc} over the test rows."""
     # k = 0 marks the rule bits of O-SR (not a look-ahead): they are reported in the table, not drawn over k
-    rows = [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != "" and int(r["k"]) > 0]
+    rows = [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != "" and int(r["k"]) > 0
+            and not r.get("iterations")]  # rows at other iteration counts belong to the iterations view
     if not rows:
         raise ConfigError("the results table has no per-k test rows to plot")
     vary_task = len({r["task"] for r in rows}) > 1
@@ -38,6 +39,13 @@ def depth_table(rows: list[dict]):
         if r.get("layers"):
             by_layers[(int(r["layers"]), int(r["k"]))].append(float(r["cell_accuracy"]))
     return curves, {key: float(np.mean(v)) for key, v in by_layers.items()}
+
+
+def _finish(fig, out: str | Path, title: str) -> None:
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, out)
 
 
 def _save(fig, out: str | Path) -> None:
@@ -102,10 +110,7 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
         ax.set(xlabel="layers", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02), xticks=ticks)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    _save(fig, out)
+    _finish(fig, out, title)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -118,4 +123,105 @@ def format_table(rows: list[dict]) -> str:
         cells = "".join(f"{c[k][1]:.3f} ({c[k][0]:.3f})  " if k in c else " " * 16 for k in ks)
         lines.append(label.ljust(width) + cells)
     lines.append("exact match (per-cell accuracy) on held-out rules")
+    return "\n".join(lines)
+
+
+def _test_k_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != "" and int(r["k"]) > 0]
+
+
+def iterations_table(rows: list[dict]) -> dict:
+    """{label: {k: {iterations: (mean cell acc, mean exact)}}} of the rows scored at several iteration counts."""
+    rows = [r for r in _test_k_rows(rows) if r.get("iterations")]
+    if not rows:
+        raise ConfigError("the results table has no rows at several iteration counts (train or eval with iterations)")
+    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for r in rows:
+        label = f"{r['model']} (trained at {float(r['loops']):g})" if r.get("loops") else r["model"]
+        extra = {k: v for k, v in r.items() if k.startswith("cfg.") and k != "cfg.eval.iterations" and v not in ("", None)}
+        if extra:
+            label += " " + " ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(extra.items()) if "seed" not in k)
+        acc[label][int(r["k"])][int(r["iterations"])].append((float(r["cell_accuracy"]), float(r["exact_match"])))
+    return {lab: {k: {i: tuple(np.mean(v, axis=0)) for i, v in sorted(its.items())} for k, its in sorted(ks.items())}
+            for lab, ks in acc.items()}
+
+
+def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
+    """Test-time compute: exact match against iterations (log scale), one panel per model, one line per k; the
+    training iteration count marked."""
+    table = iterations_table(rows)
+    labels = sorted(table)
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 3.8), squeeze=False)
+    for ax, label in zip(axes[0], labels):
+        for i, (k, its) in enumerate(table[label].items()):
+            xs = list(its)
+            ax.plot(xs, [its[x][1] for x in xs], "o-", color=f"C{i}", label=f"k={k}")
+        trained = [float(r["loops"]) for r in rows if r.get("loops") and label.startswith(r["model"])]
+        if trained:
+            ax.axvline(trained[0], color="gray", ls=":", lw=1, label="training iterations")
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel="iterations at test time", ylabel="exact match (held-out rules)", ylim=(-0.02, 1.02),
+               title=label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _finish(fig, out, title)
+
+
+def format_iterations(rows: list[dict]) -> str:
+    table = iterations_table(rows)
+    lines = []
+    for label, ks in sorted(table.items()):
+        its = sorted({i for v in ks.values() for i in v})
+        lines.append(f"{label}: exact match per iteration count")
+        lines.append("  k    " + "".join(f"{i:>7}" for i in its))
+        for k, v in ks.items():
+            lines.append(f"  k={k:<3}" + "".join(f"{v[i][1]:>7.3f}" if i in v else " " * 7 for i in its))
+    return "\n".join(lines)
+
+
+HEATMAP_AXES = ("layers", "loops", "iterations")
+
+
+def heatmap_table(rows: list[dict], by: str) -> tuple[list, list, np.ndarray]:
+    """(depth values, k values, mean exact match [depth, k]) over the test rows."""
+    if by not in HEATMAP_AXES:
+        raise ConfigError(f"unknown heat-map axis {by!r}; valid: {', '.join(HEATMAP_AXES)}")
+    rows = [r for r in _test_k_rows(rows) if (r.get(by) not in ("", None)) and (by == "iterations" or not r.get("iterations"))]
+    if not rows:
+        raise ConfigError(f"the results table has no test rows with a {by!r} value")
+    cells = defaultdict(list)
+    for r in rows:
+        cells[(int(float(r[by])), int(r["k"]))].append(float(r["exact_match"]))
+    depths, ks = sorted({d for d, _ in cells}), sorted({k for _, k in cells})
+    grid = np.full((len(depths), len(ks)), np.nan)
+    for (d, k), v in cells.items():
+        grid[depths.index(d), ks.index(k)] = np.mean(v)
+    return depths, ks, grid
+
+
+def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "layers") -> None:
+    """Exact match on held-out rules as a (depth, k) heat map: which depth solves which look-ahead."""
+    depths, ks, grid = heatmap_table(rows, by)
+    fig, ax = plt.subplots(figsize=(1.2 * len(ks) + 2.5, 0.45 * len(depths) + 1.8))
+    im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto", origin="lower")
+    for i in range(len(depths)):
+        for j in range(len(ks)):
+            if not np.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="black" if grid[i, j] > 0.6 else "white")
+    ax.set(xticks=range(len(ks)), xticklabels=ks, yticks=range(len(depths)), yticklabels=depths,
+           xlabel="steps ahead k", ylabel=by)
+    fig.colorbar(im, ax=ax, label="exact match (held-out rules)")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def format_heatmap(rows: list[dict], by: str = "layers") -> str:
+    depths, ks, grid = heatmap_table(rows, by)
+    lines = [f"{by:<10}" + "".join(f"k={k:<6}" for k in ks)]
+    for i, d in enumerate(depths):
+        lines.append(f"{d:<10}" + "".join(f"{grid[i, j]:<8.3f}" for j in range(len(ks))))
+    lines.append("exact match on held-out rules")
     return "\n".join(lines)

@@ -112,26 +112,43 @@ def model_state(ckpt: dict) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches, split: str = "test") -> list[dict]:
-    """Rows of sliced metrics over an iterable of tensor batches."""
+def evaluate(model: torch.nn.Module, batches, split: str = "test", iterations=(), by: str | None = None) -> list[dict]:
+    """Rows of sliced metrics over an iterable of tensor batches. With `iterations` (weight-tied models), one pass
+    at the largest count reads the output head out after every iteration and scores each requested count: rows get
+    an `iterations` field. `by` slices by a per-example key (e.g. rule_id) instead of k."""
     model.eval()
-    total: dict = {}
+    totals: dict = {}
     name = "all"
     for batch in batches:
-        name, groups = metrics.slice_groups(batch)
-        pred = model(batch["inputs"]).argmax(-1)
-        metrics.merge(total, metrics.count(pred, batch["targets"], groups))
-    return metrics.rates(total, name, split)
-
-
-def test_rows(model, generator, eval_cfg: EvalConfig) -> list[dict]:
-    """Test-split metrics: at each configured k (one fixed-k test set per k), or the task's own slices."""
-    if not eval_cfg.k:
-        return evaluate(model, fixed_batches(generator, "test", eval_cfg.seed, eval_cfg.test_size, eval_cfg.batch_size))
+        name, groups = metrics.slice_groups(batch, by)
+        if iterations:
+            outputs = model.forward_steps(batch["inputs"], max(iterations))
+            for r in iterations:
+                counts = metrics.count(outputs[r - 1].argmax(-1), batch["targets"], groups)
+                metrics.merge(totals.setdefault(r, {}), counts)
+        else:
+            pred = model(batch["inputs"]).argmax(-1)
+            metrics.merge(totals.setdefault(None, {}), metrics.count(pred, batch["targets"], groups, model.steps_used))
     rows = []
-    for k in eval_cfg.k:
-        batches = fixed_batches(generator, "test", eval_cfg.seed, eval_cfg.test_size, eval_cfg.batch_size, k=k)
-        rows += [r for r in evaluate(model, batches) if r["slice"] != "all"]
+    for r, total in totals.items():
+        rows += [{**row, "iterations": r} if r else row for row in metrics.rates(total, name, split)]
+    return rows
+
+
+def test_rows(model, generator, eval_cfg: EvalConfig, by: str | None = None) -> list[dict]:
+    """Test-split metrics: at each configured k (one fixed-k test set per k), or the task's own slices; for
+    weight-tied models also at each configured iteration count. `by` slices by a per-example key as well."""
+    passes = [()] + ([tuple(eval_cfg.iterations)] if eval_cfg.iterations and getattr(model, "tied", False) else [])
+    rows = []
+    for iterations in passes:
+        if not eval_cfg.k:
+            batches = fixed_batches(generator, "test", eval_cfg.seed, eval_cfg.test_size, eval_cfg.batch_size)
+            rows += evaluate(model, batches, iterations=iterations, by=by)
+            continue
+        for k in eval_cfg.k:
+            batches = fixed_batches(generator, "test", eval_cfg.seed, eval_cfg.test_size, eval_cfg.batch_size, k=k)
+            rows += [{**r, "k": k} if by else r for r in evaluate(model, batches, iterations=iterations, by=by)
+                     if r["slice"] != "all"]
     return rows
 
 
@@ -282,7 +299,7 @@ def evaluate_file(model, generator, data_path, ks: list[int] | None, batch_size:
         c = generator.config
         ks = ks or ([c.k] if not c.mixed_k else list(range(1, c.k + 1)))
         rows = []
-        for k in ks if c.task != "O-O" else [None]:
+        for k in ks if c.task not in ("O-O", "RO-O") else [None]:
             data = generator.format(states, tables, None if k is None else np.full(len(states), k))
             rows += [r for r in evaluate(model, batches(data, batch_size), "file") if r["slice"] != "all" or k is None]
         return rows

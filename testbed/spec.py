@@ -80,10 +80,13 @@ class EvalConfig:
     test_size: int = _f(2048, "test examples (held-out rules), per k when k is given")
     batch_size: int = _f(512, "evaluation batch size")
     seed: int = _f(0, "seed of the validation and test sets, the same for every training seed")
+    iterations: tuple[int, ...] = _f((), "weight-tied models: also score the test set after each of these iteration counts")
 
     def __post_init__(self):
         if self.test_size < 1 or self.batch_size < 1:
             raise ConfigError("eval.test_size and eval.batch_size must be at least 1")
+        if any(r < 1 for r in self.iterations):
+            raise ConfigError(f"eval.iterations must be at least 1, got {list(self.iterations)}")
         if any(k < 1 for k in self.k):
             raise ConfigError(f"eval.k values must be at least 1, got {list(self.k)}")
 
@@ -120,14 +123,24 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     out = {}
     for item in items or []:
         key, eq, value = item.partition("=")
-        if not eq or not key.strip() or "." not in key:
-            raise ConfigError(f"malformed --set {item!r}: expected section.key=value, e.g. model.n_layer=4")
-        out[key.strip()] = parse_value(value.strip())
+        key, value = key.strip(), parse_value(value.strip())
+        whole_section = key in ("data", "model", "train", "eval") and isinstance(value, dict)
+        if not eq or not key or ("." not in key and not whole_section):
+            raise ConfigError(f"malformed --set {item!r}: expected section.key=value, e.g. model.n_layer=4, "
+                              "or a whole section, e.g. model={name=\"lstm\", n_layer=4}")
+        out[key] = value
     return out
 
 
 def set_dotted(spec: dict, dotted: str, value: Any) -> None:
+    """Set spec[a][b] for "a.b"; a bare section name with a table ("model" = {...}) replaces the whole section
+    (how a sweep compares model families whose configs have different keys)."""
+    if dotted in ("data", "model", "train", "eval") and isinstance(value, dict):
+        spec[dotted] = copy.deepcopy(value)
+        return
     *path, last = dotted.split(".")
+    if not path:
+        raise ConfigError(f"cannot set {dotted!r}: use section.key, or a whole section as a table")
     if path[0] not in ("data", "model", "train", "eval"):
         raise ConfigError(f"cannot set {dotted!r}: the section must be data, model, train or eval")
     table = spec

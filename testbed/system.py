@@ -10,18 +10,13 @@ import time
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from . import metrics
+from .models import masked_loss  # noqa: F401  (re-exported: the loss of every plain model)
 
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-def masked_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    mask = batch["loss_mask"]
-    return F.cross_entropy(logits[mask].float(), batch["targets"][mask])
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
@@ -49,10 +44,13 @@ class TaskSystem(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         t0 = time.perf_counter()
-        loss = masked_loss(self.model(batch["inputs"]), batch)
+        self.model.global_step = self.global_step
+        loss, extras = self.model.training_loss(batch)
         if not torch.isfinite(loss):
             raise Diverged(f"training loss became {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)
+        for name, value in extras.items():
+            self.log(f"train/{name}", value)
         self.log("lr", self.optimizers().param_groups[0]["lr"])
         self.train_tokens += batch["inputs"].numel()
         self._t0 = t0
@@ -66,7 +64,7 @@ class TaskSystem(L.LightningModule):
         name, groups = metrics.slice_groups(batch)
         self._slice_name = name
         pred = self.model(batch["inputs"]).argmax(-1)
-        metrics.merge(self._val, metrics.count(pred, batch["targets"], groups))
+        metrics.merge(self._val, metrics.count(pred, batch["targets"], groups, self.model.steps_used))
 
     def on_validation_epoch_end(self):
         for row in metrics.rates(self._val, self._slice_name, "val"):

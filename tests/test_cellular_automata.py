@@ -175,6 +175,10 @@ def test_task_o_o_o_sr_ro_s():
     _, s, states, tables = task_sample(task="RO-S")
     assert np.array_equal(s["inputs"][:, 1:9], tables)  # R marker, then the rule bits
     assert np.array_equal(s["targets"][s["loss_mask"]].reshape(20, 6), states[:, 3])
+    _, s, states, tables = task_sample(task="RO-O", m=3)  # the rule given, the next m states asked
+    assert np.array_equal(s["inputs"][:, 1:9], tables)
+    assert np.array_equal(s["targets"][s["loss_mask"]].reshape(20, 3, 6), states[:, 3:6])
+    assert s["step"][s["loss_mask"]].reshape(20, 3, 6)[:, :, 0].tolist() == [[1, 2, 3]] * 20
 
 
 def test_format_rejects_orbits_of_another_shape():
@@ -186,12 +190,12 @@ def test_format_rejects_orbits_of_another_shape():
 
 
 def test_layout_coords_cover_every_position():
-    for task, mixed in itertools.product(("O-S", "O-O", "O-SR", "RO-S"), (False,)):
+    for task, mixed in itertools.product(("O-S", "O-O", "O-SR", "RO-S", "RO-O"), (False,)):
         gen = generators.make("ca", {"task": task, "mixed_k": mixed})
         lay = gen.layout()
         assert lay.coords.shape == (lay.seq_len, 2)
         assert (lay.coords[:, 0] < lay.n_rows).all() and (lay.coords[:, 1] < lay.n_cols).all()
-        assert len({tuple(c) for c in lay.coords}) == lay.seq_len or task in ("O-S", "O-O")
+        assert len({tuple(c) for c in lay.coords}) == lay.seq_len or task in ("O-S", "O-O", "RO-O")
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,10 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from testbed.cli import app
-
-runner = CliRunner()
+from cli_helpers import run
 
 
-def run(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
 
 
 def test_list_generators_shows_fields_and_defaults():

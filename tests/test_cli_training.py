@@ -5,11 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from testbed.cli import app
+from cli_helpers import one_line_error, run
 
-runner = CliRunner()
 
 SPEC = """
 name = "tiny"
@@ -43,10 +41,6 @@ train = { max_steps = 6 }
 """
 
 
-def run(*args):
-    res = runner.invoke(app, [str(a) for a in args])
-    return res
-
 
 @pytest.fixture
 def spec(tmp_path):
@@ -54,11 +48,6 @@ def spec(tmp_path):
     path.write_text(SPEC)
     return path
 
-
-def one_line_error(res, message):
-    assert res.exit_code == 2, res.output
-    assert message in res.output, res.output
-    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
 
 
 def test_train_eval_collect_plot(spec, tmp_path):

@@ -4,9 +4,16 @@
     class MyModel(SequenceModel):
         def __init__(self, config, layout): ...
         def forward(self, inputs):  # (B, L) token ids -> (B, L, vocab) logits
+
+Optional hooks, used by the training system and evaluation when a family has them:
+    training_loss(batch) -> (loss, {name: value})   auxiliary losses (ponder cost), several read-outs, teacher forcing
+    forward_steps(inputs, iterations)                weight-tied models: logits after every iteration (per-step read-out)
+    self.steps_used                                  (B, L) compute steps each position used in the last forward
+                                                     (adaptive models); reported as mean_steps per slice
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from generators import ConfigError
@@ -16,12 +23,22 @@ MODELS = Registry("model")
 register_model = MODELS.register
 
 
+def masked_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy over the scored (loss_mask) positions only."""
+    mask = batch["loss_mask"]
+    return F.cross_entropy(logits[mask].float(), batch["targets"][mask])
+
+
 class SequenceModel(nn.Module):
     """What every model shares: built for one task layout, it maps (B, L) token ids to (B, L, vocab) logits."""
+
+    tied = False  # weight-tied families set True and implement forward_steps
 
     def __init__(self, config, layout):
         super().__init__()
         self.config, self.seq_len = config, layout.seq_len
+        self.steps_used: torch.Tensor | None = None
+        self.global_step = 0  # the training system keeps this current (curricula, schedules)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -30,8 +47,22 @@ class SequenceModel(nn.Module):
         if inputs.shape[1] != self.seq_len:
             raise ConfigError(f"model was built for sequences of {self.seq_len} tokens, got {inputs.shape[1]}")
 
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return masked_loss(self(batch["inputs"]), batch), {}
 
-from . import fast_weights, transformer  # noqa: E402,F401  (register the model families)
+    def forward_steps(self, inputs: torch.Tensor, iterations: int) -> list[torch.Tensor]:
+        raise ConfigError(f"model {type(self).__name__} is not weight-tied: it has no iteration count to vary")
+
+
+def check_iterations(value: int, what: str = "iterations") -> int:
+    if value < 1:
+        raise ConfigError(f"{what} must be at least 1, got {value}")
+    return value
+
+
+from . import (  # noqa: E402,F401  (register the model families)
+    act, armt, chain_of_thought, fast_weights, looped, memory, recurrent_depth, rnn, transformer,
+)
 
 
 def build_model(name: str, config: dict, layout):

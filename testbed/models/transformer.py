@@ -134,36 +134,53 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
+class Embedder(nn.Module):
+    """Token embeddings plus the positional encoding of `config.pos`; returns (x, rotary) where rotary is the
+    (cos, sin) pair each attention layer applies to queries and keys, or None. Shared by every transformer family."""
+
+    def __init__(self, config: TransformerConfig, layout):
+        super().__init__()
+        self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
+        self.pos_emb = nn.Embedding(layout.seq_len, config.d_model) if config.pos != "rope" else None
+        self.rotary = config.pos in ("rope", "grid")
+        if self.rotary:
+            angles = rotary_angles(config, layout)
+            self.register_buffer("rot_cos", angles.cos(), persistent=False)
+            self.register_buffer("rot_sin", angles.sin(), persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, inputs: torch.Tensor):
+        x = self.tok_emb(inputs)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb.weight[: inputs.shape[1]]
+        return self.drop(x), ((self.rot_cos, self.rot_sin) if self.rotary else None)
+
+
+def init_weights(model: nn.Module, std: float, depth: float) -> None:
+    """GPT-2 initialisation: normal(0, std) matrices, residual output projections scaled by 1/sqrt(2 depth), zero
+    biases. `depth` is the effective number of layers a residual stream passes through."""
+    for name, p in model.named_parameters():
+        if p.dim() == 2:
+            nn.init.normal_(p, mean=0.0, std=std / (math.sqrt(2 * depth) if name.endswith("proj.weight") else 1))
+        elif name.endswith(".bias") and "norm" not in name:
+            nn.init.zeros_(p)
+
+
 @register_model("transformer", TransformerConfig)
 class Transformer(SequenceModel):
     """Token + position embeddings, n_layer pre-norm blocks, a final norm and a linear read-out per position."""
 
     def __init__(self, config: TransformerConfig, layout):
         super().__init__(config, layout)
-        self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
-        self.pos_emb = nn.Embedding(layout.seq_len, config.d_model) if config.pos != "rope" else None
-        if config.pos in ("rope", "grid"):
-            angles = rotary_angles(config, layout)
-            self.register_buffer("rot_cos", angles.cos(), persistent=False)
-            self.register_buffer("rot_sin", angles.sin(), persistent=False)
-        self.drop = nn.Dropout(config.dropout)
+        self.embed = Embedder(config, layout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
-        for name, p in self.named_parameters():  # GPT-2: normal init, residual projections scaled by depth
-            if p.dim() == 2:
-                std = config.init_std / (math.sqrt(2 * config.n_layer) if name.endswith("proj.weight") else 1)
-                nn.init.normal_(p, mean=0.0, std=std)
-            elif name.endswith(".bias") and "norm" not in name:
-                nn.init.zeros_(p)
+        init_weights(self, config.init_std, config.n_layer)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         self.check_length(inputs)
-        x = self.tok_emb(inputs)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb.weight
-        x = self.drop(x)
-        rotary = (self.rot_cos, self.rot_sin) if hasattr(self, "rot_cos") else None
+        x, rotary = self.embed(inputs)
         for block in self.blocks:
             x = block(x, rotary)
         return self.head(self.norm(x))

@@ -1,0 +1,105 @@
+"""Looped transformer: one block of n_layer layers applied `loops` times with the input injected at every loop.
+
+    add     (Yang et al. 2023)     y_0 = 0,  y_{t+1} = Block(y_t + e)                 e: the embedded input
+    concat  (Geiping et al. 2025)  y_0 = 0,  y_{t+1} = Block(W [y_t ; e])
+
+The same weights serve every loop, so the loop count is free at evaluation: `forward_steps` applies the output head
+at every loop boundary and gives the per-iteration read-out (one trained model, a whole test-time-compute curve).
+Training can average the loss over the last `loss_loops` loops and run the first `nograd_loops` without gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from generators import ConfigError
+from generators.registry import option as _f
+
+from . import SequenceModel, check_iterations, masked_loss, register_model
+from .transformer import Block, Embedder, TransformerConfig, init_weights
+
+INJECTIONS = ("add", "concat")
+
+
+@dataclass(frozen=True)
+class LoopedConfig(TransformerConfig):
+    loops: int = _f(4, "times the block of n_layer layers is applied in training (override at evaluation)")
+    injection: str = _f("add", "input injection: add (Yang et al.) | concat (concatenate state and input, project)")
+    step_embedding: bool = _f(False, "add a sinusoidal embedding of the loop index to the state at every loop")
+    loss_loops: int = _f(1, "average the loss over the read-outs of the last this many loops")
+    nograd_loops: int = _f(0, "the first this many loops run without gradient")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_iterations(self.loops, "loops")
+        if self.injection not in INJECTIONS:
+            raise ConfigError(f"unknown injection {self.injection!r}; valid: {', '.join(INJECTIONS)}")
+        if not 1 <= self.loss_loops <= self.loops:
+            raise ConfigError(f"loss_loops must be in 1..loops ({self.loops}), got {self.loss_loops}")
+        if not 0 <= self.nograd_loops <= self.loops - self.loss_loops:
+            raise ConfigError(
+                f"nograd_loops ({self.nograd_loops}) + loss_loops ({self.loss_loops}) must not exceed loops "
+                f"({self.loops}): the loops read out for the loss need gradients"
+            )
+
+
+def step_encoding(step: int, d_model: int, device) -> torch.Tensor:
+    """Sinusoidal embedding of a loop index (Universal Transformer), defined for any index."""
+    half = d_model // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=device) / half)
+    angle = (step + 1) * freq
+    return torch.cat([angle.sin(), angle.cos(), torch.zeros(d_model - 2 * half, device=device)])
+
+
+@register_model("looped", LoopedConfig)
+class LoopedTransformer(SequenceModel):
+    tied = True
+
+    def __init__(self, config: LoopedConfig, layout):
+        super().__init__(config, layout)
+        self.iterations: int | None = None  # evaluation override of config.loops
+        self.embed = Embedder(config, layout)
+        self.adapter = nn.Linear(2 * config.d_model, config.d_model, bias=config.bias) if config.injection == "concat" else None
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
+        init_weights(self, config.init_std, config.n_layer * config.loops)
+
+    def step(self, y: torch.Tensor, e: torch.Tensor, rotary, t: int) -> torch.Tensor:
+        """One loop: inject the input, then the block."""
+        x = y + e if self.adapter is None else self.adapter(torch.cat([y, e], dim=-1))
+        if self.config.step_embedding:
+            x = x + step_encoding(t, x.shape[-1], x.device)
+        for block in self.blocks:
+            x = block(x, rotary)
+        return x
+
+    def states(self, inputs: torch.Tensor, loops: int, nograd: int = 0) -> list[torch.Tensor]:
+        """The state after every loop; the first `nograd` loops run without gradient."""
+        self.check_length(inputs)
+        e, rotary = self.embed(inputs)
+        y, out = torch.zeros_like(e), []
+        for t in range(loops):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and t >= nograd):
+                y = self.step(y, e, rotary, t)
+            out.append(y)
+        return out
+
+    def readout(self, y: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(y))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        loops = self.iterations if self.iterations and not self.training else self.config.loops
+        return self.readout(self.states(inputs, loops)[-1])
+
+    def forward_steps(self, inputs: torch.Tensor, iterations: int) -> list[torch.Tensor]:
+        return [self.readout(y) for y in self.states(inputs, check_iterations(iterations))]
+
+    def training_loss(self, batch):
+        c = self.config
+        last = self.states(batch["inputs"], c.loops, c.nograd_loops)[-c.loss_loops:]
+        return torch.stack([masked_loss(self.readout(y), batch) for y in last]).mean(), {}

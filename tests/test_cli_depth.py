@@ -1,0 +1,115 @@
+"""The depth-extending families end to end through the CLI: a multi-family sweep, iteration read-outs, the
+iterations and heatmap views, and one-line errors for bad settings."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import one_line_error, run
+
+SPEC = """
+name = "families"
+seed = 0
+[data]
+generator = "ca"
+radius = 1
+width = 6
+steps = 7
+n_input = 3
+k = 2
+mixed_k = true
+[model]
+name = "transformer"
+n_layer = 1
+n_head = 2
+d_model = 16
+[train]
+batch_size = 16
+max_steps = 4
+val_every = 2
+val_size = 32
+threads = 1
+[eval]
+k = [1, 2]
+test_size = 32
+iterations = [1, 2, 4]
+[sweep]
+extra = [
+  { "model.n_layer" = 2 },
+  { model = { name = "recurrent_depth", n_prelude = 1, n_layer = 1, n_coda = 0, mean_iterations = 2, bptt = 2, n_head = 2, d_model = 16 } },
+  { model = { name = "looped", n_layer = 1, loops = 2, n_head = 2, d_model = 16 } },
+  { model = { name = "act", n_layer = 1, n_head = 2, d_model = 16 } },
+  { model = { name = "cot", n_layer = 1, n_head = 2, d_model = 16 }, data = { generator = "ca", radius = 1, width = 6, steps = 7, n_input = 3, task = "O-O", m = 2 }, "eval.k" = [] },
+]
+"""
+
+
+
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "families.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_family_sweep_iterations_and_views(spec, tmp_path):
+    runs = tmp_path / "runs"
+    res = run("sweep", spec, "--out", runs)
+    assert res.exit_code == 0, res.output
+    assert res.output.count("trained") == 6
+    results = tmp_path / "r.csv"
+    assert run("collect", runs, "--out", results).exit_code == 0
+    table = list(csv.DictReader(results.open()))
+    models = {r["model"] for r in table}
+    assert models == {"transformer", "recurrent_depth", "looped", "act", "cot"}
+    tied = [r for r in table if r["iterations"]]
+    assert {r["model"] for r in tied} == {"recurrent_depth", "looped"}  # only weight-tied models have read-outs
+    assert {int(r["iterations"]) for r in tied} == {1, 2, 4}
+    assert all(r["mean_steps"] for r in table if r["model"] == "act")  # adaptive compute reports its steps
+    assert {r["k"] for r in table if r["model"] == "cot" and r["slice"] == "k"} == {"1", "2"}  # O-O sliced by steps ahead
+
+    for view, extra in (("depth", []), ("iterations", []), ("heatmap", ["--by", "layers"])):
+        out = tmp_path / f"{view}.png"
+        res = run("plot", view, results, "--out", out, *extra)
+        assert res.exit_code == 0, res.output
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    res = run("plot", "iterations", results, "--out", tmp_path / "i.png")
+    assert "exact match per iteration count" in res.output
+
+    rd = next(r["run_id"] for r in table if r["model"] == "recurrent_depth")
+    res = run("eval", runs / rd, "--iterations", "1,3,8", "--size", 16)
+    assert res.exit_code == 0, res.output
+    rows = json.loads((runs / rd / "eval-iterations.json").read_text())["rows"]
+    assert sorted({r["iterations"] for r in rows}) == [1, 3, 8]
+    assert {r["value"] for r in rows} == {1, 2}
+    plain = next(r["run_id"] for r in table if r["model"] == "transformer")
+    one_line_error(run("eval", runs / plain, "--iterations", "2"), "is not weight-tied")
+    res = run("eval", runs / plain, "--by", "rule_id", "--size", 64)  # which held-out rules are solved, per k
+    assert res.exit_code == 0, res.output
+    rows = json.loads((runs / plain / "eval-by-rule_id.json").read_text())["rows"]
+    assert {r["slice"] for r in rows} == {"rule_id"} and {r["k"] for r in rows} == {1, 2}
+    from generators.cellular_automata import split_of_rule
+
+    assert all(split_of_rule(r["value"], 1) == "test" for r in rows)
+    one_line_error(run("eval", runs / plain, "--by", "colour"), "cannot slice by 'colour'")
+    one_line_error(run("eval", runs / rd, "--iterations", "0"), "--iterations must be at least 1")
+    one_line_error(run("plot", "heatmap", results, "--by", "width"), "unknown heat-map axis")
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["model={name=\"looped\",loops=0}"], "loops must be at least 1"),
+    (["model.name=looped", "model.loops=2", "model.loss_loops=2", "model.nograd_loops=1"], "must not exceed loops"),
+    (["model.name=recurrent_depth", "model.sample_iterations=false", "model.mean_iterations=2", "model.bptt=4"],
+     "bptt (4) is larger than the fixed iteration count"),
+    (["model.name=act", "model.threshold=1.5"], "ACT threshold must be in (0, 1)"),
+    (["model.name=rmt", "model.segment_len=500"], "longer than the sequence"),
+    (["model.name=memory_tokens", "model.n_memory=0"], "n_memory must be at least 1"),
+    (["eval.iterations=[0]"], "eval.iterations must be at least 1"),
+])
+def test_bad_depth_settings_are_one_line_errors(spec, tmp_path, sets, message):
+    args = [a for s in sets for a in ("--set", s)]
+    one_line_error(run("train", spec, "--out", tmp_path / "runs", *args), message)

@@ -1,0 +1,301 @@
+"""Depth-extending families: the model contract, weight tying, gradient cuts, halting, overrides, learning."""
+
+import numpy as np
+import pytest
+import torch
+
+import generators
+from generators import ConfigError
+from testbed.models import MODELS, build_model
+from testbed.models.act import act_halting
+
+SMALL = {"n_layer": 2, "n_head": 2, "d_model": 32}
+FAMILIES = {  # a small config of every registered family
+    "transformer": SMALL,
+    "torch_encoder": SMALL,
+    "fast_weights": SMALL,
+    "looped": {**SMALL, "n_layer": 1, "loops": 3},
+    "recurrent_depth": {**SMALL, "n_layer": 1, "n_prelude": 1, "n_coda": 1, "mean_iterations": 2, "bptt": 2,
+                        "init_std": 0.1},
+    "act": {**SMALL, "init_std": 0.1},
+    "memory_tokens": {**SMALL, "n_memory": 4},
+    "rmt": {**SMALL, "n_memory": 4, "init_std": 0.1},
+    "armt": {**SMALL, "n_memory": 4, "d_mem": 16, "nu": 2, "init_std": 0.1},
+    "lstm": {"n_layer": 1, "d_model": 64},
+    "cot": SMALL,
+}
+CA = {"radius": 1, "width": 6, "steps": 7, "n_input": 3}
+
+
+def setup(name, cfg=None, **data):
+    gen = generators.make("ca", {**CA, **({"task": "O-O", "m": 2} if name == "cot" else {}), **data})
+    model = build_model(name, {**FAMILIES[name], **(cfg or {})}, gen.layout())
+    batch = {k: torch.as_tensor(v) for k, v in gen.sample("train", 0, range(8)).items()}
+    return gen, model, batch
+
+
+def test_every_family_has_a_test_config():
+    assert set(FAMILIES) == set(MODELS.names())
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_shapes_and_masking(name):
+    gen, model, batch = setup(name)
+    model.eval()
+    logits = model(batch["inputs"])
+    assert logits.shape == (8, gen.layout().seq_len, len(gen.layout().vocab))
+    assert torch.isfinite(logits).all()
+    # targets never reach the model at evaluation: inputs hold mask tokens where targets are scored
+    assert (batch["inputs"][batch["loss_mask"]] == gen.layout().vocab.index("?")).all()
+    model.train()
+    loss, extras = model.training_loss(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert model.num_params() == sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_overfits_a_tiny_fixed_batch(name):
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # the same arithmetic whatever ran before
+    _, model, batch = setup(name)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2 if name == "lstm" else 3e-3)  # LSTMs like larger steps
+    first = None
+    model.train()
+    for step in range(200):
+        model.global_step = step
+        loss, _ = model.training_loss(batch)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # as the trainer does
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred = model(batch["inputs"]).argmax(-1)
+    mask = batch["loss_mask"]
+    assert loss.item() < 0.1 * first
+    assert (pred[mask] == batch["targets"][mask]).float().mean() > 0.95
+
+
+@pytest.mark.parametrize("name,key", [("looped", "loops"), ("recurrent_depth", "mean_iterations")])
+def test_weight_tying_shares_parameters(name, key):
+    sizes = {build_model(name, {**FAMILIES[name], key: r, "bptt": 1} if name == "recurrent_depth" else
+                         {**FAMILIES[name], key: r}, setup(name)[0].layout()).num_params() for r in (1, 2, 8)}
+    assert len(sizes) == 1
+
+
+@pytest.mark.parametrize("name", ["looped", "recurrent_depth"])
+def test_iteration_override_changes_compute_not_parameters(name):
+    torch.manual_seed(0)
+    _, model, batch = setup(name)
+    model.eval()
+    calls = []
+    block = model.blocks[0] if name == "looped" else model.core[0]
+    block.register_forward_hook(lambda *a: calls.append(1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    outs = {}
+    for r in (1, 2, 6):
+        calls.clear()
+        model.iterations = r
+        outs[r] = model(batch["inputs"])
+        assert len(calls) == r
+    assert not torch.allclose(outs[1], outs[6])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # the per-step read-out is the same computation, read out at every iteration
+    steps = model.forward_steps(batch["inputs"], 6)
+    assert len(steps) == 6
+    torch.testing.assert_close(steps[1], outs[2])
+    torch.testing.assert_close(steps[5], outs[6])
+
+
+def test_looped_no_gradient_prefix():
+    _, model, batch = setup("looped", {"loops": 4, "nograd_loops": 2, "loss_loops": 2})
+    states = model.states(batch["inputs"], 4, nograd=2)
+    assert [s.requires_grad for s in states] == [False, False, True, True]
+    grad_flags = []
+    model.blocks[0].register_forward_hook(lambda *a: grad_flags.append(torch.is_grad_enabled()))
+    model.train()
+    model.training_loss(batch)[0].backward()
+    assert grad_flags == [False, False, True, True]
+
+
+def test_recurrent_depth_truncated_backprop_and_sampling():
+    torch.manual_seed(0)
+    _, model, batch = setup("recurrent_depth", {"mean_iterations": 4, "bptt": 2})
+    flags = []
+    model.core[0].register_forward_hook(lambda *a: flags.append(torch.is_grad_enabled()))
+    model.train()
+    model.run(batch["inputs"], 5, bptt=2).sum().backward()
+    assert flags == [False, False, False, True, True]
+    draws = [model.sample_iterations() for _ in range(2000)]
+    assert min(draws) >= 1 and abs(np.mean(draws) - 5.0) < 0.3  # E[Poisson(tau) + 1] = r_bar + 1
+    fixed = setup("recurrent_depth", {"mean_iterations": 3, "sample_iterations": False, "bptt": 2})[1]
+    assert {fixed.sample_iterations() for _ in range(20)} == {3}
+
+
+def test_recurrent_depth_adaptive_exit_reports_steps():
+    torch.manual_seed(0)
+    _, model, batch = setup("recurrent_depth", {"exit_threshold": 1e9, "max_iterations": 6})
+    model.eval()
+    model(batch["inputs"])
+    assert (model.steps_used == 2).all()  # any KL is below a huge threshold: stop at the first comparison
+    _, model, batch = setup("recurrent_depth", {"exit_threshold": 1e-12, "max_iterations": 5})
+    model.eval()
+    torch.testing.assert_close(model(batch["inputs"]).exp().sum(-1), torch.ones(8, model.seq_len))
+    assert (model.steps_used == 5).all()
+
+
+def test_rmt_detach_really_cuts_gradients_across_segments():
+    for bptt, early_grad in ((0, True), (1, False)):
+        _, model, batch = setup("rmt", {"bptt": bptt})
+        captured = {}
+
+        def keep(module, args, out):
+            out[0].retain_grad()
+            captured["x"] = out[0]
+
+        model.embed.register_forward_hook(keep)
+        model.train()
+        model.training_loss(batch)[0].backward()
+        first_segment = model.segments[0]
+        g = captured["x"].grad[:, first_segment[0] : first_segment[1]]
+        assert (g.abs().sum() > 0) == early_grad
+        last = model.segments[-1]
+        assert captured["x"].grad[:, last[0] : last[1]].abs().sum() > 0
+
+
+def test_rmt_segments_follow_orbit_rows_and_curriculum_grows_the_window():
+    gen, model, _ = setup("rmt", {"curriculum_steps": 100})
+    width = CA["width"]
+    assert [b - a for a, b in model.segments] == [width + 1] * CA["n_input"] + [width]
+    model.train()
+    windows = []
+    for step in (0, 50, 100, 1000):
+        model.global_step = step
+        windows.append(model.bptt_window())
+    assert windows == [1, 2, 4, 4]
+    with pytest.raises(ConfigError, match="longer than the sequence"):
+        build_model("rmt", {**FAMILIES["rmt"], "segment_len": 1000}, gen.layout())
+
+
+@pytest.mark.parametrize("mode", ["layer", "block"])
+def test_act_halting_weights_sum_to_one(mode):
+    torch.manual_seed(0)
+    _, model, batch = setup("act", {"mode": mode, "halt_bias": 0.0})
+    model.eval()
+    model(batch["inputs"])
+    for w in model.halting_weights:
+        torch.testing.assert_close(w.sum(0), torch.ones_like(w[0]))
+        assert (w >= 0).all()
+    assert ((model.steps_used >= 1) & (model.steps_used <= 4)).all()
+
+
+def test_act_halting_on_a_known_sequence():
+    # halting probability 0.35 every step, threshold 0.9: the sum passes 0.9 at step 3, which takes the remainder
+    halt = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        halt.weight.zero_()
+        halt.bias.fill_(float(np.log(0.35 / 0.65)))
+    out, cost, steps, w = act_halting(lambda x: x + 1, torch.zeros(1, 1, 1), halt, 5, 0.9)
+    torch.testing.assert_close(w[:, 0, 0], torch.tensor([0.35, 0.35, 0.30]))
+    assert steps.item() == 3 and cost.item() == pytest.approx(3.3)
+    assert out.item() == pytest.approx(0.35 * 1 + 0.35 * 2 + 0.30 * 3)
+
+
+def test_pondernet_halting_distribution():
+    _, model, batch = setup("act", {"mode": "block", "halting": "pondernet", "max_steps": 3})
+    logits, p = model.ponder_steps(batch["inputs"])
+    torch.testing.assert_close(p.sum(0), torch.ones_like(p[0]))
+    model.eval()
+    model(batch["inputs"])
+    assert ((model.steps_used >= 1) & (model.steps_used <= 3)).all()
+
+
+def test_cot_teacher_forces_earlier_rows_and_masks_later_ones(monkeypatch):
+    from testbed.models.transformer import Transformer
+
+    gen, model, batch = setup("cot")
+    seen, forward = [], Transformer.forward
+    monkeypatch.setattr(Transformer, "forward", lambda self, x: seen.append(x.clone()) or forward(self, x))
+    model.training_loss(batch)
+    stacked = seen[0].view(2, 8, -1)  # one pass per target row, stacked along the batch
+    mask_id = gen.layout().vocab.index("?")
+    scored = batch["loss_mask"][0]
+    first = scored & (model.row == CA["n_input"])
+    second = scored & (model.row == CA["n_input"] + 1)
+    assert (stacked[0][:, first | second] == mask_id).all()  # row 1 pass: nothing of the target visible
+    assert torch.equal(stacked[1][:, first], batch["targets"][:, first])  # row 2 pass: true row 1 fed back
+    assert (stacked[1][:, second] == mask_id).all()
+
+
+def test_cot_evaluation_feeds_back_its_own_predictions():
+    gen, model, batch = setup("cot")
+    model.eval()
+    out = model(batch["inputs"])
+    rows = model.row
+    first = rows == CA["n_input"]
+    fed = torch.where(first & (batch["inputs"] == model.mask_id), out.argmax(-1), batch["inputs"])
+    second = rows == CA["n_input"] + 1
+    from testbed.models.transformer import Transformer
+
+    torch.testing.assert_close(out[:, second], Transformer.forward(model, fed)[:, second])
+
+
+@pytest.mark.parametrize("name,cfg,match", [
+    ("looped", {"loops": 0}, "loops must be at least 1"),
+    ("looped", {"loops": 2, "loss_loops": 2, "nograd_loops": 1}, "must not exceed loops"),
+    ("recurrent_depth", {"mean_iterations": 2, "sample_iterations": False, "bptt": 3}, "bptt"),
+    ("recurrent_depth", {"bptt": 0}, "bptt must be at least 1"),
+    ("act", {"threshold": 1.0}, "threshold must be in"),
+    ("act", {"threshold": 0.0}, "threshold must be in"),
+    ("act", {"halting": "pondernet"}, "needs mode = block"),
+    ("memory_tokens", {"n_memory": 0}, "n_memory must be at least 1"),
+])
+def test_bad_configs(name, cfg, match):
+    with pytest.raises(ConfigError, match=match):
+        setup(name, cfg)
+
+
+def test_armt_memory_starts_silent_then_carries_information_across_segments():
+    torch.manual_seed(0)
+    _, model, batch = setup("armt")
+    model.eval()
+    x = batch["inputs"]
+    y = x.clone()
+    a, b = model.segments[1]
+    y[:, a:b] = 1 - y[:, a:b].clamp(max=1)  # change an early orbit row
+    last = slice(*model.segments[-1])
+    # W_v = 0 at initialisation: nothing is written, so the last segment cannot see the earlier ones
+    torch.testing.assert_close(model(x)[:, last], model(y)[:, last])
+    for mem in model.memories:
+        torch.nn.init.normal_(mem.value.weight, std=0.5)
+    assert not torch.allclose(model(x)[:, last], model(y)[:, last])
+
+
+def test_armt_state_resets_between_sequences():
+    torch.manual_seed(0)
+    _, model, batch = setup("armt")
+    for mem in model.memories:
+        torch.nn.init.normal_(mem.value.weight, std=0.5)
+    model.eval()
+    together = model(batch["inputs"])
+    torch.testing.assert_close(model(batch["inputs"][3:4]), together[3:4])  # no state from other sequences
+    torch.testing.assert_close(model(batch["inputs"]), together)  # nor from an earlier call
+
+
+def test_armt_detach_cuts_gradients():
+    for bptt, early_grad in ((0, True), (1, False)):
+        torch.manual_seed(0)
+        _, model, batch = setup("armt", {"bptt": bptt})
+        for mem in model.memories:
+            torch.nn.init.normal_(mem.value.weight, std=0.5)
+        captured = {}
+
+        def keep(module, args, out):
+            out[0].retain_grad()
+            captured["x"] = out[0]
+
+        model.embed.register_forward_hook(keep)
+        model.training_loss(batch)[0].backward()
+        a, b = model.segments[0]
+        assert (captured["x"].grad[:, a:b].abs().sum() > 0) == early_grad
