@@ -383,7 +383,7 @@ def collect(
 @app.command()
 @friendly
 def plot(
-    view: str = typer.Argument(..., help="depth | iterations | heatmap"),
+    view: str = typer.Argument(..., help="depth | iterations | heatmap | capacity"),
     results: Path = typer.Argument(..., metavar="RESULTS.csv", help="table from `testbed collect`"),
     out: Path = typer.Option(Path("figure.png"), help="image to write (png, pdf, svg)"),
     title: str = typer.Option("", help="figure title"),
@@ -394,12 +394,13 @@ def plot(
 
     depth: accuracy vs k (one line per model) and vs layers (one per k).
     iterations: exact match vs test-time iterations of weight-tied models (one line per k).
-    heatmap: exact match over (layers, loops or iterations) x k."""
+    heatmap: exact match over (layers, loops or iterations) x k.
+    capacity: recall vs stored pairs and width, and the capacity curve (most pairs recalled at >= 90 % vs state size)."""
     from . import spec as specs
     from .collect import read_csv
     from . import plots
 
-    views = ("depth", "iterations", "heatmap")
+    views = ("depth", "iterations", "heatmap", "capacity")
     if view not in views:
         raise ConfigError(f"unknown view {view!r}{did_you_mean(view, views)}; valid: {', '.join(views)}")
     rows = read_csv(results)
@@ -411,10 +412,46 @@ def plot(
     elif view == "iterations":
         plots.plot_iterations(rows, out, title)
         typer.echo(plots.format_iterations(rows))
-    else:
+    elif view == "heatmap":
         plots.plot_heatmap(rows, out, title, by)
         typer.echo(plots.format_heatmap(rows, by))
+    else:
+        plots.plot_capacity(rows, out, title)
+        typer.echo(plots.format_capacity(rows))
     typer.echo(f"wrote {out}")
+
+
+@app.command("capacity")
+@friendly
+def capacity_cmd(
+    families: str = typer.Option("attention,sum,delta,armt", help="memory mechanisms: attention, sum, delta, armt"),
+    d: str = typer.Option("8,16,32,64", "--d", help="key widths"),
+    pairs: str = typer.Option("1,2,4,8,16,32,64,128,256", help="numbers of stored key-value pairs"),
+    trials: int = typer.Option(20, help="random memories per point"),
+    rewrite: bool = typer.Option(False, "--rewrite", help="write every key twice; the newer value must come back"),
+    seed: int = typer.Option(0, help="seed of the random keys and values"),
+    out: Path = typer.Option(Path("capacity.csv"), help="results table (the format of `testbed collect`)"),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw `plot capacity` to this image"),
+) -> None:
+    """Retrieval capacity of the memory mechanisms at each state size: store random pairs, read them back."""
+    from generators.registry import coerce
+
+    from . import plots
+    from .capacity import capacity_rows
+    from .collect import BASE_COLUMNS, write_csv
+
+    ds = list(coerce(tuple[int, ...], d, "--d"))
+    ps = list(coerce(tuple[int, ...], pairs, "--pairs"))
+    gio.check_writable(out)
+    if plot_out is not None:
+        gio.check_writable(plot_out)
+    rows = capacity_rows([f.strip() for f in families.split(",")], ds, ps, trials, seed, rewrite)
+    write_csv(out, BASE_COLUMNS, rows)
+    typer.echo(plots.format_capacity(rows))
+    if plot_out is not None:
+        setting = "rewrite: every key written twice, the newer value asked" if rewrite else "each key written once"
+        plots.plot_capacity(rows, plot_out, f"Retrieval capacity of memory mechanisms ({setting})")
+    typer.echo(f"wrote {out}" + (f" and {plot_out}" if plot_out else ""))
 
 
 def experiments_dir() -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 from generators import ConfigError
 from generators.io import atomic_write
 
-BASE_COLUMNS = ["run_id", "name", "model", "params", "layers", "loops", "d_model", "task", "seed", "split",
-                "iterations", "slice", "k", "cell_accuracy", "exact_match", "n", "mean_steps", "fit_seconds"]
+BASE_COLUMNS = ["run_id", "name", "model", "params", "state_size", "layers", "loops", "d_model", "task", "seed", "split",
+                "iterations", "slice", "value", "k", "cell_accuracy", "exact_match", "n", "mean_steps", "fit_seconds"]
 
 
 def trained_loops(model: dict):
@@ -52,7 +52,8 @@ def collect(runs_root: str | Path, run_ids=None) -> tuple[list[str], list[dict]]
     for (config, result), f in zip(runs, flat):
         base = {
             "run_id": result["run_id"], "name": config["name"], "model": config["model"]["name"],
-            "params": result["params"], "layers": config["model"].get("n_layer"),
+            "params": result["params"], "state_size": result.get("state_size") or "",
+            "layers": config["model"].get("n_layer"),
             "loops": trained_loops(config["model"]), "d_model": config["model"].get("d_model"),
             "task": config["data"].get("task"), "seed": config["seed"],
             "fit_seconds": round(result.get("fit_seconds") or 0.0, 1),
@@ -60,6 +61,7 @@ def collect(runs_root: str | Path, run_ids=None) -> tuple[list[str], list[dict]]
         for row in result["test"]:
             rows.append({
                 **base, "split": row["split"], "iterations": row.get("iterations") or "", "slice": row["slice"],
+                "value": "" if row["value"] is None else row["value"],
                 "k": row["value"] if row["slice"] == "k" else "",
                 "cell_accuracy": row["cell_accuracy"], "exact_match": row["exact_match"], "n": row["n"],
                 "mean_steps": row.get("mean_steps", ""),

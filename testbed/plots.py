@@ -225,3 +225,83 @@ def format_heatmap(rows: list[dict], by: str = "layers") -> str:
         lines.append(f"{d:<10}" + "".join(f"{grid[i, j]:<8.3f}" for j in range(len(ks))))
     lines.append("exact match on held-out rules")
     return "\n".join(lines)
+
+
+RECALL_FLOOR = 0.9  # a number of pairs counts as stored when at least this share of queries is recalled
+
+
+def _family(row: dict) -> str:
+    name = {"transformer": "attention"}.get(row["model"], row["model"])
+    rule = row.get("cfg.model.rule")
+    return f"{name} ({rule} rule)" if rule and row["model"] == "fast_weights" else name
+
+
+def capacity_table(rows: list[dict]) -> dict:
+    """{family: {d_model: {pairs: (mean recall accuracy, state size)}}} over the test rows sliced by n_pairs."""
+    rows = [r for r in rows if r["split"] == "test" and r["slice"] == "n_pairs" and r.get("value") not in ("", None)]
+    if not rows:
+        raise ConfigError("the results table has no test rows sliced by n_pairs (train MQAR or kv_segments models)")
+    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for r in rows:
+        size = float(r["state_size"]) if r.get("state_size") not in ("", None) else 0.0
+        acc[_family(r)][int(float(r["d_model"] or 0))][int(r["value"])].append((float(r["cell_accuracy"]), size))
+    return {fam: {d: {p: tuple(np.mean(v, axis=0)) for p, v in sorted(ps.items())} for d, ps in sorted(ds.items())}
+            for fam, ds in acc.items()}
+
+
+def capacity(points: dict[int, float], floor: float = RECALL_FLOOR) -> int:
+    """The largest number of pairs recalled at >= floor, all smaller tested numbers included (0 if none)."""
+    best = 0
+    for pairs, value in sorted(points.items()):
+        if value < floor:
+            break
+        best = pairs
+    return best
+
+
+def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
+    """Recall against stored pairs (one line per family and width), recall against width at the most pairs, and
+    the capacity curve: the most pairs recalled at >= 90 % against the state size (floats), per family, with the
+    line S = state / d (as many pairs as key dimensions) for reference."""
+    table = capacity_table(rows)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    styles = ["-", "--", ":", "-."]
+    for i, fam in enumerate(sorted(table)):
+        for j, (d, pts) in enumerate(table[fam].items()):
+            axes[0].plot(list(pts), [v[0] for v in pts.values()], styles[j % 4], marker="o", ms=3, color=f"C{i}",
+                         label=f"{fam} d={d}")
+        most = max(p for pts in table[fam].values() for p in pts)
+        widths = [(d, pts[most][0]) for d, pts in table[fam].items() if most in pts]
+        axes[1].plot([d for d, _ in widths], [v for _, v in widths], "o-", color=f"C{i}", label=f"{fam}, {most} pairs")
+        caps = []
+        for d, pts in table[fam].items():
+            c = capacity({p: v[0] for p, v in pts.items()})
+            if c and pts[c][1]:
+                caps.append((pts[c][1], c))
+        if caps:
+            caps.sort()
+            axes[2].plot([s for s, _ in caps], [c for _, c in caps], "o-", color=f"C{i}", label=fam)
+    sizes = [v[1] for ds in table.values() for pts in ds.values() for v in pts.values() if v[1]]
+    if sizes:
+        xs = np.geomspace(min(sizes), max(sizes), 20)
+        axes[2].plot(xs, np.sqrt(xs), color="gray", ls=":", label="S = sqrt(state) (= d for a d x d matrix)")
+    axes[0].axhline(RECALL_FLOOR, color="red", ls=":", lw=1)
+    axes[0].set(xlabel="stored pairs S", ylabel="recall accuracy (share of pairs)", ylim=(-0.02, 1.02), xscale="log")
+    axes[1].set(xlabel="key width d", ylabel="recall accuracy", ylim=(-0.02, 1.02), xscale="log")
+    axes[2].set(xlabel="state size (floats)", ylabel=f"capacity: most pairs recalled at ≥ {RECALL_FLOOR:.0%}",
+                xscale="log", yscale="log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    _finish(fig, out, title)
+
+
+def format_capacity(rows: list[dict]) -> str:
+    table = capacity_table(rows)
+    lines = [f"{'family':<24}{'d':>5}  recall per stored pairs (capacity at >= {RECALL_FLOOR:.0%}, state floats)"]
+    for fam, ds in sorted(table.items()):
+        for d, pts in ds.items():
+            cells = " ".join(f"{p}:{v[0]:.2f}" for p, v in pts.items())
+            c = capacity({p: v[0] for p, v in pts.items()})
+            lines.append(f"{fam:<24}{d:>5}  {cells}  (capacity {c}, state {int(pts[c][1]) if c else '-'})")
+    return "\n".join(lines)

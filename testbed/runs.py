@@ -263,6 +263,7 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
         "status": "done",
         "steps": trainer.global_step,
         "params": model.num_params(),
+        "state_size": model.state_size(),
         "best_val_exact_match": float(best.best_model_score) if best.best_model_score is not None else None,
         "fit_seconds": fit_seconds,
         "train_tokens_per_s": system.train_tokens / system.train_seconds if system.train_seconds else None,

@@ -38,7 +38,8 @@ NOT_HASHED = {("train", "threads"), ("train", "num_workers")}
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = _f(128, "examples per optimisation step (per device)")
-    lr: float = _f(3e-3, "peak learning rate of AdamW")
+    optimizer: str = _f("adamw", "adamw | sgd")
+    lr: float = _f(3e-3, "peak learning rate")
     weight_decay: float = _f(0.01, "AdamW weight decay on matrices (not on norms and biases)")
     betas: tuple[float, ...] = _f((0.9, 0.98), "AdamW betas")
     warmup_steps: int = _f(100, "linear warm-up steps")
@@ -66,6 +67,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"train.optimizer must be adamw or sgd, got {self.optimizer!r}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ConfigError(f"train.schedule must be cosine, linear or constant, got {self.schedule!r}")
         if min(self.warmup_steps, self.early_stop_patience, self.threads, self.num_workers, self.train_size) < 0:
@@ -180,7 +183,8 @@ def with_preset(spec: dict, preset: str | None) -> dict:
 def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | None = None) -> dict:
     """Full config of one run: defaults filled in, every key validated. `overrides` use dotted keys."""
     spec = copy.deepcopy(spec)
-    for key, value in (overrides or {}).items():
+    # whole sections first, so that a dotted key of the same point (model.d_model) applies to the new section
+    for key, value in sorted((overrides or {}).items(), key=lambda kv: "." in kv[0]):
         set_dotted(spec, key, value)
     data = dict(spec.get("data", {}))
     model = dict(spec.get("model", {}))

@@ -77,10 +77,11 @@ class TaskSystem(L.LightningModule):
         c = self.cfg
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=c.lr, betas=tuple(c.betas),
-        )
+        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if c.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=c.lr)
+        else:
+            opt = torch.optim.AdamW(groups, lr=c.lr, betas=tuple(c.betas))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: lr_factor(s, c.warmup_steps, c.max_steps, c.schedule, c.min_lr_ratio)
         )

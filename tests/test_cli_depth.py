@@ -113,3 +113,57 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
 def test_bad_depth_settings_are_one_line_errors(spec, tmp_path, sets, message):
     args = [a for s in sets for a in ("--set", s)]
     one_line_error(run("train", spec, "--out", tmp_path / "runs", *args), message)
+
+
+MQAR = """
+name = "capacity"
+seed = 0
+[data]
+generator = "mqar"
+vocab_size = 64
+seq_len = 32
+n_pairs = 2
+[model]
+name = "transformer"
+causal = true
+n_layer = 1
+n_head = 2
+d_model = 16
+[train]
+batch_size = 16
+max_steps = 3
+val_every = 3
+val_size = 32
+threads = 1
+[eval]
+test_size = 32
+[sweep]
+grid = { model = [{ name = "transformer", causal = true, n_layer = 1, n_head = 2, d_model = 16 }, { name = "fast_weights", n_layer = 1, n_head = 2, d_model = 16, rule = "delta" }], "model.d_model" = [8, 16], "data.n_pairs" = [2, 4] }
+"""
+
+
+def test_capacity_sweep_and_plot(tmp_path):
+    spec = tmp_path / "capacity.toml"
+    spec.write_text(MQAR)
+    runs = tmp_path / "runs"
+    res = run("sweep", spec, "--out", runs)
+    assert res.exit_code == 0, res.output
+    assert res.output.count("trained") == 8  # families x widths x pairs: section replacement first, then d_model
+    assert run("collect", runs, "--out", tmp_path / "r.csv").exit_code == 0
+    table = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert {(r["model"], r["d_model"]) for r in table} == {(m, d) for m in ("transformer", "fast_weights")
+                                                           for d in ("8", "16")}
+    assert all(int(r["state_size"]) > 0 for r in table)
+    res = run("plot", "capacity", tmp_path / "r.csv", "--out", tmp_path / "c.png")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG" and "attention" in res.output
+    one_line_error(run("plot", "capacity", tmp_path / "r.csv", "--out", tmp_path / "nodir" / "c.png"),
+                   "does not exist")
+
+
+def test_capacity_is_the_largest_count_recalled_above_the_floor():
+    from testbed.plots import capacity
+
+    assert capacity({2: 1.0, 4: 0.95, 8: 0.5, 16: 0.95}) == 4  # stops at the first failure
+    assert capacity({2: 0.5, 4: 0.99}) == 0
+    assert capacity({2: 0.91}) == 2

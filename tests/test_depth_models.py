@@ -35,7 +35,7 @@ def setup(name, cfg=None, **data):
 
 
 def test_every_family_has_a_test_config():
-    assert set(FAMILIES) == set(MODELS.names())
+    assert set(FAMILIES) | {"linear_memory"} == set(MODELS.names())  # linear_memory: tests/test_associative_memory
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -299,3 +299,17 @@ def test_armt_detach_cuts_gradients():
         model.training_loss(batch)[0].backward()
         a, b = model.segments[0]
         assert (captured["x"].grad[:, a:b].abs().sum() > 0) == early_grad
+
+
+def test_state_sizes_follow_the_definitions():
+    gen = generators.make("ca", CA)
+    lay = gen.layout()
+    t = build_model("transformer", SMALL, lay)
+    assert t.state_size() == 2 * 2 * lay.seq_len * 32  # keys and values, every layer and position
+    fw = build_model("fast_weights", {**SMALL, "feature": "identity"}, lay)
+    assert fw.state_size() == 2 * 2 * 16 * 16  # layers x heads x d_head x d_head
+    assert build_model("fast_weights", {**SMALL, "feature": "dpfp", "nu": 2}, lay).state_size() == 2 * 2 * 16 * 64
+    assert build_model("armt", FAMILIES["armt"], lay).state_size() == 2 * (2 * 2 * 16) * 33
+    assert build_model("rmt", FAMILIES["rmt"], lay).state_size() == 4 * 32
+    assert build_model("lstm", FAMILIES["lstm"], lay).state_size() == 2 * 1 * 64
+    assert build_model("looped", FAMILIES["looped"], lay).state_size() is None

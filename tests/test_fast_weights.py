@@ -50,3 +50,36 @@ def test_dpfp_dimension_and_causality():
         y = x.clone()
         y[:, 20:] = (y[:, 20:] + 1) % 64
         torch.testing.assert_close(model(x)[:, :20], model(y)[:, :20])
+
+
+def test_mechanism_capacity_orders_the_memories():
+    from testbed.capacity import recall, state_floats
+
+    # few pairs in a wide memory: everything comes back
+    for family in ("attention", "sum", "delta", "armt"):
+        assert recall(family, 32, 4, trials=10)[0] >= 0.95
+    # far more pairs than key dimensions: the d x d matrices fail, the growing key-value cache does not
+    assert recall("sum", 16, 128, trials=10)[0] < 0.3 and recall("delta", 16, 128, trials=10)[0] < 0.3
+    assert recall("attention", 32, 128, trials=10)[0] > 0.95
+    # rewriting a key: the delta rule replaces the value, the sum rule and attention return a blend of both
+    assert recall("delta", 32, 8, trials=10, rewrite=True)[0] > 0.95
+    assert recall("armt", 32, 8, trials=10, rewrite=True)[0] > 0.95
+    assert recall("sum", 32, 8, trials=10, rewrite=True)[0] < 0.7
+    assert recall("attention", 32, 8, trials=10, rewrite=True)[0] < 0.7
+    assert state_floats("attention", 16, 10) == 320 and state_floats("delta", 16, 10) == 256
+
+
+def test_capacity_command_writes_a_table_and_a_plot(tmp_path):
+    import csv
+
+    from cli_helpers import one_line_error, run
+
+    res = run("capacity", "--families", "sum,delta", "--d", "8,16", "--pairs", "2,8,32", "--trials", 4,
+              "--out", tmp_path / "cap.csv", "--plot", tmp_path / "cap.png")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((tmp_path / "cap.csv").open()))
+    assert len(rows) == 2 * 2 * 3 and {r["model"] for r in rows} == {"sum", "delta"}
+    assert (tmp_path / "cap.png").read_bytes()[:4] == b"\x89PNG"
+    assert run("plot", "capacity", tmp_path / "cap.csv", "--out", tmp_path / "again.png").exit_code == 0
+    one_line_error(run("capacity", "--families", "hopfield", "--out", tmp_path / "x.csv"), "unknown memory family")
+    one_line_error(run("capacity", "--d", "0", "--out", tmp_path / "x.csv"), "must be at least 1")

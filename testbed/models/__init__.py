@@ -50,6 +50,11 @@ class SequenceModel(nn.Module):
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return masked_loss(self(batch["inputs"]), batch), {}
 
+    def state_size(self) -> int | None:
+        """Floats of the state the model carries along a sequence (what bounds its recall): the key-value cache of
+        attention, the matrices of fast weights, the memory of recurrent-memory models. None where not defined."""
+        return None
+
     def forward_steps(self, inputs: torch.Tensor, iterations: int) -> list[torch.Tensor]:
         raise ConfigError(f"model {type(self).__name__} is not weight-tied: it has no iteration count to vary")
 
@@ -61,7 +66,7 @@ def check_iterations(value: int, what: str = "iterations") -> int:
 
 
 from . import (  # noqa: E402,F401  (register the model families)
-    act, armt, chain_of_thought, fast_weights, looped, memory, recurrent_depth, rnn, transformer,
+    act, armt, chain_of_thought, fast_weights, linear_memory, looped, memory, recurrent_depth, rnn, transformer,
 )
 
 

@@ -48,6 +48,21 @@ class ARMTConfig(TransformerConfig):
             raise ConfigError("segment_len and bptt must be >= 0")
 
 
+def memory_read(q: torch.Tensor, A: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """(q A) / (q . z + eps) for feature-mapped queries q (B, T, d_phi)."""
+    return torch.einsum("btp,bpd->btd", q, A) / (torch.einsum("btp,bp->bt", q, z)[..., None] + EPS)
+
+
+def memory_write(k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, A: torch.Tensor, z: torch.Tensor):
+    """Delta-rule write of feature-mapped keys k (B, M, d_phi), values v (B, M, d), strengths beta (B, M, 1), with
+    the gamma-corrected normaliser. Returns the new (A, z)."""
+    v_bar = memory_read(k, A, z)
+    A = A + torch.einsum("bmd,bmp->bpd", beta * (v - v_bar), k)
+    with torch.no_grad():
+        gamma = (1 - torch.einsum("bmp,bp->bm", k, z) / (k.pow(2).sum(-1) + EPS)).clamp(0, 1)
+    return A, z + (gamma[..., None] * k).sum(1)
+
+
 class AssociativeMemory(nn.Module):
     """One layer's associative matrix: read into every token, written from the memory tokens (delta rule)."""
 
@@ -63,16 +78,10 @@ class AssociativeMemory(nn.Module):
         return feature_map(x, "dpfp", self.nu)
 
     def read(self, h, A, z):
-        q = self.phi(self.query(h))  # (B, T, d_phi)
-        return h + torch.einsum("btp,bpd->btd", q, A) / (torch.einsum("btp,bp->bt", q, z)[..., None] + EPS)
+        return h + memory_read(self.phi(self.query(h)), A, z)
 
     def write(self, m, A, z):
-        k, v, beta = self.phi(self.key(m)), self.value(m), torch.sigmoid(self.beta(m))  # (B, M, d_phi), (B, M, d)
-        v_bar = torch.einsum("bmp,bpd->bmd", k, A) / (torch.einsum("bmp,bp->bm", k, z)[..., None] + EPS)
-        A = A + torch.einsum("bmd,bmp->bpd", beta * (v - v_bar), k)
-        with torch.no_grad():
-            gamma = (1 - torch.einsum("bmp,bp->bm", k, z) / (k.pow(2).sum(-1) + EPS)).clamp(0, 1)
-        return A, z + (gamma[..., None] * k).sum(1)
+        return memory_write(self.phi(self.key(m)), self.value(m), torch.sigmoid(self.beta(m)), A, z)
 
 
 @register_model("armt", ARMTConfig)
@@ -90,6 +99,10 @@ class ARMT(SequenceModel):
         nn.init.normal_(self.memory_tokens, std=config.init_std)
         for mem in self.memories:
             nn.init.zeros_(mem.value.weight)  # the memory starts silent: training begins from the plain model
+
+    def state_size(self) -> int:
+        d_phi = 2 * self.config.nu * self.config.d_mem
+        return self.config.n_layer * d_phi * (self.config.d_model + 1)  # A and z per layer
 
     def initial_state(self, batch: int, device):
         d_phi = 2 * self.config.nu * self.config.d_mem

@@ -109,6 +109,12 @@ class FastWeights(SequenceModel):
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab))
 
+    def state_size(self) -> int:
+        c = self.config
+        d_head = c.d_model // c.n_head
+        d_phi = 2 * c.nu * d_head if c.feature == "dpfp" else d_head
+        return c.n_layer * c.n_head * d_head * d_phi  # one d_head x d_phi matrix per head and layer
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         self.check_length(inputs)
         x = self.tok_emb(inputs) + self.pos_emb.weight

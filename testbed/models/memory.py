@@ -95,6 +95,11 @@ class MemoryTransformer(SequenceModel):
         new_memory = h[:, -m:] if self.write else h[:, :m]
         return new_memory, h[:, m : m + b - a]
 
+    def state_size(self) -> int:
+        if self.write:  # recurrent: only the memory passes from segment to segment
+            return self.config.n_memory * self.config.d_model
+        return 2 * self.config.n_layer * (self.seq_len + self.config.n_memory) * self.config.d_model
+
     def bptt_window(self) -> int:
         bptt, curriculum = getattr(self.config, "bptt", 0), getattr(self.config, "curriculum_steps", 0)
         full = bptt or len(self.segments)

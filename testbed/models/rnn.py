@@ -39,6 +39,9 @@ class LSTM(SequenceModel):
                             bidirectional=config.bidirectional)
         self.head = nn.Linear(d * (2 if config.bidirectional else 1), len(layout.vocab))
 
+    def state_size(self) -> int:
+        return 2 * self.config.n_layer * self.config.d_model * (2 if self.config.bidirectional else 1)  # h and c
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         self.check_length(inputs)
         h, _ = self.lstm(self.tok_emb(inputs))

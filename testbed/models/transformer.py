@@ -178,6 +178,9 @@ class Transformer(SequenceModel):
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
         init_weights(self, config.init_std, config.n_layer)
 
+    def state_size(self) -> int:
+        return 2 * self.config.n_layer * self.seq_len * self.config.d_model  # keys and values of every position
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         self.check_length(inputs)
         x, rotary = self.embed(inputs)

@@ -1,0 +1,66 @@
+"""Optimizer-trained linear associative memory (Cabannes, Dohmatob, Bietti, ICLR 2024), for the zipf_memory task.
+
+    logits_y(x) = u_y^T LN?(W e_x)
+
+W (d x d) starts at zero and is learned by the training system's optimiser in one pass over T samples
+(`train.train_size = T`, `max_steps = T / batch_size`): SGD, or Adam with betas (0, 0) (sign-like updates) and a
+learning rate divided by d. Input embeddings e_x ~ N(0, I/d) and output embeddings u_y uniform on the unit sphere
+are fixed random buffers (drawn from `embedding_seed`), or learned with `learn_embeddings`. Outputs beyond the M
+classes get no score (-inf), so the logits keep the task's vocabulary size. The held-out exact match estimates
+1 - sum_x p(x) 1[wrong], the population error of the closed-form memories (models/associative_memory.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from generators import ConfigError
+from generators.registry import option as _f
+
+from . import SequenceModel, register_model
+
+
+@dataclass(frozen=True)
+class LinearMemoryConfig:
+    d: int = _f(100, "memory dimension d (W is d x d)")
+    n_classes: int = _f(5, "number of outputs M (the generator's n_classes)")
+    layernorm: bool = _f(False, "LayerNorm (no affine) on W e_x before the read-out")
+    learn_embeddings: bool = _f(False, "learn E and U as well as W (else fixed random embeddings)")
+    embedding_seed: int = _f(0, "seed of the random embeddings")
+
+    def __post_init__(self):
+        if self.d < 1 or self.n_classes < 1:
+            raise ConfigError(f"d and n_classes must be at least 1, got d = {self.d}, n_classes = {self.n_classes}")
+
+
+@register_model("linear_memory", LinearMemoryConfig)
+class LinearMemory(SequenceModel):
+    def __init__(self, config: LinearMemoryConfig, layout):
+        super().__init__(config, layout)
+        n, d, m = len(layout.vocab), config.d, config.n_classes
+        if m > n:
+            raise ConfigError(f"n_classes ({m}) is larger than the task's vocabulary ({n})")
+        gen = torch.Generator().manual_seed(config.embedding_seed)
+        E = torch.randn(n, d, generator=gen) / d**0.5
+        U = F.normalize(torch.randn(m, d, generator=gen), dim=-1)
+        if config.learn_embeddings:
+            self.E, self.U = nn.Parameter(E), nn.Parameter(U)
+        else:
+            self.register_buffer("E", E)
+            self.register_buffer("U", U)
+        self.W = nn.Parameter(torch.zeros(d, d))
+        self.vocab = n
+
+    def state_size(self) -> int:
+        return self.config.d * self.config.d
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        h = self.E[inputs] @ self.W.T  # (B, L, d)
+        if self.config.layernorm:
+            h = F.layer_norm(h, h.shape[-1:])
+        scores = h @ self.U.T  # (B, L, M)
+        return F.pad(scores, (0, self.vocab - scores.shape[-1]), value=float("-inf"))
