@@ -4,6 +4,8 @@ in_context_recall  L/2 key-value pairs, keys from one half of the vocabulary, va
                    key within a sequence; every repeat of a key is scored: its value slot is masked and must be
                    recalled from the key's first occurrence. `noise_fraction` > 0 (noisy recall) replaces that share
                    of the pairs by pairs of tokens from a separate noise vocabulary, never scored.
+fuzzy_recall       as in-context recall, but keys and values are motifs of 1..max_motif tokens: a key motif's value
+                   motif is masked and scored at every repeat of the key.
 memorization       a fixed key -> value map for the whole dataset (parametric memory): every value slot is masked
                    and scored.
 selective_copying  `n_copy` tokens scattered in order among blanks, then a copy token: copy them in order.
@@ -20,7 +22,7 @@ from .errors import ConfigError
 from .registry import option as _f, register
 from .rng import draw_distinct, hash64, to_unit
 
-_KEYS, _MAP, _NOISE, _POS, _TOKENS = 1, 2, 3, 4, 5
+_KEYS, _MAP, _NOISE, _POS, _TOKENS, _LENGTHS, _ORDER = 1, 2, 3, 4, 5, 6, 7
 _FIXED_MAP_SALT = 0x3E3
 
 
@@ -91,6 +93,80 @@ class NoisyRecallConfig(RecallConfig):
 @register("noisy_recall", NoisyRecallConfig)
 class NoisyRecall(InContextRecall):
     """In-context recall with a share of the pairs replaced by noise pairs, which are never scored."""
+
+
+@dataclass(frozen=True)
+class FuzzyRecallConfig:
+    vocab_size: int = _f(16, "V: key tokens from [0, V/2), value tokens from [V/2, V)")
+    seq_len: int = _f(128, "L: (key motif, value motif) pairs until the next one no longer fits, then padding")
+    max_motif: int = _f(3, "motifs are 1..max_motif tokens long")
+    n_keys: int = _f(8, "distinct key motifs per sequence (each with one value motif)")
+
+    def __post_init__(self):
+        if self.vocab_size < 4 or self.vocab_size % 2:
+            raise ConfigError(f"vocab_size must be even and at least 4, got {self.vocab_size}")
+        if self.max_motif < 1 or self.n_keys < 1:
+            raise ConfigError("max_motif and n_keys must be at least 1")
+        space = sum((self.vocab_size // 2) ** n for n in range(1, self.max_motif + 1))
+        if self.n_keys > space:
+            raise ConfigError(f"n_keys ({self.n_keys}) exceeds the {space} distinct key motifs")
+        if self.seq_len // (2 * self.max_motif) <= self.n_keys:
+            raise ConfigError(
+                f"seq_len ({self.seq_len}) must hold more than n_keys ({self.n_keys}) pairs of the longest motifs "
+                f"(2 * max_motif = {2 * self.max_motif} tokens each), so that some key repeats"
+            )
+
+
+@register("fuzzy_recall", FuzzyRecallConfig)
+class FuzzyRecall(Generator):
+    """Key motifs followed by value motifs (1..max_motif tokens each); recall a repeated key's value motif."""
+
+    def layout(self) -> Layout:
+        c = self.config
+        vocab = tuple(f"t{i}" for i in range(c.vocab_size)) + ("_", "?")
+        return Layout(vocab, c.seq_len, _line(c.seq_len), 1, c.seq_len)
+
+    def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
+        c = self.config
+        split, seed = check_split(split), check_seed(seed)
+        idx = np.asarray(indices, dtype=np.uint64).reshape(-1)[:, None]
+        n, code, half, m = len(idx), SPLITS.index(split), c.vocab_size // 2, c.max_motif
+        pad, mask_token = c.vocab_size, c.vocab_size + 1
+        # distinct key motifs: ids in [0, h + h^2 + ... + h^m), id -> (length, base-h digits)
+        sizes = half ** np.arange(1, m + 1)
+        ids = draw_distinct(to_unit(hash64(seed, code, _KEYS, idx, np.arange(sizes.sum()))), c.n_keys)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        key_len = (ids[..., None] >= starts).sum(-1)  # (n, K)
+        rest = ids - starts[key_len - 1]
+        key_tok = (rest[..., None] // half ** np.arange(m)) % half  # (n, K, m), digits beyond the length unused
+        val_len = 1 + (hash64(seed, code, _LENGTHS, idx, np.arange(c.n_keys)) % np.uint64(m)).astype(np.int64)
+        val_tok = half + (hash64(seed, code, _TOKENS, idx, np.arange(c.n_keys * m)) % np.uint64(half)).astype(
+            np.int64).reshape(n, c.n_keys, m)
+        # the pair sequence: a key per slot, laid end to end; pairs that do not fit entirely are dropped
+        slots = c.seq_len // 2
+        which = (hash64(seed, code, _ORDER, idx, np.arange(slots)) % np.uint64(c.n_keys)).astype(np.int64)
+        kl, vl = np.take_along_axis(key_len, which, 1), np.take_along_axis(val_len, which, 1)
+        end = np.cumsum(kl + vl, axis=1)
+        fits = end <= c.seq_len
+        first = np.argmax(which[:, :, None] == which[:, None, :], axis=2)  # earliest slot with the same key
+        repeat = (first < np.arange(slots)) & fits
+        j = np.arange(2 * m)
+        is_key = j < kl[..., None]
+        is_val = ~is_key & (j < (kl + vl)[..., None])
+        rows = np.arange(n)[:, None, None]
+        tok = np.where(is_key, key_tok[rows, which[..., None], np.minimum(j, m - 1)],
+                       val_tok[rows, which[..., None], np.clip(j - kl[..., None], 0, m - 1)])
+        pos = (end - kl - vl)[..., None] + j
+        valid = (is_key | is_val) & fits[..., None]
+        inputs = np.full((n, c.seq_len), pad, np.int64)
+        targets = inputs.copy()
+        loss_mask = np.zeros((n, c.seq_len), bool)
+        r = np.broadcast_to(rows, valid.shape)[valid]
+        targets[r, pos[valid]] = tok[valid]
+        scored = is_val & repeat[..., None] & valid
+        loss_mask[np.broadcast_to(rows, scored.shape)[scored], pos[scored]] = True
+        inputs[:] = np.where(loss_mask, mask_token, targets)
+        return {"inputs": inputs, "targets": targets, "loss_mask": loss_mask, "scored": loss_mask.sum(1)}
 
 
 @dataclass(frozen=True)

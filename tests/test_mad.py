@@ -61,3 +61,42 @@ def test_bad_input():
         generators.make("selective_copying", {"seq_len": 16, "n_copy": 16})
     with pytest.raises(ConfigError, match="noise_fraction"):
         generators.make("noisy_recall", {"noise_fraction": 1.5})
+
+
+def test_fuzzy_recall_against_a_brute_force_parse():
+    gen = generators.make("fuzzy_recall", {"vocab_size": 16, "seq_len": 64, "max_motif": 3, "n_keys": 4})
+    s = gen.sample("train", 3, range(50))
+    half, pad, mask = 8, 16, 17
+    lengths = set()
+    for inp, tgt, scored in zip(s["inputs"], s["targets"], s["loss_mask"]):
+        runs, i = [], 0  # maximal runs of key tokens, then value tokens, until the padding
+        while i < len(tgt) and tgt[i] != pad:
+            j = i
+            kind = tgt[i] < half
+            while j < len(tgt) and tgt[j] != pad and (tgt[j] < half) == kind:
+                j += 1
+            runs.append((kind, i, j))
+            i = j
+        assert (tgt[i:] == pad).all() and (inp[i:] == pad).all()
+        assert [k for k, _, _ in runs] == [True, False] * (len(runs) // 2) and len(runs) % 2 == 0
+        value_of, expected = {}, np.zeros_like(scored)
+        for (_, a, b), (_, c, e) in zip(runs[0::2], runs[1::2]):
+            key, value = tuple(tgt[a:b]), tuple(tgt[c:e])
+            lengths.add(len(key))
+            assert 1 <= len(key) <= 3 and 1 <= len(value) <= 3
+            if key in value_of:
+                assert value_of[key] == value  # one value motif per key within a sequence
+                expected[c:e] = True
+            value_of[key] = value
+        assert len(value_of) <= 4
+        assert np.array_equal(scored, expected)  # exactly the value motifs of repeated keys
+        assert (inp[scored] == mask).all() and np.array_equal(inp[~scored], tgt[~scored])
+    assert lengths == {1, 2, 3}
+    assert np.array_equal(gen.sample("train", 3, range(10, 20))["inputs"], s["inputs"][10:20])
+
+
+def test_fuzzy_recall_bad_input():
+    with pytest.raises(ConfigError, match="some key repeats"):
+        generators.make("fuzzy_recall", {"seq_len": 24, "n_keys": 4})
+    with pytest.raises(ConfigError, match="distinct key motifs"):
+        generators.make("fuzzy_recall", {"vocab_size": 4, "max_motif": 1, "n_keys": 3, "seq_len": 64})
