@@ -383,7 +383,7 @@ def collect(
 @app.command()
 @friendly
 def plot(
-    view: str = typer.Argument(..., help="depth | iterations | heatmap | capacity"),
+    view: str = typer.Argument(..., help="depth | iterations | heatmap | capacity | memory"),
     results: Path = typer.Argument(..., metavar="RESULTS.csv", help="table from `testbed collect`"),
     out: Path = typer.Option(Path("figure.png"), help="image to write (png, pdf, svg)"),
     title: str = typer.Option("", help="figure title"),
@@ -395,18 +395,19 @@ def plot(
     depth: accuracy vs k (one line per model) and vs layers (one per k).
     iterations: exact match vs test-time iterations of weight-tied models (one line per k).
     heatmap: exact match over (layers, loops or iterations) x k.
-    capacity: recall vs stored pairs and width, and the capacity curve (most pairs recalled at >= 90 % vs state size)."""
+    capacity: recall vs stored pairs and width, and the capacity curve (most pairs recalled at >= 90 % vs state size).
+    memory: population error of linear memories vs d, one line per preset (with --paper: the published rows)."""
     from . import spec as specs
     from .collect import read_csv
     from . import plots
 
-    views = ("depth", "iterations", "heatmap", "capacity")
+    views = ("depth", "iterations", "heatmap", "capacity", "memory")
     if view not in views:
         raise ConfigError(f"unknown view {view!r}{did_you_mean(view, views)}; valid: {', '.join(views)}")
     rows = read_csv(results)
     gio.check_writable(out)
+    published = specs.load(paper).get("paper") if paper else None
     if view == "depth":
-        published = specs.load(paper).get("paper") if paper else None
         plots.plot_depth(rows, out, title, published)
         typer.echo(plots.format_table(rows))
     elif view == "iterations":
@@ -415,9 +416,12 @@ def plot(
     elif view == "heatmap":
         plots.plot_heatmap(rows, out, title, by)
         typer.echo(plots.format_heatmap(rows, by))
-    else:
+    elif view == "capacity":
         plots.plot_capacity(rows, out, title)
         typer.echo(plots.format_capacity(rows))
+    else:
+        plots.plot_memory(rows, out, title, published)
+        typer.echo(plots.format_memory(rows, published))
     typer.echo(f"wrote {out}")
 
 

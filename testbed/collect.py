@@ -10,7 +10,7 @@ from pathlib import Path
 from generators import ConfigError
 from generators.io import atomic_write
 
-BASE_COLUMNS = ["run_id", "name", "model", "params", "state_size", "layers", "loops", "d_model", "task", "seed", "split",
+BASE_COLUMNS = ["run_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task", "seed", "split",
                 "iterations", "slice", "value", "k", "cell_accuracy", "exact_match", "n", "mean_steps", "fit_seconds"]
 
 
@@ -51,10 +51,11 @@ def collect(runs_root: str | Path, run_ids=None) -> tuple[list[str], list[dict]]
     rows = []
     for (config, result), f in zip(runs, flat):
         base = {
-            "run_id": result["run_id"], "name": config["name"], "model": config["model"]["name"],
+            "run_id": result["run_id"], "name": config["name"], "preset": config.get("preset") or "",
+            "model": config["model"]["name"],
             "params": result["params"], "state_size": result.get("state_size") or "",
             "layers": config["model"].get("n_layer"),
-            "loops": trained_loops(config["model"]), "d_model": config["model"].get("d_model"),
+            "loops": trained_loops(config["model"]), "d_model": config["model"].get("d_model", config["model"].get("d")),
             "task": config["data"].get("task"), "seed": config["seed"],
             "fit_seconds": round(result.get("fit_seconds") or 0.0, 1),
         }

@@ -305,3 +305,47 @@ def format_capacity(rows: list[dict]) -> str:
             c = capacity({p: v[0] for p, v in pts.items()})
             lines.append(f"{fam:<24}{d:>5}  {cells}  (capacity {c}, state {int(pts[c][1]) if c else '-'})")
     return "\n".join(lines)
+
+
+def memory_table(rows: list[dict]) -> dict:
+    """{preset: {d: mean population error}} of linear-memory runs (error = 1 - exact match on the test split)."""
+    rows = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and r.get("d_model") not in ("", None)]
+    if not rows:
+        raise ConfigError("the results table has no overall test rows with a memory size d")
+    acc = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        acc[r.get("preset") or r["model"]][int(float(r["d_model"]))].append(1 - float(r["exact_match"]))
+    return {p: {d: float(np.mean(v)) for d, v in sorted(ds.items())} for p, ds in sorted(acc.items())}
+
+
+def plot_memory(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None) -> None:
+    """Population error against memory size d, one line per preset (setting), published values dashed beside."""
+    table = memory_table(rows)
+    published = {k: dict(zip(paper["d"], v)) for k, v in (paper or {}).items()
+                 if isinstance(v, list) and k != "d" and "d" in (paper or {})}
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, (preset, ds) in enumerate(table.items()):
+        ax.plot(list(ds), list(ds.values()), "o-", color=f"C{i}", label=f"{preset} (ours)")
+        if preset in published:
+            pts = published[preset]
+            ax.plot(list(pts), list(pts.values()), "s--", color=f"C{i}", alpha=0.5, label=f"{preset} (published)")
+    if paper and "data_floor" in paper:
+        ax.axhline(paper["data_floor"], color="gray", ls=":", label="data floor (unseen mass)")
+    ax.set(xscale="log", yscale="log", xlabel="memory size d", ylabel="population error")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    _finish(fig, out, title)
+
+
+def format_memory(rows: list[dict], paper: dict | None = None) -> str:
+    table = memory_table(rows)
+    published = {k: dict(zip(paper["d"], v)) for k, v in (paper or {}).items()
+                 if isinstance(v, list) and k != "d" and "d" in (paper or {})}
+    lines = []
+    for preset, ds in table.items():
+        lines.append(f"{preset}: d, ours, published, ours/published")
+        for d, err in ds.items():
+            pub = published.get(preset, {}).get(d)
+            ratio = f"{err / pub:.2f}" if pub else "-"
+            lines.append(f"  {d:>5}  {err:.4f}  {pub if pub is not None else '-':>7}  {ratio}")
+    return "\n".join(lines)

@@ -81,7 +81,7 @@ class TaskSystem(L.LightningModule):
         if c.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=c.lr)
         else:
-            opt = torch.optim.AdamW(groups, lr=c.lr, betas=tuple(c.betas))
+            opt = torch.optim.AdamW(groups, lr=c.lr, betas=tuple(float(b) for b in c.betas))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: lr_factor(s, c.warmup_steps, c.max_steps, c.schedule, c.min_lr_ratio)
         )

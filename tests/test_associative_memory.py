@@ -168,3 +168,13 @@ test_size = 20000
     assert error < 0.05  # one pass of sign-Adam stores the frequent tokens (published: 0.0062 at d = 50)
     res = run("train", spec, "--out", tmp_path / "runs", "--set", "train.optimizer=lbfgs")
     assert res.exit_code == 2 and "adamw or sgd" in res.output
+    res = run("train", spec, "--out", tmp_path / "runs", "--set", "model.d=10")
+    assert res.exit_code == 0, res.output
+    assert run("collect", tmp_path / "runs", "--out", tmp_path / "r.csv").exit_code == 0
+    paper = tmp_path / "paper.toml"
+    paper.write_text('[paper]\nd = [10, 50]\nmem = [0.04, 0.006]\n')
+    res = run("plot", "memory", tmp_path / "r.csv", "--paper", paper, "--out", tmp_path / "m.png")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    errors = [float(line.split()[1]) for line in res.output.splitlines() if line.startswith("  ")]
+    assert len(errors) == 2 and errors[0] > errors[1]  # a larger memory recalls more

@@ -5,7 +5,8 @@
 W (d x d) starts at zero and is learned by the training system's optimiser in one pass over T samples
 (`train.train_size = T`, `max_steps = T / batch_size`): SGD, or Adam with betas (0, 0) (sign-like updates) and a
 learning rate divided by d. Input embeddings e_x ~ N(0, I/d) and output embeddings u_y uniform on the unit sphere
-are fixed random buffers (drawn from `embedding_seed`), or learned with `learn_embeddings`. Outputs beyond the M
+are fixed random buffers (drawn from torch's generator, which the run's seed sets), or learned with
+`learn_embeddings`. Outputs beyond the M
 classes get no score (-inf), so the logits keep the task's vocabulary size. The held-out exact match estimates
 1 - sum_x p(x) 1[wrong], the population error of the closed-form memories (models/associative_memory.py).
 """
@@ -30,7 +31,6 @@ class LinearMemoryConfig:
     n_classes: int = _f(5, "number of outputs M (the generator's n_classes)")
     layernorm: bool = _f(False, "LayerNorm (no affine) on W e_x before the read-out")
     learn_embeddings: bool = _f(False, "learn E and U as well as W (else fixed random embeddings)")
-    embedding_seed: int = _f(0, "seed of the random embeddings")
 
     def __post_init__(self):
         if self.d < 1 or self.n_classes < 1:
@@ -44,9 +44,8 @@ class LinearMemory(SequenceModel):
         n, d, m = len(layout.vocab), config.d, config.n_classes
         if m > n:
             raise ConfigError(f"n_classes ({m}) is larger than the task's vocabulary ({n})")
-        gen = torch.Generator().manual_seed(config.embedding_seed)
-        E = torch.randn(n, d, generator=gen) / d**0.5
-        U = F.normalize(torch.randn(m, d, generator=gen), dim=-1)
+        E = torch.randn(n, d) / d**0.5  # the run's seed fixes them (training seeds torch before building)
+        U = F.normalize(torch.randn(m, d), dim=-1)
         if config.learn_embeddings:
             self.E, self.U = nn.Parameter(E), nn.Parameter(U)
         else:
