@@ -458,6 +458,61 @@ def capacity_cmd(
     typer.echo(f"wrote {out}" + (f" and {plot_out}" if plot_out else ""))
 
 
+@app.command("memory-law")
+@friendly
+def memory_law_cmd(
+    figure: str = typer.Argument(..., help="error-vs-d | joint"),
+    d: str = typer.Option("10,20,50,100,200,500,1000", "--d", help="memory sizes"),
+    samples: str = typer.Option("10,100,1000,10000", "--samples", help="joint: numbers of samples T"),
+    n: int = typer.Option(1000, "--n", help="number of inputs N"),
+    m: int = typer.Option(5, "--m", help="number of outputs M"),
+    alpha: float = typer.Option(2.0, help="Zipf exponent"),
+    trials: int = typer.Option(0, help="random embeddings per point (default: 100 for error-vs-d, 20 for joint)"),
+    out: Path = typer.Option(Path("memory_law.csv"), help="table of errors"),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw the figure to this image"),
+) -> None:
+    """Cabannes et al.'s scaling laws of linear associative memories, in closed form, beside the published values."""
+    import csv
+    import io
+
+    from generators.registry import coerce
+
+    from . import memory_law, plots
+    from . import spec as specs
+
+    figures = ("error-vs-d", "joint")
+    if figure not in figures:
+        raise ConfigError(f"unknown figure {figure!r}{did_you_mean(figure, figures)}; valid: {', '.join(figures)}")
+    ds = list(coerce(tuple[int, ...], d, "--d"))
+    if n < m or m < 1 or alpha <= 0 or trials < 0:
+        raise ConfigError(f"need N >= M >= 1, alpha > 0 and trials >= 0, got N = {n}, M = {m}, alpha = {alpha}")
+    gio.check_writable(out)
+    if plot_out is not None:
+        gio.check_writable(plot_out)
+    if figure == "error-vs-d":
+        rows = memory_law.error_vs_d_rows(ds, n, m, alpha, trials or 100)
+    else:
+        ts = list(coerce(tuple[int, ...], samples, "--samples"))
+        rows = memory_law.joint_rows(ds, ts, n, m, alpha, trials or 20)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    gio.atomic_write(out, lambda f: f.write(buf.getvalue().encode()))
+    published = specs.load(experiments_dir() / "cabannes_scaling.toml")["paper"] if (n, m, alpha) == (1000, 5, 2.0) else None
+    key = (lambda r: f"T={r['T']}") if figure == "joint" else (lambda r: r["scheme"])
+    for r in rows:
+        pub = dict(zip(published["d"], published.get(key(r), []))).get(r["d"]) if published else None
+        extra = f"   published {pub:<7}  ratio {r['error'] / pub:.2f}" if pub else ""
+        typer.echo(f"{key(r):<10} d={r['d']:<5} error {r['error']:.4f} ± {r['std']:.4f}{extra}")
+    if figure == "error-vs-d":
+        for scheme in ("frequency", "threshold"):
+            typer.echo(f"fitted log-log slope, {scheme}: {memory_law.fitted_slope(rows, scheme):.3f}")
+    if plot_out is not None:
+        plots.plot_memory_law(rows, plot_out, published, f"Linear associative memories, N = {n}, M = {m}, α = {alpha}")
+    typer.echo(f"wrote {out}" + (f" and {plot_out}" if plot_out else ""))
+
+
 def experiments_dir() -> Path:
     path = Path(__file__).resolve().parents[1] / "experiments"
     if not path.is_dir():

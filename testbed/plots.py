@@ -349,3 +349,28 @@ def format_memory(rows: list[dict], paper: dict | None = None) -> str:
             ratio = f"{err / pub:.2f}" if pub else "-"
             lines.append(f"  {d:>5}  {err:.4f}  {pub if pub is not None else '-':>7}  {ratio}")
     return "\n".join(lines)
+
+
+def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None, title: str = "") -> None:
+    """Closed-form memories: error against d per scheme (theory lines dotted), or per T for the joint grid; the
+    published values as open squares."""
+    from .memory_law import SCHEMES, THEORY
+
+    joint = any(r["T"] != "" for r in rows)
+    groups = sorted({r["T"] for r in rows}) if joint else [s for s in SCHEMES if any(r["scheme"] == s for r in rows)]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, g in enumerate(groups):
+        pts = sorted((r["d"], r["error"]) for r in rows if (r["T"] if joint else r["scheme"]) == g)
+        label = f"T = {g}" if joint else SCHEMES[g]
+        ax.plot([d for d, _ in pts], [e for _, e in pts], "o-", color=f"C{i}", label=f"{label} (ours)")
+        key = f"T={g}" if joint else g
+        if paper and key in paper and "d" in paper:
+            ax.plot(paper["d"], paper[key], "s", mfc="none", color=f"C{i}", label=f"{label} (published)")
+        if not joint and g in THEORY:
+            c, slope = THEORY[g]
+            xs = np.array([d for d, _ in pts], dtype=float)
+            ax.plot(xs, c * xs**slope, ":", color=f"C{i}", label=f"{c} d^{slope:g} (theory)")
+    ax.set(xscale="log", yscale="log", xlabel="memory size d", ylabel="error (Zipf mass of wrong recalls)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    _finish(fig, out, title)

@@ -178,3 +178,24 @@ test_size = 20000
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
     errors = [float(line.split()[1]) for line in res.output.splitlines() if line.startswith("  ")]
     assert len(errors) == 2 and errors[0] > errors[1]  # a larger memory recalls more
+
+
+def test_memory_law_command(tmp_path):
+    import csv
+
+    from cli_helpers import one_line_error, run
+
+    res = run("memory-law", "error-vs-d", "--n", 60, "--d", "5,10,40", "--trials", 3, "--out", tmp_path / "e.csv",
+              "--plot", tmp_path / "e.png")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((tmp_path / "e.csv").open()))
+    assert {r["scheme"] for r in rows} == {"fill", "frequency", "threshold"} and len(rows) == 9
+    assert "fitted log-log slope, threshold" in res.output and (tmp_path / "e.png").stat().st_size > 5000
+    res = run("memory-law", "joint", "--n", 60, "--d", "12,24", "--samples", "10,1000", "--trials", 2,
+              "--out", tmp_path / "j.csv")
+    assert res.exit_code == 0, res.output
+    joint = list(csv.DictReader((tmp_path / "j.csv").open()))
+    assert {(r["T"], r["d"]) for r in joint} == {(t, d) for t in ("10", "1000") for d in ("12", "24")}
+    one_line_error(run("memory-law", "error-vs-t", "--out", tmp_path / "x.csv"), "unknown figure")
+    one_line_error(run("memory-law", "joint", "--n", 3, "--out", tmp_path / "x.csv"), "need N >= M")
+    one_line_error(run("memory-law", "joint", "--alpha", 0, "--out", tmp_path / "x.csv"), "alpha > 0")
