@@ -1,7 +1,7 @@
 """Recurrent-depth model (Geiping et al. 2025, arXiv 2502.05171): prelude -> recurrent core x r -> coda.
 
     e   = prelude(embed(x))                       n_prelude sandwich-norm blocks, run once
-    s_0 ~ truncated normal (random initial state)
+    s_0 ~ truncated normal, std sqrt(2 / (5 d)) (random initial state)
     s_i = core(W [s_{i-1} ; e])                   n_layer blocks, weight-tied across the r iterations
     out = head(norm(coda(s_r)))                   n_coda blocks
 
@@ -37,7 +37,7 @@ class RecurrentDepthConfig(TransformerConfig):
     sigma: float = _f(0.5, "log-normal spread of the sampled iteration count")
     sample_iterations: bool = _f(True, "sample r per step (log-normal Poisson); false: always r_bar (the ablation)")
     bptt: int = _f(4, "backpropagate through the last this many iterations (truncated backprop)")
-    state_std: float = _f(math.sqrt(2 / 5), "std of the random initial state (truncated normal)")
+    state_scale: float = _f(1.0, "std of the random initial state (truncated normal) in units of sqrt(2 / (5 d))")
     exit_threshold: float = _f(0.0, "evaluation: stop once the KL between successive iterations is below this; 0: off")
     max_iterations: int = _f(32, "evaluation cap of iterations with the adaptive exit")
 
@@ -47,8 +47,8 @@ class RecurrentDepthConfig(TransformerConfig):
             raise ConfigError("n_prelude and n_coda must be >= 0")
         if self.mean_iterations < 1:
             raise ConfigError(f"mean_iterations must be at least 1, got {self.mean_iterations}")
-        if self.sigma <= 0 or self.state_std < 0:
-            raise ConfigError("sigma must be positive and state_std non-negative")
+        if self.sigma <= 0 or self.state_scale < 0:
+            raise ConfigError("sigma must be positive and state_scale non-negative")
         check_iterations(self.bptt, "bptt")
         if not self.sample_iterations and self.bptt > self.mean_iterations:
             raise ConfigError(
@@ -104,7 +104,8 @@ class RecurrentDepth(SequenceModel):
         gen = None if self.training else torch.Generator(device=like.device).manual_seed(0)
         s = torch.empty_like(like)
         with torch.no_grad():
-            s.copy_(torch.randn(like.shape, generator=gen, device=like.device).clamp_(-3, 3) * self.config.state_std)
+            std = self.config.state_scale * math.sqrt(2 / (5 * like.shape[-1]))
+            s.copy_(torch.randn(like.shape, generator=gen, device=like.device).clamp_(-3, 3) * std)
         return s
 
     def encode(self, inputs: torch.Tensor):
