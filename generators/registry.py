@@ -44,11 +44,27 @@ class Registry:
         return sorted(self.classes)
 
     def get(self, name: str) -> type:
+        if name not in self.classes and ":" in name:
+            return self.from_path(name)
         if name not in self.classes:
             raise ConfigError(
                 f"unknown {self.kind} {name!r}{did_you_mean(name, self.classes)}; valid: {', '.join(self.names())}"
             )
         return self.classes[name]
+
+    def from_path(self, path: str) -> type:
+        """A class named as `package.module:Class`: importing the module runs its @register decorator."""
+        module_name, _, attr = path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as e:  # a plugin that does not import is bad input, whatever it raised
+            raise ConfigError(f"{self.kind} plugin {path!r} does not import: {type(e).__name__}: {e}") from None
+        cls = getattr(module, attr, None)
+        if cls is None:
+            raise ConfigError(f"module {module_name!r} has no {attr!r} (from the {self.kind} plugin path {path!r})")
+        if self.classes.get(getattr(cls, "name", None)) is not cls:
+            raise ConfigError(f"{path!r} is not a registered {self.kind}: decorate it with @register(name, Config)")
+        return cls
 
     def config(self, name: str, values: dict[str, Any] | None = None):
         return build_config(self.get(name).Config, values or {}, where=f"{self.kind} {name!r}")
@@ -65,12 +81,24 @@ def make(name: str, config: dict[str, Any] | None = None):
     return get(name)(GENERATORS.config(name, config))
 
 
+PLUGIN_GROUP = "testbed.plugins"  # entry-point group: installed packages name the modules that register their classes
+
+
 def load_plugins() -> None:
-    """Import generator modules named in $TESTBED_PLUGINS (comma-separated) so their decorators run."""
+    """Import the plugin modules of installed packages (entry-point group `testbed.plugins`) and those named in
+    $TESTBED_PLUGINS (comma-separated), so that their @register decorators run."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()
+        except Exception as e:
+            raise ConfigError(f"plugin {ep.name!r} ({ep.value}) of entry-point group {PLUGIN_GROUP} does not import: "
+                              f"{type(e).__name__}: {e}") from None
     for module in filter(None, (m.strip() for m in os.environ.get("TESTBED_PLUGINS", "").split(","))):
         try:
             importlib.import_module(module)
-        except ImportError as e:
+        except Exception as e:
             raise ConfigError(f"cannot import plugin module {module!r} from $TESTBED_PLUGINS: {e}") from None
 
 

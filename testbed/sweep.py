@@ -62,8 +62,11 @@ def resolve_all(spec: dict, sets: dict) -> list[dict]:
 
 
 def _run_one(resolved: dict, runs_root: str, force: bool, threads: int):
+    import generators
+
     from .runs import quiet_lightning, train
 
+    generators.registry.load_plugins()  # a fresh worker process: installed plugins register again
     quiet_lightning(level=40)
     if threads:
         resolved = {**resolved, "train": {**resolved["train"], "threads": threads}}

@@ -313,3 +313,18 @@ def test_state_sizes_follow_the_definitions():
     assert build_model("rmt", FAMILIES["rmt"], lay).state_size() == 4 * 32
     assert build_model("lstm", FAMILIES["lstm"], lay).state_size() == 2 * 1 * 64
     assert build_model("looped", FAMILIES["looped"], lay).state_size() is None
+
+
+def test_overlap_shows_each_segment_the_previous_row():
+    torch.manual_seed(0)
+    for overlap in (True, False):
+        _, model, batch = setup("armt", {"overlap": overlap})
+        model.eval()
+        for mem in model.memories:  # a silent associative memory: only the overlap can carry the previous row
+            torch.nn.init.zeros_(mem.value.weight)
+        x = batch["inputs"]
+        y = x.clone()
+        a, b = model.segments[-2]
+        y[:, a:b] = 1 - y[:, a:b].clamp(max=1)  # change the row before the target
+        last = slice(*model.segments[-1])
+        assert torch.allclose(model(x)[:, last], model(y)[:, last]) != overlap

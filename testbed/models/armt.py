@@ -1,6 +1,6 @@
 """ARMT-style associative recurrent memory transformer (Rodkin, Kuratov, Bulatov, Burtsev 2024, arXiv 2407.04841).
 
-The sequence is processed segment by segment (as `rmt`), but the state carried between segments is one associative
+The sequence is processed segment by segment (as `rmt`, each segment with the previous one as context by default), but the state carried between segments is one associative
 matrix A (d_phi x d_model) and normaliser z (d_phi) per layer, reset for every sequence. In layer l, for segment s:
 
     read   every token:  h <- h + (phi(W_q h) A) / (phi(W_q h) . z + eps)          (zero while A is empty)
@@ -38,6 +38,7 @@ class ARMTConfig(TransformerConfig):
     d_mem: int = _f(32, "key width of the associative memory before the DPFP feature map")
     nu: int = _f(3, "DPFP order: d_phi = 2 nu d_mem")
     segment_len: int = _f(0, "tokens per segment; 0: one orbit row (state + separator) per segment")
+    overlap: bool = _f(True, "each segment also reads the previous one (one transition per segment, as P1)")
     bptt: int = _f(0, "backpropagate through the carried memory across the last this many segments; 0: all")
 
     def __post_init__(self):
@@ -119,16 +120,17 @@ class ARMT(SequenceModel):
         for i, (a, e) in enumerate(self.segments):
             if i and (n - i) % window == 0:  # the start of a backprop window: cut the carried state
                 state = [(A.detach(), z.detach()) for A, z in state]
-            h = torch.cat([x[:, a:e], self.memory_tokens.expand(b, -1, -1)], dim=1)
+            c = self.segments[i - 1][0] if self.config.overlap and i else a  # the previous segment as context
+            h = torch.cat([x[:, c:e], self.memory_tokens.expand(b, -1, -1)], dim=1)
             rot = None
             if rotary is not None:  # memory tokens are not rotated
                 cos, sin = rotary
-                rot = (torch.cat([cos[a:e], cos.new_ones(m, cos.shape[1])]),
-                       torch.cat([sin[a:e], sin.new_zeros(m, sin.shape[1])]))
+                rot = (torch.cat([cos[c:e], cos.new_ones(m, cos.shape[1])]),
+                       torch.cat([sin[c:e], sin.new_zeros(m, sin.shape[1])]))
             new_state = []
             for block, mem, (A, z) in zip(self.blocks, self.memories, state):
                 h = block(mem.read(h, A, z), rot)
                 new_state.append(mem.write(h[:, -m:], A, z))
             state = new_state
-            outputs.append(h[:, : e - a])
+            outputs.append(h[:, a - c : e - c])
         return self.head(self.norm(torch.cat(outputs, dim=1)))

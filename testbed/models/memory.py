@@ -6,7 +6,8 @@ in self-attention at every layer; their outputs are discarded.
 rmt (Recurrent Memory Transformer, Bulatov et al. 2022): the sequence is cut into segments, processed one after the
 other as [read memory ; segment tokens ; write memory]; the last layer's outputs at the write positions become the
 next segment's memory. Segments default to one orbit row each (`segment_len = 0`, the runs of equal layout row: a
-state and its separator), so every transition of the orbit has to pass through the memory. Gradients flow back
+state and its separator); with `overlap` (default) a segment also reads the previous one as context, so that it
+holds one transition (s_t, s_t+1) as in P1 and the memory carries what the orbit says about the rule. Gradients flow back
 through the memory across the last `bptt` segments (0: all); the detach is real, earlier segments get none. The
 segment curriculum grows that window from one segment to `bptt` (or all) over `curriculum_steps` training steps.
 Memory tokens get their own learned positions and no rotation; they are never scored.
@@ -40,6 +41,7 @@ class MemoryTokensConfig(TransformerConfig):
 @dataclass(frozen=True)
 class RMTConfig(MemoryTokensConfig):
     segment_len: int = _f(0, "tokens per segment; 0: one orbit row (state + separator) per segment")
+    overlap: bool = _f(True, "each segment also reads the previous one (one transition per segment, as P1)")
     bptt: int = _f(0, "backpropagate through the memory across the last this many segments; 0: all")
     curriculum_steps: int = _f(0, "grow the backprop window from 1 segment to bptt (or all) over this many steps")
 
@@ -78,22 +80,23 @@ class MemoryTransformer(SequenceModel):
         nn.init.normal_(self.memory, std=config.init_std)  # about the scale of the token embeddings
         nn.init.normal_(self.memory_pos, std=config.init_std)
 
-    def segment(self, memory, x, rotary, a, b):
-        """One segment: (new memory, segment outputs). Memory tokens are not rotated (angle 0)."""
-        m = self.config.n_memory
-        parts = [memory + self.memory_pos[:m], x[:, a:b]]
+    def segment(self, memory, x, rotary, a, b, c=None):
+        """One segment of tokens [a, b), read with the context [c, a) before it: (new memory, outputs of [a, b)).
+        Memory tokens are not rotated (angle 0)."""
+        m, c = self.config.n_memory, a if c is None else c
+        parts = [memory + self.memory_pos[:m], x[:, c:b]]
         if self.write:
             parts.append(memory + self.memory_pos[m:])
         h = torch.cat(parts, dim=1)
         if rotary is not None:
             cos, sin = rotary
             pad = (m, m if self.write else 0)
-            rotary = (torch.cat([cos.new_ones(pad[0], cos.shape[1]), cos[a:b], cos.new_ones(pad[1], cos.shape[1])]),
-                      torch.cat([sin.new_zeros(pad[0], sin.shape[1]), sin[a:b], sin.new_zeros(pad[1], sin.shape[1])]))
+            rotary = (torch.cat([cos.new_ones(pad[0], cos.shape[1]), cos[c:b], cos.new_ones(pad[1], cos.shape[1])]),
+                      torch.cat([sin.new_zeros(pad[0], sin.shape[1]), sin[c:b], sin.new_zeros(pad[1], sin.shape[1])]))
         for block in self.blocks:
             h = block(h, rotary)
         new_memory = h[:, -m:] if self.write else h[:, :m]
-        return new_memory, h[:, m : m + b - a]
+        return new_memory, h[:, m + a - c : m + b - c]
 
     def state_size(self) -> int:
         if self.write:  # recurrent: only the memory passes from segment to segment
@@ -113,10 +116,11 @@ class MemoryTransformer(SequenceModel):
         memory = self.memory.expand(inputs.shape[0], -1, -1)
         window, n = self.bptt_window(), len(self.segments)
         outputs = []
+        overlap = getattr(self.config, "overlap", False)
         for i, (a, b) in enumerate(self.segments):
             if i and (n - i) % window == 0:  # the start of a backprop window: no gradient flows further back
                 memory = memory.detach()
-            memory, out = self.segment(memory, x, rotary, a, b)
+            memory, out = self.segment(memory, x, rotary, a, b, self.segments[i - 1][0] if overlap and i else a)
             outputs.append(out)
         return self.head(self.norm(torch.cat(outputs, dim=1)))
 
