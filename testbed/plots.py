@@ -237,15 +237,21 @@ def _family(row: dict) -> str:
 
 
 def capacity_table(rows: list[dict]) -> dict:
-    """{family: {d_model: {pairs: (mean recall accuracy, state size)}}} over the test rows sliced by n_pairs."""
+    """{family: {d_model: {pairs: (recall accuracy, state size)}}} over the test rows sliced by n_pairs: the mean
+    over seeds at the best learning rate when a sweep varies it."""
     rows = [r for r in rows if r["split"] == "test" and r["slice"] == "n_pairs" and r.get("value") not in ("", None)]
     if not rows:
         raise ConfigError("the results table has no test rows sliced by n_pairs (train MQAR or kv_segments models)")
-    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
     for r in rows:
         size = float(r["state_size"]) if r.get("state_size") not in ("", None) else 0.0
-        acc[_family(r)][int(float(r["d_model"] or 0))][int(r["value"])].append((float(r["cell_accuracy"]), size))
-    return {fam: {d: {p: tuple(np.mean(v, axis=0)) for p, v in sorted(ps.items())} for d, ps in sorted(ds.items())}
+        lr = r.get("cfg.train.lr", "")  # Zoology reports the best learning rate of a sweep: mean over seeds, max over lr
+        acc[_family(r)][int(float(r["d_model"] or 0))][int(r["value"])][lr].append((float(r["cell_accuracy"]), size))
+
+    def best(by_lr):
+        return max((tuple(np.mean(v, axis=0)) for v in by_lr.values()), key=lambda t: t[0])
+
+    return {fam: {d: {p: best(v) for p, v in sorted(ps.items())} for d, ps in sorted(ds.items())}
             for fam, ds in acc.items()}
 
 

@@ -167,3 +167,14 @@ def test_capacity_is_the_largest_count_recalled_above_the_floor():
     assert capacity({2: 1.0, 4: 0.95, 8: 0.5, 16: 0.95}) == 4  # stops at the first failure
     assert capacity({2: 0.5, 4: 0.99}) == 0
     assert capacity({2: 0.91}) == 2
+
+
+def test_capacity_table_takes_the_best_learning_rate_and_the_mean_over_seeds():
+    from testbed.plots import capacity_table
+
+    def row(lr, seed, acc):
+        return {"split": "test", "slice": "n_pairs", "value": "8", "model": "transformer", "d_model": "32",
+                "state_size": "100", "cfg.train.lr": lr, "seed": seed, "cell_accuracy": acc}
+
+    rows = [row("0.001", 0, 0.5), row("0.001", 1, 0.7), row("0.01", 0, 0.9), row("0.01", 1, 0.3)]
+    assert capacity_table(rows)["attention"][32][8] == pytest.approx((0.6, 100.0))
