@@ -167,16 +167,7 @@ def gen(
 # bench
 
 
-@bench_app.command("generators")
-@friendly
-def bench_generators_cmd(
-    radius: int = typer.Option(2, help="rule radius"),
-    width: int = typer.Option(20, help="cells per state"),
-    steps: int = typer.Option(20, help="orbit length"),
-    n: int = typer.Option(100_000, "--n", help="orbits per timing"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
-) -> None:
-    """Cellular-automata cells generated per second on one core, beside per-example Python and plain numpy."""
+def _bench_generators(radius: int, width: int, steps: int, n: int) -> dict:
     from .bench import bench_generators
 
     generators.make("ca", {"radius": radius, "width": width, "steps": steps, "n_input": 1})
@@ -190,20 +181,10 @@ def bench_generators_cmd(
                f"   ratio {res['speedup_vs_numpy']:.1f}x")
     typer.echo(f"  per-example Python                        {res['reference_python_cells_per_s'] / 1e6:10.2f} M cells/s"
                f"   ratio {res['speedup_vs_python']:.0f}x")
-    if json_out:
-        gio.atomic_write(gio.check_writable(json_out), lambda f: f.write(json.dumps(res, indent=2).encode()))
+    return res
 
 
-@bench_app.command("train")
-@friendly
-def bench_train_cmd(
-    budget: float = typer.Option(600.0, help="wall-clock cap per contender, seconds"),
-    target: float = typer.Option(0.80, help="validation exact match to reach (held-out rules)"),
-    skip_baseline: bool = typer.Option(False, "--skip-baseline", help="time only our model"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
-) -> None:
-    """Time to accuracy (torch's stock TransformerEncoder vs ours, same task and loop) and training throughput
-    (tokens/s, achieved FLOP/s against the measured matmul peak) of the P1 model shape."""
+def _bench_train(budget: float, target: float, skip_baseline: bool) -> dict:
     from .bench import BASELINE, OURS, time_to_accuracy, training_throughput
 
     if budget <= 0 or not 0 < target <= 1:
@@ -228,8 +209,71 @@ def bench_train_cmd(
         out["speedup"] = base / out["ours"]["seconds_to_target"]
         bound = "" if out["baseline"]["seconds_to_target"] else "at least "
         typer.echo(f"speed-up: {bound}{out['speedup']:.1f}x")
+    return out
+
+
+def _write_json(path: Optional[Path], obj: dict) -> None:
+    if path:
+        gio.atomic_write(gio.check_writable(path), lambda f: f.write(json.dumps(obj, indent=2).encode()))
+
+
+@bench_app.command("generators")
+@friendly
+def bench_generators_cmd(
+    radius: int = typer.Option(2, help="rule radius"),
+    width: int = typer.Option(20, help="cells per state"),
+    steps: int = typer.Option(20, help="orbit length"),
+    n: int = typer.Option(100_000, "--n", help="orbits per timing"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+) -> None:
+    """Cellular-automata cells generated per second on one core, beside per-example Python and plain numpy."""
+    _write_json(json_out, _bench_generators(radius, width, steps, n))
+
+
+@bench_app.command("train")
+@friendly
+def bench_train_cmd(
+    budget: float = typer.Option(600.0, help="wall-clock cap per contender, seconds"),
+    target: float = typer.Option(0.80, help="validation exact match to reach (held-out rules)"),
+    skip_baseline: bool = typer.Option(False, "--skip-baseline", help="time only our model"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+) -> None:
+    """Time to accuracy (torch's stock TransformerEncoder vs ours, same task and loop) and training throughput
+    (tokens/s, achieved FLOP/s against the measured matmul peak) of the P1 model shape."""
+    _write_json(json_out, _bench_train(budget, target, skip_baseline))
+
+
+@bench_app.command("all")
+@friendly
+def bench_all_cmd(
+    n: int = typer.Option(100_000, "--n", help="orbits per generator timing"),
+    budget: float = typer.Option(600.0, help="wall-clock cap per time-to-accuracy contender, seconds"),
+    target: float = typer.Option(0.80, help="validation exact match to reach"),
+    skip_baseline: bool = typer.Option(False, "--skip-baseline", help="time only our model"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write every figure as JSON"),
+) -> None:
+    """Every benchmark in one run, then one summary table: compare a change before and after with --json."""
     if json_out:
-        gio.atomic_write(gio.check_writable(json_out), lambda f: f.write(json.dumps(out, indent=2).encode()))
+        gio.check_writable(json_out)
+    gen = _bench_generators(2, 20, 20, n)
+    tr = _bench_train(budget, target, skip_baseline)
+    t = tr["throughput"]
+
+    def secs(label):
+        return f"{tr[label]['seconds_to_target']:.0f} s" if tr.get(label, {}).get("seconds_to_target") else "-"
+
+    table = [
+        ("CA generation, r=2 W=20 T=20, one core", f"{gen['cells_per_s'] / 1e6:.0f} M cells/s",
+         f"{gen['speedup_vs_numpy']:.1f}x numpy, {gen['speedup_vs_python']:.0f}x Python"),
+        (f"training throughput, {t['shape']}", f"{t['tokens_per_s']:,.0f} tokens/s",
+         f"{100 * t['fraction_of_peak']:.0f}% of {t['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s peak"),
+        (f"time to {target:.2f} exact match (held-out rules)", secs("ours"),
+         f"baseline {secs('baseline')}" + (f", {tr['speedup']:.1f}x" if "speedup" in tr else "")),
+    ]
+    typer.echo("")
+    for name, value, ref in table:
+        typer.echo(f"{name:<48} {value:>18}   {ref}")
+    _write_json(json_out, {"generators": gen, "train": tr})
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -152,9 +152,13 @@ def test_plot_draws_published_numbers(spec, tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
 
-def test_bench_train_smoke(tmp_path):
-    res = run("bench", "train", "--budget", 2, "--target", 0.999, "--skip-baseline", "--json", tmp_path / "b.json")
+def test_bench_all_smoke(tmp_path):
+    res = run("bench", "all", "--n", 2000, "--budget", 2, "--target", 0.999, "--skip-baseline",
+              "--json", tmp_path / "b.json")
     assert res.exit_code == 0, res.output
+    assert "CA generation" in res.output and "training throughput" in res.output
     figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["generators"]["cells_per_s"] > 0
+    figures = figures["train"]
     assert figures["throughput"]["tokens_per_s"] > 0 and figures["throughput"]["matmul_peak_flops_per_s"] > 0
     assert figures["ours"]["history"] or figures["ours"]["steps"] > 0
