@@ -233,6 +233,7 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
         strategy=tcfg.strategy,
         precision=tcfg.precision,
         gradient_clip_val=tcfg.grad_clip or None,
+        use_distributed_sampler=False,  # StepBatches already gives every rank its own examples
         logger=CSVLogger(run_dir, name="logs", version=f"attempt-{attempt}"),  # a resume keeps earlier logs
         callbacks=cbs,
         enable_progress_bar=not quiet and os.isatty(2),
