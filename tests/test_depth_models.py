@@ -328,3 +328,13 @@ def test_overlap_shows_each_segment_the_previous_row():
         y[:, a:b] = 1 - y[:, a:b].clamp(max=1)  # change the row before the target
         last = slice(*model.segments[-1])
         assert torch.allclose(model(x)[:, last], model(y)[:, last]) != overlap
+
+
+def test_recurrent_depth_blocks_are_sandwich_normed_unless_asked_otherwise():
+    from testbed.models.recurrent_depth import SandwichBlock
+    from testbed.models.transformer import Block
+
+    assert isinstance(setup("recurrent_depth")[1].core[0], SandwichBlock)
+    plain = setup("recurrent_depth", {"sandwich": False})[1]
+    assert type(plain.core[0]) is Block
+    assert plain.num_params() < setup("recurrent_depth")[1].num_params()  # two norms fewer per block

@@ -25,7 +25,7 @@ from generators import ConfigError
 from generators.registry import option as _f
 
 from . import SequenceModel, check_iterations, masked_loss, register_model
-from .transformer import MLP, Embedder, SelfAttention, TransformerConfig, init_weights
+from .transformer import MLP, Block, Embedder, SelfAttention, TransformerConfig, init_weights
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class RecurrentDepthConfig(TransformerConfig):
     sigma: float = _f(0.5, "log-normal spread of the sampled iteration count")
     sample_iterations: bool = _f(True, "sample r per step (log-normal Poisson); false: always r_bar (the ablation)")
     bptt: int = _f(4, "backpropagate through the last this many iterations (truncated backprop)")
+    sandwich: bool = _f(True, "sandwich norms (before and after each sublayer); false: plain pre-norm blocks")
     state_scale: float = _f(1.0, "std of the random initial state (truncated normal) in units of sqrt(2 / (5 d))")
     exit_threshold: float = _f(0.0, "evaluation: stop once the KL between successive iterations is below this; 0: off")
     max_iterations: int = _f(32, "evaluation cap of iterations with the adaptive exit")
@@ -82,10 +83,11 @@ class RecurrentDepth(SequenceModel):
         super().__init__(config, layout)
         self.iterations: int | None = None  # evaluation override of the iteration count
         self.embed = Embedder(config, layout)
-        self.prelude = nn.ModuleList(SandwichBlock(config) for _ in range(config.n_prelude))
+        block = SandwichBlock if config.sandwich else Block
+        self.prelude = nn.ModuleList(block(config) for _ in range(config.n_prelude))
         self.adapter = nn.Linear(2 * config.d_model, config.d_model, bias=config.bias)
-        self.core = nn.ModuleList(SandwichBlock(config) for _ in range(config.n_layer))
-        self.coda = nn.ModuleList(SandwichBlock(config) for _ in range(config.n_coda))
+        self.core = nn.ModuleList(block(config) for _ in range(config.n_layer))
+        self.coda = nn.ModuleList(block(config) for _ in range(config.n_coda))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
         effective_depth = config.n_prelude + config.n_coda + config.n_layer * config.mean_iterations
