@@ -585,7 +585,7 @@ def quickstart(
     run_all(resolved, out / "runs", jobs=jobs, echo=typer.echo)
     columns, rows = collect_runs(out / "runs", run_ids={specs.run_id(r) for r in resolved})
     write_csv(out / "results.csv", columns, rows)
-    plot_depth(rows, out / "depth_curve.png", "Reasoning depth: held-out CA rules, r=1, W=12")
+    plot_depth(rows, out / "depth_curve.png", "Reasoning depth: held-out CA rules (given as input), r=1, W=12")
     typer.echo(format_table(rows))
     typer.echo(f"wrote {out / 'results.csv'} and {out / 'depth_curve.png'}")
 
