@@ -75,7 +75,8 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
     curves, by_layers = depth_table(rows)
     axis, published = published_series(paper)
     layer_values = sorted({layers for layers, _ in by_layers})
-    n_panels = 3 if len(layer_values) > 1 else 2
+    one_family = len({r["model"] for r in rows if r.get("slice") == "k"}) == 1  # layers only compare within a family
+    n_panels = 3 if len(layer_values) > 1 and one_family else 2
     fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 4))
     labels = sorted(curves)
     for i, label in enumerate(labels):
