@@ -568,7 +568,7 @@ def experiments_dir() -> Path:
 @friendly
 def quickstart(
     out: Path = typer.Option(Path("quickstart"), help="directory for runs, results.csv and depth_curve.png"),
-    jobs: int = typer.Option(1, help="runs at a time"),
+    jobs: int = typer.Option(2, help="runs at a time (one core each on a 2-core machine)"),
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Train small transformers of a few depths on held-out-rule CA and draw the reasoning-depth curve."""
@@ -581,6 +581,7 @@ def quickstart(
     spec_file = experiments_dir() / "quickstart.toml"
     out.mkdir(parents=True, exist_ok=True)
     resolved = resolve_all(_load_spec(spec_file, None), specs.parse_sets(sets))
+    resolved.sort(key=lambda r: -r["model"].get("n_layer", 0))  # deepest first: the pool finishes sooner
     typer.echo(f"quickstart: {len(resolved)} runs from {spec_file.name} into {out / 'runs'}")
     run_all(resolved, out / "runs", jobs=jobs, echo=typer.echo)
     columns, rows = collect_runs(out / "runs", run_ids={specs.run_id(r) for r in resolved})

@@ -100,7 +100,7 @@ def test_sweep_dry_run_presets_and_jobs(spec, tmp_path):
 
 
 def test_quickstart_with_overrides(tmp_path):
-    res = run("quickstart", "--out", tmp_path / "qs", "--set", "train.max_steps=2", "--set", "train.val_every=2",
+    res = run("quickstart", "--out", tmp_path / "qs", "--jobs", 1, "--set", "train.max_steps=2", "--set", "train.val_every=2",
               "--set", "model.d_model=8", "--set", "model.n_head=2", "--set", "eval.test_size=16",
               "--set", "train.val_size=16")
     assert res.exit_code == 0, res.output
