@@ -516,13 +516,11 @@ def memory_law_cmd(
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw the figure to this image"),
 ) -> None:
     """Cabannes et al.'s scaling laws of linear associative memories, in closed form, beside the published values."""
-    import csv
-    import io
-
     from generators.registry import coerce
 
     from . import memory_law, plots
     from . import spec as specs
+    from .collect import write_csv
 
     figures = ("error-vs-d", "joint")
     if figure not in figures:
@@ -538,11 +536,7 @@ def memory_law_cmd(
     else:
         ts = list(coerce(tuple[int, ...], samples, "--samples"))
         rows = memory_law.joint_rows(ds, ts, n, m, alpha, trials or 20)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    gio.atomic_write(out, lambda f: f.write(buf.getvalue().encode()))
+    write_csv(out, list(rows[0]), rows)
     published = specs.load(experiments_dir() / "cabannes_scaling.toml")["paper"] if (n, m, alpha) == (1000, 5, 2.0) else None
     key = (lambda r: f"T={r['T']}") if figure == "joint" else (lambda r: r["scheme"])
     for r in rows:

@@ -325,11 +325,17 @@ def memory_table(rows: list[dict]) -> dict:
     return {p: {d: float(np.mean(v)) for d, v in sorted(ds.items())} for p, ds in sorted(acc.items())}
 
 
+def _published_by_d(paper: dict | None) -> dict[str, dict]:
+    """{row name: {d: value}} of a [paper] table with a `d` list; {} without one."""
+    if not paper or "d" not in paper:
+        return {}
+    return {k: dict(zip(paper["d"], v)) for k, v in paper.items() if isinstance(v, list) and k != "d"}
+
+
 def plot_memory(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None) -> None:
     """Population error against memory size d, one line per preset (setting), published values dashed beside."""
     table = memory_table(rows)
-    published = {k: dict(zip(paper["d"], v)) for k, v in (paper or {}).items()
-                 if isinstance(v, list) and k != "d" and "d" in (paper or {})}
+    published = _published_by_d(paper)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, (preset, ds) in enumerate(table.items()):
         ax.plot(list(ds), list(ds.values()), "o-", color=f"C{i}", label=f"{preset} (ours)")
@@ -346,8 +352,7 @@ def plot_memory(rows: list[dict], out: str | Path, title: str = "", paper: dict 
 
 def format_memory(rows: list[dict], paper: dict | None = None) -> str:
     table = memory_table(rows)
-    published = {k: dict(zip(paper["d"], v)) for k, v in (paper or {}).items()
-                 if isinstance(v, list) and k != "d" and "d" in (paper or {})}
+    published = _published_by_d(paper)
     lines = []
     for preset, ds in table.items():
         lines.append(f"{preset}: d, ours, published, ours/published")

@@ -27,7 +27,7 @@ from generators.registry import option as _f
 from . import SequenceModel, register_model
 from .fast_weights import feature_map
 from .memory import segment_bounds
-from .transformer import Block, Embedder, TransformerConfig, init_weights
+from .transformer import Block, Embedder, TransformerConfig, init_weights, rotary_with_slots
 
 EPS = 1e-5
 
@@ -122,11 +122,7 @@ class ARMT(SequenceModel):
                 state = [(A.detach(), z.detach()) for A, z in state]
             c = self.segments[i - 1][0] if self.config.overlap and i else a  # the previous segment as context
             h = torch.cat([x[:, c:e], self.memory_tokens.expand(b, -1, -1)], dim=1)
-            rot = None
-            if rotary is not None:  # memory tokens are not rotated
-                cos, sin = rotary
-                rot = (torch.cat([cos[c:e], cos.new_ones(m, cos.shape[1])]),
-                       torch.cat([sin[c:e], sin.new_zeros(m, sin.shape[1])]))
+            rot = rotary_with_slots(rotary, c, e, after=m)  # memory tokens are not rotated
             new_state = []
             for block, mem, (A, z) in zip(self.blocks, self.memories, state):
                 h = block(mem.read(h, A, z), rot)

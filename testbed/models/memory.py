@@ -25,7 +25,7 @@ from generators import ConfigError
 from generators.registry import option as _f
 
 from . import SequenceModel, register_model
-from .transformer import Block, Embedder, TransformerConfig, init_weights
+from .transformer import Block, Embedder, TransformerConfig, init_weights, rotary_with_slots
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,7 @@ class MemoryTransformer(SequenceModel):
         if self.write:
             parts.append(memory + self.memory_pos[m:])
         h = torch.cat(parts, dim=1)
-        if rotary is not None:
-            cos, sin = rotary
-            pad = (m, m if self.write else 0)
-            rotary = (torch.cat([cos.new_ones(pad[0], cos.shape[1]), cos[c:b], cos.new_ones(pad[1], cos.shape[1])]),
-                      torch.cat([sin.new_zeros(pad[0], sin.shape[1]), sin[c:b], sin.new_zeros(pad[1], sin.shape[1])]))
+        rotary = rotary_with_slots(rotary, c, b, before=m, after=m if self.write else 0)
         for block in self.blocks:
             h = block(h, rotary)
         new_memory = h[:, -m:] if self.write else h[:, :m]

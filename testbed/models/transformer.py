@@ -91,6 +91,17 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
 
 
+def rotary_with_slots(rotary, a: int, b: int, before: int = 0, after: int = 0):
+    """The rotary tables of positions [a, b) with `before` and `after` extra slots (memory tokens) at angle 0, i.e.
+    not rotated; None stays None."""
+    if rotary is None:
+        return None
+    cos, sin = rotary
+    pairs = cos.shape[1]
+    return (torch.cat([cos.new_ones(before, pairs), cos[a:b], cos.new_ones(after, pairs)]),
+            torch.cat([sin.new_zeros(before, pairs), sin[a:b], sin.new_zeros(after, pairs)]))
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
