@@ -304,6 +304,51 @@ def print_rows(rows: list[dict]) -> None:
                    f"{r['cell_accuracy']:>9.4f} {r['exact_match']:>7.4f} {r['n']:>6} {steps:>6}")
 
 
+DevicesOption = typer.Option(None, "--devices", help="devices per run (Lightning DDP); same as --set train.devices=N")
+NodesOption = typer.Option(None, "--num-nodes", help="nodes per run (Lightning DDP); same as --set train.num_nodes=N")
+StrategyOption = typer.Option(None, "--strategy", help="Lightning strategy, e.g. ddp, ddp_spawn; --set train.strategy")
+
+
+def scale_sets(sets, devices, num_nodes, strategy) -> list[str]:
+    """--devices / --num-nodes / --strategy as the --set overrides they stand for."""
+    extra = [f"train.{k}={v}" for k, v in (("devices", devices), ("num_nodes", num_nodes), ("strategy", strategy))
+             if v is not None]
+    return list(sets or []) + extra
+
+
+JobsOption = typer.Option(1, help="runs at a time on a local process pool (threads are split between them)")
+LauncherOption = typer.Option("local", help="local (a process pool of --jobs) | submitit (SLURM job arrays)")
+MaxParallelOption = typer.Option(8, "--max-parallel", help="submitit: most runs running at once")
+ClusterOption = typer.Option(None, help="submitit: slurm | local (real local subprocesses) | debug; default: "
+                             "detect SLURM, else local")
+PartitionOption = typer.Option(None, help="submitit: SLURM partition")
+GpusOption = typer.Option(0, "--gpus-per-node", help="submitit: GPUs per run")
+CpusOption = typer.Option(1, "--cpus-per-task", help="submitit: CPU cores (torch threads) per run")
+TimeoutOption = typer.Option(240, "--timeout-min", help="submitit: time limit of each run in minutes")
+
+
+def launcher_for(launcher: str, jobs: int, max_parallel: int, cluster, partition, gpus_per_node: int,
+                 cpus_per_task: int, timeout_min: int):
+    """A function (resolved configs, runs dir, force, echo) that runs them with the chosen launcher."""
+    from functools import partial
+
+    from .sweep import run_all, run_submitit
+
+    launchers = ("local", "submitit")
+    if launcher not in launchers:
+        raise ConfigError(f"unknown launcher {launcher!r}{did_you_mean(launcher, launchers)}; valid: local, submitit")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if launcher == "local":
+        return partial(run_all, jobs=jobs)
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise ConfigError("--launcher submitit needs the submitit package: pip install 'testbed[cluster]'") from None
+    return partial(run_submitit, max_parallel=max_parallel, cluster=cluster, partition=partition,
+                   gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task, timeout_min=timeout_min)
+
+
 @app.command()
 @friendly
 def train(
@@ -313,6 +358,9 @@ def train(
     preset: Optional[str] = typer.Option(None, help="preset of the spec (default: cpu when it has one)"),
     out: Path = typer.Option(Path("runs"), help="runs directory; the run goes to OUT/<hash of its config>"),
     force: bool = typer.Option(False, "--force", help="discard an existing run of this config and train afresh"),
+    devices: Optional[int] = DevicesOption,
+    num_nodes: Optional[int] = NodesOption,
+    strategy: Optional[str] = StrategyOption,
 ) -> None:
     """Train one run of a spec (its [sweep] is ignored: use `testbed sweep`). Finished runs are skipped,
     interrupted ones resume from their last checkpoint."""
@@ -320,6 +368,7 @@ def train(
     from .runs import Interrupted, train as train_run
 
     quiet_lightning()
+    sets = scale_sets(sets, devices, num_nodes, strategy)
     resolved = specs.resolve(_load_spec(spec_file, preset), specs.parse_sets(sets), seed=seed)
     try:
         run_dir, result, status = train_run(resolved, out, force=force)
@@ -341,12 +390,14 @@ def eval_cmd(
         "(one pass at the largest, read out after every iteration)"),
     by: Optional[str] = typer.Option(None, "--by", help="slice by a per-example key instead, e.g. rule_id (which "
                                      "held-out rules are solved, per k)"),
+    rollout: int = typer.Option(0, "--rollout", help="feed the model its own next-state predictions this many "
+                                "times (P2's autoregressive rollout); accuracy per rollout step"),
 ) -> None:
     """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file; weight-tied models
     also at other iteration counts than they were trained with."""
     from generators.registry import coerce
 
-    from .runs import evaluate_file, open_run, test_rows, write_json
+    from .runs import evaluate_file, open_run, rollout_rows, test_rows, write_json
     from .spec import EvalConfig, build_config
 
     ks = list(coerce(tuple[int, ...], k, "--k")) if k else None
@@ -359,7 +410,13 @@ def eval_cmd(
     if iters and not getattr(model, "tied", False):
         raise ConfigError(f"model {resolved['model']['name']!r} is not weight-tied: --iterations needs looped or "
                           "recurrent_depth")
-    if data is not None:
+    if rollout:
+        if iters or by or data is not None or k:
+            raise ConfigError("--rollout is scored on the held-out test split alone (no --k, --iterations, --by, --data)")
+        ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": size or resolved["eval"]["test_size"]},
+                            where="[eval]")
+        rows, name = rollout_rows(model, generator, ecfg, rollout), "eval-rollout.json"
+    elif data is not None:
         if iters or by:
             raise ConfigError("--iterations and --by apply to the held-out test split, not to --data files")
         rows = evaluate_file(model, generator, data, ks)
@@ -385,18 +442,28 @@ def sweep(
     sets: Optional[list[str]] = SetOption,
     preset: Optional[str] = typer.Option(None, help="preset of the spec (default: cpu when it has one)"),
     out: Path = typer.Option(Path("runs"), help="runs directory"),
-    jobs: int = typer.Option(1, help="runs at a time on a local process pool (threads are split between them)"),
+    jobs: int = JobsOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="list the runs without training"),
     force: bool = typer.Option(False, "--force", help="retrain runs that are already finished"),
+    launcher: str = LauncherOption,
+    max_parallel: int = MaxParallelOption,
+    cluster: Optional[str] = ClusterOption,
+    partition: Optional[str] = PartitionOption,
+    gpus_per_node: int = GpusOption,
+    cpus_per_task: int = CpusOption,
+    timeout_min: int = TimeoutOption,
+    devices: Optional[int] = DevicesOption,
+    num_nodes: Optional[int] = NodesOption,
+    strategy: Optional[str] = StrategyOption,
 ) -> None:
-    """Expand a spec's sweep (grid / zip / one_factor axes, seeds) and run every point; finished runs are skipped."""
+    """Expand a spec's sweep (grid / zip / one_factor axes, seeds) and run every point; finished runs are skipped.
+    `--launcher submitit` submits the runs as a SLURM job array instead (pip install 'testbed[cluster]')."""
     from . import spec as specs
-    from .sweep import resolve_all, run_all
+    from .sweep import resolve_all
 
     quiet_lightning()
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    resolved = resolve_all(_load_spec(spec_file, preset), specs.parse_sets(sets))
+    launch = launcher_for(launcher, jobs, max_parallel, cluster, partition, gpus_per_node, cpus_per_task, timeout_min)
+    resolved = resolve_all(_load_spec(spec_file, preset), specs.parse_sets(scale_sets(sets, devices, num_nodes, strategy)))
     if dry_run:
         for r in resolved:
             rid = specs.run_id(r)
@@ -406,7 +473,7 @@ def sweep(
                        f"layers={m.get('n_layer', '-')} task={r['data'].get('task', '-')}")
         typer.echo(f"{len(resolved)} runs")
         return
-    run_all(resolved, out, jobs=jobs, force=force, echo=typer.echo)
+    launch(resolved, out, force=force, echo=typer.echo)
 
 
 @app.command()
@@ -556,6 +623,51 @@ def experiments_dir() -> Path:
     if not path.is_dir():
         raise ConfigError(f"experiments directory not found at {path}; install testbed from a clone (pip install -e .)")
     return path
+
+
+@app.command()
+@friendly
+def reproduce(
+    figure: Optional[str] = typer.Argument(None, help="figure name (see --list)"),
+    list_figures: bool = typer.Option(False, "--list", help="list the figures: paper, what they show, runs, time"),
+    preset: str = typer.Option("cpu", help="cpu (2 CPU cores, minutes) | paper (the published recipe, GPU)"),
+    out: Path = typer.Option(Path("reproductions"), help="directory for each figure's results, plot and comparison"),
+    runs: Optional[Path] = typer.Option(None, help="runs directory (default OUT/runs; shared by every figure)"),
+    jobs: int = typer.Option(2, help="runs at a time on the local process pool"),
+    launcher: str = LauncherOption,
+    max_parallel: int = MaxParallelOption,
+    cluster: Optional[str] = ClusterOption,
+    partition: Optional[str] = PartitionOption,
+    gpus_per_node: int = GpusOption,
+    cpus_per_task: int = CpusOption,
+    timeout_min: int = TimeoutOption,
+) -> None:
+    """Reproduce a published figure: run its sweep (finished runs are skipped), collect, draw ours beside the
+    published numbers and write the comparison table (per point: ours, published, difference)."""
+    from . import reproduce as rp
+
+    quiet_lightning()
+    if list_figures:
+        typer.echo(f"{'figure':<22}{'paper':<28}{'runs cpu/paper':<16}{'cpu time':<10}  what it shows; paper-preset time")
+        for fig in rp.FIGURES.values():
+            counts = "/".join(rp.run_count(fig, p, experiments_dir()) for p in ("cpu", "paper"))
+            counts = "closed form" if fig.kind != "sweep" else counts
+            typer.echo(f"{fig.name:<22}{fig.paper:<28}{counts:<16}{rp.estimate(fig, 'cpu'):<10}  {fig.shows}; "
+                       f"{rp.estimate(fig, 'paper')}")
+        typer.echo("cpu time: wall minutes on 2 CPU cores with --jobs 2 (measured); paper: the published recipe")
+        return
+    if figure is None:
+        raise ConfigError("name a figure (testbed reproduce --list shows them)")
+    fig = rp.figure(figure)
+    launch = launcher_for(launcher, jobs, max_parallel, cluster, partition, gpus_per_node, cpus_per_task, timeout_min)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the output directory {str(out)!r}: {e.strerror}") from None
+    points = rp.reproduce(fig, preset, out, runs or out / "runs", launch, experiments_dir(), echo=typer.echo)
+    typer.echo(rp.comparison_markdown(fig, preset, points))
+    typer.echo(rp.summary(points))
+    typer.echo(f"wrote {out / fig.name}/results.csv, figure.png, comparison.csv, comparison.md")
 
 
 @app.command()

@@ -386,3 +386,23 @@ def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     _finish(fig, out, title)
+
+
+def plot_series(points: list[dict], axis: str, out: str | Path, title: str = "", xlabel: str = "") -> None:
+    """Ours (solid) beside the published values (dashed, same colour) per series, from `reproduce` comparison
+    points {series, <axis>, ours, published}."""
+    series = sorted({p["series"] for p in points})
+    if not series:
+        raise ConfigError("no points to plot")
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, name in enumerate(series):
+        for key, style, label in (("ours", "o-", "ours"), ("published", "s--", "published")):
+            pts = sorted((p[axis], p[key]) for p in points if p["series"] == name and p[key] is not None)
+            if pts:
+                ax.plot([x for x, _ in pts], [y for _, y in pts], style, color=f"C{i}", alpha=1 if key == "ours" else 0.5,
+                        label=f"{name} ({label})")
+    ax.axhline(NOT_SOLVED, color="red", lw=1, ls=":", label="≈0.73 not-solved floor")
+    ax.set(xlabel=xlabel or axis, ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _finish(fig, out, title)

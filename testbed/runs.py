@@ -12,6 +12,7 @@ A run with result.json is skipped; one with checkpoints/last.ckpt resumes from i
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
@@ -152,6 +153,37 @@ def test_rows(model, generator, eval_cfg: EvalConfig, by: str | None = None) -> 
     return rows
 
 
+@torch.no_grad()
+def rollout_rows(model, generator, eval_cfg: EvalConfig, steps: int) -> list[dict]:
+    """Autoregressive rollout (P2): a model trained to predict the next state is fed its own predictions, the
+    oldest input state dropped each time. Rows per rollout step j = 1..steps (split "rollout", slice "k", value j):
+    per-cell accuracy and exact match of the j-th predicted state against the true orbit of a held-out rule."""
+    c = getattr(generator, "config", None)
+    if not hasattr(generator, "format"):
+        raise ConfigError("--rollout needs a cellular-automaton run (a model that predicts the next state)")
+    if steps < 1:
+        raise ConfigError(f"--rollout must be at least 1, got {steps}")
+    model.eval()
+    n, b = eval_cfg.test_size, eval_cfg.batch_size
+    ahead = c.m if c.task in ("O-O", "RO-O") else 1  # states after the window that format() reads as targets
+    states, tables = generator.orbits("test", eval_cfg.seed, np.arange(n), steps=c.n_input + steps + ahead)
+    correct, exact = np.zeros(steps), np.zeros(steps)
+    for lo in range(0, n, b):
+        orbit, table = states[lo:lo + b], tables[lo:lo + b]
+        window = orbit[:, : c.n_input]
+        for j in range(steps):
+            truth = orbit[:, c.n_input + j]
+            data = generator.format(np.concatenate([window, orbit[:, c.n_input + j:]], axis=1), table, 1)
+            cells = np.flatnonzero(data["step"][0] == 1)  # the next state's positions (O-O: its first of m)
+            pred = model(torch.from_numpy(data["inputs"])).argmax(-1)[:, cells].numpy()
+            correct[j] += (pred == truth).sum()  # scored like the test split: a non-bit token is wrong
+            exact[j] += (pred == truth).all(1).sum()
+            state = (pred == 1).astype(np.uint8)  # and fed back as 0
+            window = np.concatenate([window[:, 1:], state[:, None]], axis=1)
+    return [{"split": "rollout", "slice": "k", "value": j + 1, "cell_accuracy": float(correct[j] / (n * c.width)),
+             "exact_match": float(exact[j] / n), "n": n} for j in range(steps)]
+
+
 def merge_logs(run_dir: Path) -> None:
     """Concatenate the CSV logs of every attempt into run_dir/metrics.csv (columns are the union)."""
     import csv
@@ -246,26 +278,39 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
         warnings.filterwarnings("ignore", ".*is an invalid value for `val_check_interval`.*")
+        warnings.filterwarnings("ignore", ".*sync_dist=True.*")  # every rank validates on the same examples
         try:
             trainer.fit(system, datamodule=data, ckpt_path=last if resume else None, weights_only=True)
         except Diverged as e:
             raise ConfigError(f"run {rid} diverged: {e}; the last good checkpoint is kept in {run_dir / 'checkpoints'}")
     fit_seconds = time.perf_counter() - t0
+    if trainer.global_rank > 0:  # DDP launched as processes (strategy ddp): rank zero alone tests and writes
+        return run_dir, {"run_id": rid, "test": [], "params": model.num_params(), "steps": trainer.global_step}, "worker"
     merge_logs(run_dir)
     if trainer.interrupted:
         raise Interrupted(f"run {rid} was interrupted at step {trainer.global_step}; run it again to resume")
 
-    if best.best_model_path and Path(best.best_model_path).is_file():
-        model.load_state_dict(model_state(load_checkpoint(Path(best.best_model_path))))
+    # Read the outcome from the checkpoints on disk, not from the trainer: with spawned DDP workers (ddp_spawn)
+    # this process's trainer and callbacks never saw the training, the workers' rank zero wrote the files.
+    best_file, steps, best_score = run_dir / "checkpoints" / "best.ckpt", trainer.global_step, best.best_model_score
+    if best_file.is_file():
+        ckpt = load_checkpoint(best_file)
+        model.load_state_dict(model_state(ckpt))
+        if best_score is None:
+            best_score = next((c["best_model_score"] for name, c in ckpt.get("callbacks", {}).items()
+                               if name.startswith("ModelCheckpoint") and c.get("best_model_score") is not None), None)
+    if not steps and (run_dir / "metrics.csv").is_file():  # the workers' logged steps (0-based)
+        with open(run_dir / "metrics.csv") as f:
+            steps = 1 + max((int(r["step"]) for r in csv.DictReader(f) if r.get("step")), default=-1)
     atomic_write(run_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
     rows = test_rows(model, generator, ecfg)
     result = {
         "run_id": rid,
         "status": "done",
-        "steps": trainer.global_step,
+        "steps": steps,
         "params": model.num_params(),
         "state_size": model.state_size(),
-        "best_val_exact_match": float(best.best_model_score) if best.best_model_score is not None else None,
+        "best_val_exact_match": float(best_score) if best_score is not None else None,
         "fit_seconds": fit_seconds,
         "train_tokens_per_s": system.train_tokens / system.train_seconds if system.train_seconds else None,
         "resumed": resume,

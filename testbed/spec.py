@@ -32,6 +32,9 @@ from .models import MODELS
 TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "sweep", "presets", "paper")
 # Execution details that do not change what is computed: left out of the run hash.
 NOT_HASHED = {("train", "threads"), ("train", "num_workers")}
+# Options added after runs were published: hashed only when set away from their default, so that the runs made
+# before they existed keep their ids (and are skipped, not retrained).
+HASHED_IF_SET = {("model", "init"): "gpt2"}
 
 
 
@@ -212,6 +215,9 @@ def run_id(resolved: dict) -> str:
     hashed = copy.deepcopy(hashed)
     for section, key in NOT_HASHED:
         hashed[section].pop(key, None)
+    for (section, key), default in HASHED_IF_SET.items():
+        if hashed[section].get(key) == default:
+            del hashed[section][key]
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
 
 

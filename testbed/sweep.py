@@ -81,11 +81,7 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
 
     def report(i, r, res):
-        run_dir, result, status = res
-        overall = [row for row in result["test"] if row["slice"] == "all"] or result["test"]
-        em = sum(row["exact_match"] for row in overall) / max(1, len(overall))
-        echo(f"[{i}/{total}] {status:<7} {Path(run_dir).name}  {r['model']['name']}  "
-             f"test exact match {em:.3f}  ({result.get('fit_seconds', 0):.0f} s)")
+        _report(echo, i, total, r, res)
 
     if jobs <= 1:
         for i, r in enumerate(resolved, 1):
@@ -108,4 +104,91 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
             report(i, futures[fut], res)
     if failed:
         raise ConfigError(f"{len(failed)} of {total} runs failed; first: {failed[0].splitlines()[0]}")
+    return out
+
+
+def _report(echo, i: int, total: int, r: dict, res) -> None:
+    run_dir, result, status = res
+    overall = [row for row in result["test"] if row["slice"] == "all"] or result["test"]
+    em = sum(row["exact_match"] for row in overall) / max(1, len(overall))
+    echo(f"[{i}/{total}] {status:<7} {Path(run_dir).name}  {r['model']['name']}  "
+         f"test exact match {em:.3f}  ({result.get('fit_seconds', 0):.0f} s)")
+
+
+def _last_line(error: BaseException) -> str:
+    """The informative line of a job's error (submitit wraps the remote traceback in its message)."""
+    text = str(error).split("You can check full logs")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith((" ", "---"))]
+    return lines[-1] if lines else type(error).__name__
+
+
+def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int = 8, cluster: str | None = None,
+                 partition: str | None = None, gpus_per_node: int = 0, cpus_per_task: int = 1,
+                 timeout_min: int = 240, force: bool = False, echo=print) -> list:
+    """Run every config as a submitit job: a SLURM job array capped at `max_parallel` running tasks, or, with
+    cluster = "local", real local subprocesses in waves of `max_parallel`. Finished runs are skipped before
+    submission; a job (or a submission) that fails is reported and the others go on. Returns the results."""
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("the submitit launcher needs the submitit package: pip install 'testbed[cluster]'") from None
+    if max_parallel < 1 or cpus_per_task < 1 or gpus_per_node < 0 or timeout_min < 1:
+        raise ConfigError("--max-parallel, --cpus-per-task and --timeout-min must be at least 1, --gpus-per-node >= 0")
+    runs_root = Path(runs_root)
+    runs_root.mkdir(parents=True, exist_ok=True)
+    try:
+        executor = submitit.AutoExecutor(folder=runs_root / ".submitit" / "%j", cluster=cluster)
+    except ValueError as e:
+        raise ConfigError(f"submitit cannot use cluster {cluster!r}: {e}") from None
+    # A multi-device run is one job of num_nodes x devices tasks: Lightning reads SLURM's variables and makes each
+    # task a DDP rank. One array shares its resources, so every run of a sweep must ask for the same.
+    shapes = {(r["train"]["num_nodes"], r["train"]["devices"]) for r in resolved}
+    if len(shapes) > 1:
+        raise ConfigError(f"runs of one submitit sweep must share train.num_nodes and train.devices, got {sorted(shapes)}")
+    nodes, devices = shapes.pop() if shapes else (1, 1)
+    if executor.cluster != "slurm" and nodes > 1:
+        raise ConfigError(f"train.num_nodes = {nodes} needs SLURM; the {executor.cluster} executor runs on one node")
+    params = {"name": "testbed", "timeout_min": timeout_min, "cpus_per_task": cpus_per_task,
+              "gpus_per_node": gpus_per_node, "nodes": nodes, "tasks_per_node": devices if nodes * devices > 1 else 1}
+    if executor.cluster == "slurm":
+        params["slurm_array_parallelism"] = max_parallel
+        if partition:
+            params["slurm_partition"] = partition
+    executor.update_parameters(**params)
+    total, out, failed, done = len(resolved), [], [], 0
+    todo = []
+    for r in resolved:
+        if not force and (runs_root / specs.run_id(r) / "result.json").is_file():
+            done += 1
+            _report(echo, done, total, r, _run_one(r, str(runs_root), False, 0))  # reads the finished result
+        else:
+            todo.append(r)
+    # SLURM caps the running tasks of one array itself; other executors get waves of max_parallel jobs
+    waves = [todo] if executor.cluster == "slurm" else [todo[i:i + max_parallel] for i in range(0, len(todo), max_parallel)]
+    for wave in waves:
+        if not wave:
+            continue
+        n = len(wave)
+        try:
+            jobs = executor.map_array(_run_one, wave, [str(runs_root)] * n, [force] * n, [cpus_per_task] * n)
+        except Exception as e:  # sbatch missing or refusing: report, keep what already ran
+            failed += [f"submission failed: {_last_line(e)}"] * n
+            done += n
+            echo(f"[{done}/{total}] submission of {n} runs failed: {_last_line(e)}")
+            continue
+        echo(f"submitted {n} runs ({executor.cluster}; job {jobs[0].job_id.split('_')[0]})")
+        by_job = {job.job_id: r for job, r in zip(jobs, wave)}
+        for job in submitit.helpers.as_completed(jobs, poll_frequency=1):
+            done += 1
+            r = by_job[job.job_id]
+            try:
+                res = job.results()[0]  # task 0 is rank zero, which tests and writes the result
+            except Exception as e:
+                failed.append(_last_line(e))
+                echo(f"[{done}/{total}] failed  {specs.run_id(r)}: {_last_line(e)} (log: {job.paths.stderr})")
+                continue
+            out.append(res)
+            _report(echo, done, total, r, res)
+    if failed:
+        raise ConfigError(f"{len(failed)} of {total} runs failed; first: {failed[0]}")
     return out

@@ -119,6 +119,11 @@ def test_spec_resolution_and_errors(tmp_path):
     assert specs.run_id(r) == specs.run_id(specs.resolve(TINY))
     assert specs.run_id(r) != specs.run_id(specs.resolve(TINY, {"model.n_layer": 2}))
     assert specs.run_id(r) == specs.run_id(specs.resolve(TINY, {"train.threads": 2}))  # execution detail
+    # an option added later keeps the ids of runs made before it, at its default, and changes them otherwise
+    assert r["model"]["init"] == "gpt2"
+    before = {**r, "model": {k: v for k, v in r["model"].items() if k != "init"}}
+    assert specs.run_id(before) == specs.run_id(r)
+    assert specs.run_id(specs.resolve(TINY, {"model.init": "torch"})) != specs.run_id(r)
     with pytest.raises(ConfigError, match="did you mean 'n_layer'"):
         specs.resolve(TINY, {"model.n_layers": 2})
     with pytest.raises(ConfigError, match="unknown model 'transformr'"):

@@ -90,7 +90,7 @@ class AdaptiveTransformer(SequenceModel):
         self.halt = nn.ModuleList(nn.Linear(config.d_model, 1) for _ in range(n_halt))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
-        init_weights(self, config.init_std, config.n_layer * config.max_steps)
+        init_weights(self, config.init, config.init_std, config.n_layer * config.max_steps)
         for h in self.halt:
             nn.init.constant_(h.bias, config.halt_bias)
         self.halting_weights: list[torch.Tensor] = []  # of the last forward, per halting unit: (steps, B, L)

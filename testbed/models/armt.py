@@ -96,7 +96,7 @@ class ARMT(SequenceModel):
         self.memories = nn.ModuleList(AssociativeMemory(config) for _ in range(config.n_layer))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
-        init_weights(self, config.init_std, config.n_layer)
+        init_weights(self, config.init, config.init_std, config.n_layer)
         nn.init.normal_(self.memory_tokens, std=config.init_std)
         for mem in self.memories:
             nn.init.zeros_(mem.value.weight)  # the memory starts silent: training begins from the plain model

@@ -67,7 +67,7 @@ class LoopedTransformer(SequenceModel):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
-        init_weights(self, config.init_std, config.n_layer * config.loops)
+        init_weights(self, config.init, config.init_std, config.n_layer * config.loops)
 
     def step(self, y: torch.Tensor, e: torch.Tensor, rotary, t: int) -> torch.Tensor:
         """One loop: inject the input, then the block."""

@@ -76,7 +76,7 @@ class MemoryTransformer(SequenceModel):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
-        init_weights(self, config.init_std, config.n_layer)
+        init_weights(self, config.init, config.init_std, config.n_layer)
         nn.init.normal_(self.memory, std=config.init_std)  # about the scale of the token embeddings
         nn.init.normal_(self.memory_pos, std=config.init_std)
 

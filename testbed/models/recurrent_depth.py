@@ -91,7 +91,7 @@ class RecurrentDepth(SequenceModel):
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
         effective_depth = config.n_prelude + config.n_coda + config.n_layer * config.mean_iterations
-        init_weights(self, config.init_std, effective_depth)
+        init_weights(self, config.init, config.init_std, effective_depth)
 
     def sample_iterations(self) -> int:
         c = self.config

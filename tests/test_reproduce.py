@@ -1,0 +1,120 @@
+"""`testbed reproduce`: the figure list, the comparison with published numbers, end to end on tiny specs."""
+
+import csv
+import sys
+
+import pytest
+
+import testbed.cli
+from cli_helpers import one_line_error, run
+from testbed import reproduce as rp
+
+ISSUE_FIGURES = {"p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-sweep", "p1-comparison",
+                 "test-time-compute", "cabannes-error-vs-d", "cabannes-joint", "cabannes-optimizers", "mqar-width",
+                 "retrieval-capacity"}
+
+TINY_ROLLOUT = """
+name = "p2-rollout"
+seed = 0
+[data]
+generator = "ca"
+radius = 1
+width = 6
+steps = 4
+n_input = 2
+task = "O-S"
+k = 1
+m = 2
+[model]
+name = "transformer"
+n_layer = 1
+n_head = 2
+d_model = 16
+[train]
+batch_size = 16
+max_steps = 4
+val_every = 2
+val_size = 16
+threads = 1
+[eval]
+test_size = 16
+[sweep]
+grid = { "data.task" = ["O-S", "RO-S", "O-O"] }
+[presets.cpu]
+[presets.paper]
+train = { max_steps = 6 }
+[paper]
+source = "tiny"
+metric = "cell_accuracy"
+step = [1, 2, 3]
+"O-S" = [0.9, 0.8, 0.7]
+"RO-S" = [1.0, 1.0, 1.0]
+"""
+
+
+def read(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_list_covers_every_figure_of_the_issue():
+    res = run("reproduce", "--list")
+    assert res.exit_code == 0, res.output
+    listed = {line.split()[0] for line in res.output.splitlines()[1:-1]}
+    assert listed == ISSUE_FIGURES == set(rp.FIGURES)
+    for fig in rp.FIGURES.values():
+        assert rp.estimate(fig, "cpu") and rp.estimate(fig, "paper"), fig.name
+    assert "closed form" in res.output and "min" in res.output
+
+
+def test_compare_series_pairs_ours_with_the_published_points():
+    paper = {"k": [1, 2], "O-S": [0.9, 0.8], "metric": "cell_accuracy", "source": "x"}
+    points = rp.compare_series({("O-S", 1): 0.95, ("O-S", 3): 0.7}, paper, "k")
+    by_x = {p["k"]: p for p in points}
+    assert by_x[1]["difference"] == pytest.approx(0.05)
+    assert by_x[2]["ours"] is None and by_x[2]["published"] == 0.8 and by_x[2]["difference"] is None
+    assert by_x[3]["published"] is None  # ours beyond the paper's axis is kept, unpaired
+    assert "2 points" not in rp.summary(points) and "1 with a published number" in rp.summary(points)
+
+
+def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypatch):
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "p2_rollout.toml").write_text(TINY_ROLLOUT)
+    monkeypatch.setattr(testbed.cli, "experiments_dir", lambda: experiments)
+    out = tmp_path / "repro"
+    res = run("reproduce", "p2-rollout", "--out", out, "--jobs", "1")
+    assert res.exit_code == 0, res.output
+    assert res.output.count("] trained") == 3 and "rolling out" in res.output
+    fig_dir = out / "p2-rollout"
+    assert (fig_dir / "figure.png").stat().st_size > 1000 and (fig_dir / "comparison.md").is_file()
+    points = read(fig_dir / "comparison.csv")
+    assert {(p["series"], p["step"]) for p in points} == {(t, s) for t in ("O-S", "RO-S", "O-O") for s in "123"}
+    os1 = next(p for p in points if p["series"] == "O-S" and p["step"] == "1")
+    assert float(os1["difference"]) == pytest.approx(float(os1["ours"]) - 0.9)
+    assert next(p for p in points if p["series"] == "O-O")["published"] == ""  # the tiny table has no O-O row
+    # the first rollout step is the model's k = 1 prediction: it matches the test split's k = 1 accuracy
+    results = read(fig_dir / "results.csv")
+    assert all(r["split"] == "rollout" for r in results) and len(results) == 9
+    again = run("reproduce", "p2-rollout", "--out", out, "--jobs", "1")
+    assert again.exit_code == 0 and again.output.count("] skipped") == 3 and "rolling out" not in again.output
+    assert read(fig_dir / "comparison.csv") == points
+
+
+def test_reproduce_closed_form_figure(tmp_path, monkeypatch):
+    monkeypatch.setitem(rp.CAPACITY, "cpu", dict(ds=[8], trials=3))
+    monkeypatch.setattr(rp, "CAPACITY_PAIRS", [1, 2, 4, 8, 16])
+    res = run("reproduce", "retrieval-capacity", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    points = read(tmp_path / "retrieval-capacity" / "comparison.csv")
+    assert {p["series"] for p in points} == {"attention", "sum", "delta", "armt"}
+    assert next(p for p in points if p["series"] == "sum")["published"] == "8"  # d = 8 keys without interference
+
+
+def test_reproduce_bad_input(tmp_path, monkeypatch):
+    one_line_error(run("reproduce", "p2-lookahed", "--out", tmp_path), "did you mean 'p2-lookahead'")
+    one_line_error(run("reproduce", "--out", tmp_path), "name a figure")
+    one_line_error(run("reproduce", "cabannes-joint", "--preset", "gpu", "--out", tmp_path), "has no preset 'gpu'")
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if the cluster extra were not installed
+    one_line_error(run("reproduce", "p2-lookahead", "--launcher", "submitit", "--out", tmp_path),
+                   "pip install 'testbed[cluster]'")

@@ -1,0 +1,101 @@
+"""Scaling out with existing engines: Lightning DDP over two CPU processes (gloo) and submitit's local executor."""
+
+import json
+
+import pytest
+import torch
+
+from cli_helpers import one_line_error, run
+from testbed.data import StepBatches
+
+SPEC = """
+name = "scale"
+seed = 0
+[data]
+generator = "ca"
+radius = 1
+width = 8
+steps = 4
+n_input = 2
+task = "RO-S"
+k = 1
+[model]
+name = "transformer"
+n_layer = 1
+n_head = 2
+d_model = 16
+[train]
+batch_size = 8
+max_steps = 12
+val_every = 6
+val_size = 16
+threads = 1
+accelerator = "cpu"
+[eval]
+test_size = 32
+[sweep]
+grid = { "model.n_layer" = [1, 2, 3] }
+"""
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "scale.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def weights(runs_dir):
+    (run_dir,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    return torch.load(run_dir / "model.pt", weights_only=True), json.loads((run_dir / "result.json").read_text())
+
+
+def test_ranks_split_the_single_process_batch():
+    """Rank r of w takes its own slice of every step's examples; together the ranks see the single-process batch."""
+    single = list(StepBatches(8, 3, lambda: 0))
+    ranks = [list(StepBatches(4, 3, lambda: 0, rank=r, world=2)) for r in (0, 1)]
+    for step in range(3):
+        assert not set(ranks[0][step]) & set(ranks[1][step])
+        assert sorted(ranks[0][step] + ranks[1][step]) == single[step]
+
+
+def test_two_process_ddp_matches_one_process(spec, tmp_path):
+    """Two gloo ranks of 4 examples each reproduce one process of 8: the same data split in two and the gradients
+    averaged. Had both ranks seen the same examples, the weights would follow a batch of 4 instead (checked too)."""
+    ddp = run("train", spec, "--out", tmp_path / "ddp", "--devices", "2", "--strategy", "ddp_spawn",
+              "--set", "train.batch_size=4")
+    assert ddp.exit_code == 0, ddp.output
+    single = run("train", spec, "--out", tmp_path / "single")
+    assert single.exit_code == 0, single.output
+    half = run("train", spec, "--out", tmp_path / "half", "--set", "train.batch_size=4")
+    assert half.exit_code == 0, half.output
+    (w_ddp, r_ddp), (w_one, r_one), (w_half, _) = (weights(tmp_path / d) for d in ("ddp", "single", "half"))
+    assert r_ddp["steps"] == r_one["steps"] == 12
+    for name in w_one:
+        torch.testing.assert_close(w_ddp[name], w_one[name], atol=1e-5, rtol=1e-4)
+    assert any(not torch.allclose(w_half[n], w_one[n], atol=1e-4) for n in w_one)
+    for a, b in zip(r_ddp["test"], r_one["test"]):
+        assert a["exact_match"] == pytest.approx(b["exact_match"], abs=1 / 32)
+
+
+def test_submitit_local_executor_reports_a_failed_job_and_finishes_the_others(spec, tmp_path):
+    pytest.importorskip("submitit")
+    out = tmp_path / "runs"
+    ids = [line.split()[0] for line in run("sweep", spec, "--dry-run", "--out", out).output.splitlines()[:3]]
+    (out / ids[1] / "checkpoints").mkdir(parents=True)
+    (out / ids[1] / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")  # this job fails when it resumes
+    res = run("sweep", spec, "--out", out, "--launcher", "submitit", "--cluster", "local", "--max-parallel", "3")
+    assert res.exit_code == 2, res.output
+    assert "failed" in res.output and "corrupt or truncated" in res.output, res.output
+    assert "1 of 3 runs failed" in res.output
+    assert (out / ids[0] / "result.json").is_file() and (out / ids[2] / "result.json").is_file()
+    assert not (out / ids[1] / "result.json").exists()
+    again = run("sweep", spec, "--out", out, "--launcher", "submitit", "--cluster", "local", "--force")
+    assert again.exit_code == 0, again.output
+    assert all((out / i / "result.json").is_file() for i in ids)
+
+
+def test_launcher_bad_input(spec, tmp_path):
+    one_line_error(run("sweep", spec, "--launcher", "slurmish", "--out", tmp_path), "unknown launcher 'slurmish'")
+    one_line_error(run("sweep", spec, "--launcher", "submitit", "--cluster", "nowhere", "--out", tmp_path),
+                   "submitit cannot use cluster 'nowhere'")
