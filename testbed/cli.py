@@ -650,8 +650,8 @@ def reproduce(
     if list_figures:
         typer.echo(f"{'figure':<22}{'paper':<28}{'runs cpu/paper':<16}{'cpu time':<10}  what it shows; paper-preset time")
         for fig in rp.FIGURES.values():
-            counts = "/".join(rp.run_count(fig, p, experiments_dir()) for p in ("cpu", "paper"))
-            counts = "closed form" if fig.kind != "sweep" else counts
+            counts = ("/".join(str(len(rp.resolved_runs(fig, p, experiments_dir()))) for p in ("cpu", "paper"))
+                      if fig.kind == "sweep" else "closed form")
             typer.echo(f"{fig.name:<22}{fig.paper:<28}{counts:<16}{rp.estimate(fig, 'cpu'):<10}  {fig.shows}; "
                        f"{rp.estimate(fig, 'paper')}")
         typer.echo("cpu time: wall minutes on 2 CPU cores with --jobs 2 (measured); paper: the published recipe")

@@ -44,12 +44,14 @@ def test_dpfp_dimension_and_causality():
     assert feature_map(x, "dpfp", nu=3).shape == (2, 2 * 3 * 5)
     assert (feature_map(x, "elu") > 0).all()
     gen = generators.make("mqar", {"vocab_size": 64, "seq_len": 32, "n_pairs": 4})
-    for rule in ("sum", "delta"):
-        model = build_model("fast_weights", {"d_model": 16, "n_head": 2, "rule": rule}, gen.layout()).eval()
+    for rule, conv in (("sum", 0), ("delta", 0), ("delta", 4)):  # the short convolution is causal too
+        config = {"d_model": 16, "n_head": 2, "rule": rule, "short_conv": conv}
+        model = build_model("fast_weights", config, gen.layout()).eval()
         x = torch.as_tensor(gen.sample("train", 0, range(2))["inputs"])
         y = x.clone()
         y[:, 20:] = (y[:, 20:] + 1) % 64
         torch.testing.assert_close(model(x)[:, :20], model(y)[:, :20])
+        assert not torch.allclose(model(x)[:, 20:], model(y)[:, 20:])
 
 
 def test_mechanism_capacity_orders_the_memories():

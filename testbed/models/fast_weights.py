@@ -62,10 +62,15 @@ class FastWeightConfig:
     feature: str = _f("dpfp", "key/query feature map: identity | elu | dpfp")
     nu: int = _f(1, "DPFP order (feature dimension 2 nu d_head)")
     mlp: bool = _f(True, "an MLP after each mixer (Zoology's MQAR models use none)")
+    short_conv: int = _f(0, "kernel of a causal depthwise convolution over q, k, v before the memory (DeltaNet, "
+                         "Based); 0: none. It binds a value to the key just before it, which a memory read by "
+                         "content alone cannot do: MQAR needs it")
 
     def __post_init__(self):
         if min(self.n_layer, self.n_head, self.d_model, self.nu) < 1:
             raise ConfigError("n_layer, n_head, d_model and nu must be positive")
+        if self.short_conv < 0:
+            raise ConfigError(f"short_conv must be >= 0 (0: none), got {self.short_conv}")
         if self.d_model % self.n_head:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
         if self.rule not in ("sum", "delta"):
@@ -78,13 +83,18 @@ class FastWeightMixer(nn.Module):
         super().__init__()
         self.config = config
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        d3, width = 3 * config.d_model, config.short_conv
+        self.conv = nn.Conv1d(d3, d3, width, groups=d3, padding=width - 1) if width else None
         self.beta = nn.Linear(config.d_model, config.n_head) if config.rule == "delta" else None
         self.proj = nn.Linear(config.d_model, config.d_model)
 
     def forward(self, x):
         c = self.config
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, c.n_head, d // c.n_head).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x)
+        if self.conv is not None:  # causal: position t sees t - width + 1 .. t (the right padding is cut off)
+            qkv = self.conv(qkv.transpose(1, 2))[..., :t].transpose(1, 2)
+        q, k, v = qkv.view(b, t, 3, c.n_head, d // c.n_head).permute(2, 0, 3, 1, 4)
         q, k = feature_map(q, c.feature, c.nu), feature_map(k, c.feature, c.nu)
         k = k / k.sum(-1, keepdim=True).clamp_min(1e-6) if c.feature != "identity" else F.normalize(k, dim=-1)
         q = q / q.sum(-1, keepdim=True).clamp_min(1e-6) if c.feature != "identity" else F.normalize(q, dim=-1)
