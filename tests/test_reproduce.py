@@ -118,3 +118,28 @@ def test_reproduce_bad_input(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "submitit", None)  # as if the cluster extra were not installed
     one_line_error(run("reproduce", "p2-lookahead", "--launcher", "submitit", "--out", tmp_path),
                    "pip install 'testbed[cluster]'")
+
+
+SWEEP_FIGURES = ["p2-lookahead", "p2-input-length", "p2-depth-sweep", "p1-comparison", "test-time-compute",
+                 "cabannes-optimizers", "mqar-width"]
+
+
+@pytest.mark.parametrize("name", SWEEP_FIGURES)
+def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path, monkeypatch):
+    """The real specs and code paths, with at most 4 runs of 2 steps each: results, figure and comparison appear."""
+    full = rp.resolved_runs
+
+    def shrunk(fig, preset, experiments):
+        runs = full(fig, preset, experiments)
+        runs = runs[:: max(1, len(runs) // 4)][:4]
+        small = {"max_steps": 2, "val_every": 2, "val_size": 16, "warmup_steps": 0, "threads": 1}
+        return [{**r, "train": {**r["train"], **small}, "eval": {**r["eval"], "test_size": 16}} for r in runs]
+
+    monkeypatch.setattr(rp, "resolved_runs", shrunk)
+    res = run("reproduce", name, "--out", tmp_path, "--jobs", "1")
+    assert res.exit_code == 0, res.output
+    fig_dir = tmp_path / name
+    assert (fig_dir / "figure.png").stat().st_size > 1000
+    points = read(fig_dir / "comparison.csv")
+    assert points and {"series", "ours", "published", "difference"} <= set(points[0])
+    assert "| series |" in (fig_dir / "comparison.md").read_text()
