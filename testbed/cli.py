@@ -664,10 +664,12 @@ def reproduce(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot create the output directory {str(out)!r}: {e.strerror}") from None
-    points = rp.reproduce(fig, preset, out, runs or out / "runs", launch, experiments_dir(), echo=typer.echo)
+    points, failure = rp.reproduce(fig, preset, out, runs or out / "runs", launch, experiments_dir(), echo=typer.echo)
     typer.echo(rp.comparison_markdown(fig, preset, points))
     typer.echo(rp.summary(points))
     typer.echo(f"wrote {out / fig.name}/results.csv, figure.png, comparison.csv, comparison.md")
+    if failure:
+        raise ConfigError(f"{failure} (the figure is drawn from the runs that finished)")
 
 
 @app.command()

@@ -148,8 +148,9 @@ def ours_by_rollout(rows, metric):
 
 def compare_series(ours: dict, paper: dict, axis: str) -> list[dict]:
     """One row per published point (and per point of ours the paper lacks): series, x, ours, published, diff."""
+    xs = paper.get(axis, [])  # a [paper] table without this axis has nothing to pair with
     published = {(name, x): y for name, ys in paper.items() if isinstance(ys, list) and name != axis
-                 and len(ys) == len(paper[axis]) for x, y in zip(paper[axis], ys)}
+                 and len(ys) == len(xs) for x, y in zip(xs, ys)}
     keys = sorted(set(published) | set(ours), key=lambda t: (t[0], t[1]))
     out = []
     for key in keys:
@@ -327,7 +328,8 @@ def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
 
 
 def reproduce(fig: Figure, preset: str, out_root: Path, runs_dir: Path, launch, experiments: Path, echo=print):
-    """Run (or skip) everything the figure needs, draw it, write the comparison. Returns the comparison points."""
+    """Run (or skip) everything the figure needs, draw it, write the comparison. Returns (comparison points, the
+    error of the runs that failed or None): the figure is drawn from the runs that finished either way."""
     from . import memory_law, plots
     from .capacity import capacity_rows
     from .collect import BASE_COLUMNS, collect, write_csv
@@ -339,6 +341,7 @@ def reproduce(fig: Figure, preset: str, out_root: Path, runs_dir: Path, launch, 
     out = out_root / fig.name
     out.mkdir(parents=True, exist_ok=True)
     title = f"{fig.shows} ({fig.paper}; ours: {preset} preset)"
+    failure = None
     if fig.kind == "memory-law":
         ds, (n, m, alpha) = paper["d"], (1000, 5, 2.0)
         if fig.presets[preset] == ("joint",):
@@ -355,7 +358,10 @@ def reproduce(fig: Figure, preset: str, out_root: Path, runs_dir: Path, launch, 
     else:
         resolved = resolved_runs(fig, preset, experiments)
         echo(f"{fig.name}: {len(resolved)} runs ({preset} preset) in {runs_dir}")
-        launch(resolved, runs_dir, force=False, echo=echo)
+        try:
+            launch(resolved, runs_dir, force=False, echo=echo)
+        except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
+            failure = str(e)
         by_id = {specs.run_id(r): r for r in resolved}
         columns, rows = collect(runs_dir, run_ids=set(by_id))
         for r in rows:
@@ -380,4 +386,4 @@ def reproduce(fig: Figure, preset: str, out_root: Path, runs_dir: Path, launch, 
             plots.plot_depth(rows, out / "figure.png", title, paper)
     points = COMPARE[fig.name](rows, paper)
     write_comparison(out, fig, preset, points)
-    return points
+    return points, failure

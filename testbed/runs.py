@@ -221,7 +221,10 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     if (run_dir / "result.json").is_file():
-        return run_dir, read_json(run_dir / "result.json"), "skipped"
+        result = read_json(run_dir / "result.json")
+        if result.get("status") == "diverged":  # deterministic given the seed: report it again, do not retrain
+            raise ConfigError(f"run {rid} diverged ({result['error']}); --force retrains it")
+        return run_dir, result, "skipped"
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", resolved)
 
@@ -282,6 +285,9 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
         try:
             trainer.fit(system, datamodule=data, ckpt_path=last if resume else None, weights_only=True)
         except Diverged as e:
+            # recorded as the run's outcome, so sweeps and figures skip it instead of diverging again every time
+            write_json(run_dir / "result.json", {"run_id": rid, "status": "diverged", "error": str(e), "test": [],
+                                                 "params": model.num_params(), "steps": trainer.global_step})
             raise ConfigError(f"run {rid} diverged: {e}; the last good checkpoint is kept in {run_dir / 'checkpoints'}")
     fit_seconds = time.perf_counter() - t0
     if trainer.global_rank > 0:  # DDP launched as processes (strategy ddp): rank zero alone tests and writes

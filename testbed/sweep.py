@@ -85,9 +85,16 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
 
     if jobs <= 1:
         for i, r in enumerate(resolved, 1):
-            res = _run_one(r, str(runs_root), force, 0)
+            try:
+                res = _run_one(r, str(runs_root), force, 0)
+            except ConfigError as e:  # e.g. diverged: keep the other runs going; report this one
+                failed.append(str(e))
+                echo(f"[{i}/{total}] failed  {specs.run_id(r)}: {str(e).splitlines()[0]}")
+                continue
             out.append(res)
             report(i, r, res)
+        if failed:
+            raise ConfigError(f"{len(failed)} of {total} runs failed; first: {failed[0].splitlines()[0]}")
         return out
     import multiprocessing as mp
 

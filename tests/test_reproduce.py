@@ -143,3 +143,25 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
     points = read(fig_dir / "comparison.csv")
     assert points and {"series", "ours", "published", "difference"} <= set(points[0])
     assert "| series |" in (fig_dir / "comparison.md").read_text()
+
+
+def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tmp_path, monkeypatch):
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "p2_lookahead.toml").write_text(TINY_ROLLOUT.replace("step = ", "k = "))
+    monkeypatch.setattr(testbed.cli, "experiments_dir", lambda: experiments)
+    full = rp.resolved_runs
+
+    def one_diverges(fig, preset, exp):
+        runs = full(fig, preset, exp)
+        bad = {"lr": 1e30, "warmup_steps": 0, "grad_clip": 0.0, "max_steps": 30}
+        return [{**runs[0], "train": {**runs[0]["train"], **bad}}] + runs[1:]
+
+    monkeypatch.setattr(rp, "resolved_runs", one_diverges)
+    for attempt in range(2):  # the second call reports the recorded divergence without training it again
+        res = run("reproduce", "p2-lookahead", "--out", tmp_path / "out", "--jobs", "1")
+        assert res.exit_code == 2, res.output
+        assert "diverged" in res.output.splitlines()[-1] and "drawn from the runs that finished" in res.output
+        assert (tmp_path / "out" / "p2-lookahead" / "figure.png").is_file()
+        assert {p["series"] for p in read(tmp_path / "out" / "p2-lookahead" / "comparison.csv") if p["ours"]} == {"RO-S", "O-O"}
+    assert "] trained" not in res.output

@@ -99,3 +99,16 @@ def test_launcher_bad_input(spec, tmp_path):
     one_line_error(run("sweep", spec, "--launcher", "slurmish", "--out", tmp_path), "unknown launcher 'slurmish'")
     one_line_error(run("sweep", spec, "--launcher", "submitit", "--cluster", "nowhere", "--out", tmp_path),
                    "submitit cannot use cluster 'nowhere'")
+
+
+def test_a_refused_submission_is_reported_in_one_line(spec, tmp_path, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("sbatch: error: invalid partition specified: gpu")
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", refuse)
+    res = run("sweep", spec, "--out", tmp_path / "runs", "--launcher", "submitit", "--cluster", "local")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "submission of 3 runs failed: sbatch: error: invalid partition" in res.output
+    assert res.output.strip().splitlines()[-1].startswith("error: 3 of 3 runs failed")

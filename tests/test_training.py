@@ -219,3 +219,8 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
                                     "train.max_steps": 30})
     with pytest.raises(ConfigError, match="diverged"):
         train(resolved, tmp_path, quiet=True)
+    # the divergence is the run's recorded outcome: asked again, it is reported at once, not retrained
+    result = json.loads((tmp_path / specs.run_id(resolved) / "result.json").read_text())
+    assert result["status"] == "diverged" and ("nan" in result["error"] or "inf" in result["error"])
+    with pytest.raises(ConfigError, match="diverged .*--force retrains it"):
+        train(resolved, tmp_path, quiet=True)
