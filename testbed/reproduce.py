@@ -68,7 +68,7 @@ FIGURES = {f.name: f for f in [
     Figure("cabannes-optimizers", "Cabannes et al. 2024", "optimizer-trained memories: error vs d per setting",
            "cabannes_optimizers.toml", "sweep", {"cpu": 1.5, "paper": 1.5},
            presets={p: ("adam", "sgd", "sgd-b1024", "adam-ln-b1024", "sgd-learned-b16") for p in ("cpu", "paper")},
-           note="3 seeds per point; Adam + LayerNorm comes out lower than published (LayerNorm placement, see README)."),
+           note="3 seeds per point; W starts random and the normalisation is x / |x|, as the reference code."),
     Figure("mqar-width", "Zoology (Arora et al. 2024)", "MQAR recall vs width and stored pairs, per family",
            "mqar_capacity.toml", "sweep", {"cpu": 50.0, "paper": "256 runs, up to 64 epochs of 100k: ~4 GPU-days"},
            note="cpu: L = 64, V = 128, widths 16-64, 3,000 steps, one learning rate (Zoology: best of 4); published: "

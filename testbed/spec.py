@@ -34,7 +34,8 @@ TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "s
 NOT_HASHED = {("train", "threads"), ("train", "num_workers")}
 # Options added after runs were published: hashed only when set away from their default, so that the runs made
 # before they existed keep their ids (and are skipped, not retrained).
-HASHED_IF_SET = {("model", "init"): "gpt2", ("model", "short_conv"): 0}
+HASHED_IF_SET = {("model", "init"): "gpt2", ("model", "short_conv"): 0, ("model", "norm"): "layer",
+                 ("model", "w_init"): "zero"}
 
 
 

@@ -128,6 +128,34 @@ def test_linear_memory_first_sgd_step_is_the_frequency_weighted_outer_product():
     assert model.state_size() == 16 * 16
 
 
+def test_linear_memory_reference_options():
+    """w_init = random starts W at N(0, 1/d) entries; norm = l2 makes the read-out blind to the scale of W e_x."""
+    import pytest
+    import torch
+
+    import generators
+    from generators import ConfigError
+    from testbed.models import build_model
+
+    gen = generators.make("zipf_memory", {"n_tokens": 50, "n_classes": 5, "alpha": 2.0})
+    x = torch.arange(50)[:, None]
+    model = build_model("linear_memory", {"d": 64, "n_classes": 5, "w_init": "random", "layernorm": True,
+                                          "norm": "l2"}, gen.layout())
+    assert abs(model.W.std().item() - 64 ** -0.5) < 0.01
+    before = model(x)[..., :5]
+    with torch.no_grad():
+        model.W.mul_(10.0)
+    torch.testing.assert_close(model(x)[..., :5], before)  # x / |x|: only the direction of W e_x counts
+    plain = build_model("linear_memory", {"d": 64, "n_classes": 5, "w_init": "random"}, gen.layout())
+    before = plain(x)[..., :5]
+    with torch.no_grad():
+        plain.W.mul_(10.0)
+    torch.testing.assert_close(plain(x)[..., :5], 10 * before)  # without it the scores scale with W
+    for bad in ({"norm": "batch"}, {"w_init": "ones"}):
+        with pytest.raises(ConfigError, match="must be"):
+            build_model("linear_memory", {"d": 8, "n_classes": 5, **bad}, gen.layout())
+
+
 def test_linear_memory_trains_through_the_cli(tmp_path):
     import json
 

@@ -29,10 +29,17 @@ from . import SequenceModel, register_model
 class LinearMemoryConfig:
     d: int = _f(100, "memory dimension d (W is d x d)")
     n_classes: int = _f(5, "number of outputs M (the generator's n_classes)")
-    layernorm: bool = _f(False, "LayerNorm (no affine) on W e_x before the read-out")
+    layernorm: bool = _f(False, "normalise W e_x before the read-out (see norm)")
+    norm: str = _f("layer", "with layernorm: layer (LayerNorm, no affine: norm sqrt(d)) | l2 (x / |x|, as the "
+                   "reference code)")
     learn_embeddings: bool = _f(False, "learn E and U as well as W (else fixed random embeddings)")
+    w_init: str = _f("zero", "W at the start: zero | random (N(0, 1/d) entries, as the reference code)")
 
     def __post_init__(self):
+        if self.w_init not in ("zero", "random"):
+            raise ConfigError(f"w_init must be zero or random, got {self.w_init!r}")
+        if self.norm not in ("layer", "l2"):
+            raise ConfigError(f"norm must be layer or l2, got {self.norm!r}")
         if self.d < 1 or self.n_classes < 1:
             raise ConfigError(f"d and n_classes must be at least 1, got d = {self.d}, n_classes = {self.n_classes}")
 
@@ -51,7 +58,7 @@ class LinearMemory(SequenceModel):
         else:
             self.register_buffer("E", E)
             self.register_buffer("U", U)
-        self.W = nn.Parameter(torch.zeros(d, d))
+        self.W = nn.Parameter(torch.zeros(d, d) if config.w_init == "zero" else torch.randn(d, d) / d**0.5)
         self.vocab = n
 
     def state_size(self) -> int:
@@ -60,6 +67,6 @@ class LinearMemory(SequenceModel):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         h = self.E[inputs] @ self.W.T  # (B, L, d)
         if self.config.layernorm:
-            h = F.layer_norm(h, h.shape[-1:])
+            h = F.layer_norm(h, h.shape[-1:]) if self.config.norm == "layer" else F.normalize(h, dim=-1, eps=1e-3)
         scores = h @ self.U.T  # (B, L, M)
         return F.pad(scores, (0, self.vocab - scores.shape[-1]), value=float("-inf"))
