@@ -70,7 +70,7 @@ FIGURES = {f.name: f for f in [
            presets={p: ("adam", "sgd", "sgd-b1024", "adam-ln-b1024", "sgd-learned-b16") for p in ("cpu", "paper")},
            note="3 seeds per point; W starts random and the normalisation is x / |x|, as the reference code."),
     Figure("mqar-width", "Zoology (Arora et al. 2024)", "MQAR recall vs width and stored pairs, per family",
-           "mqar_capacity.toml", "sweep", {"cpu": 50.0, "paper": "256 runs, up to 64 epochs of 100k: ~4 GPU-days"},
+           "mqar_capacity.toml", "sweep", {"cpu": 60.0, "paper": "320 runs, up to 64 epochs of 100k: ~5 GPU-days"},
            note="cpu: L = 64, V = 128, widths 16-64, 3,000 steps, one learning rate (Zoology: best of 4); published: "
                 "attention ~1.00 at every width; four ARMT runs diverge at lr 3e-3 (reported, not drawn)."),
     Figure("retrieval-capacity", "Schlag et al. 2021; ARMT", "most pairs recalled at >= 90 % vs state size",

@@ -208,6 +208,11 @@ class Interrupted(RuntimeError):
     pass
 
 
+class DivergedRun(ConfigError):
+    """The run's loss became NaN or infinite: its recorded outcome. A sweep reports it and goes on (a learning rate
+    that diverges is a result of a learning-rate sweep); a single `train` exits with it."""
+
+
 def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=(), quiet: bool = False):
     """Train (or skip, or resume) the run of a resolved config. Returns (run_dir, result, status)."""
     import lightning as L
@@ -223,7 +228,7 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
     if (run_dir / "result.json").is_file():
         result = read_json(run_dir / "result.json")
         if result.get("status") == "diverged":  # deterministic given the seed: report it again, do not retrain
-            raise ConfigError(f"run {rid} diverged ({result['error']}); --force retrains it")
+            raise DivergedRun(f"run {rid} diverged ({result['error']}); --force retrains it")
         return run_dir, result, "skipped"
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", resolved)
@@ -288,7 +293,7 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
             # recorded as the run's outcome, so sweeps and figures skip it instead of diverging again every time
             write_json(run_dir / "result.json", {"run_id": rid, "status": "diverged", "error": str(e), "test": [],
                                                  "params": model.num_params(), "steps": trainer.global_step})
-            raise ConfigError(f"run {rid} diverged: {e}; the last good checkpoint is kept in {run_dir / 'checkpoints'}")
+            raise DivergedRun(f"run {rid} diverged: {e}; the last good checkpoint is kept in {run_dir / 'checkpoints'}")
     fit_seconds = time.perf_counter() - t0
     if trainer.global_rank > 0:  # DDP launched as processes (strategy ddp): rank zero alone tests and writes
         return run_dir, {"run_id": rid, "test": [], "params": model.num_params(), "steps": trainer.global_step}, "worker"

@@ -83,13 +83,21 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
     def report(i, r, res):
         _report(echo, i, total, r, res)
 
+    def failure(i, r, e):
+        """Report a run that did not finish; a divergence is its outcome, anything else a failure."""
+        from .runs import DivergedRun
+
+        status = "diverged" if isinstance(e, DivergedRun) else "failed"
+        if status == "failed":
+            failed.append(str(e))
+        echo(f"[{i}/{total}] {status:<7} {specs.run_id(r)}: {str(e).splitlines()[0]}")
+
     if jobs <= 1:
         for i, r in enumerate(resolved, 1):
             try:
                 res = _run_one(r, str(runs_root), force, 0)
-            except ConfigError as e:  # e.g. diverged: keep the other runs going; report this one
-                failed.append(str(e))
-                echo(f"[{i}/{total}] failed  {specs.run_id(r)}: {str(e).splitlines()[0]}")
+            except ConfigError as e:  # keep the other runs going; report this one
+                failure(i, r, e)
                 continue
             out.append(res)
             report(i, r, res)
@@ -104,8 +112,7 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
             try:
                 res = fut.result()
             except Exception as e:  # keep the other runs going; report this one
-                failed.append(str(e))
-                echo(f"[{i}/{total}] failed  {specs.run_id(futures[fut])}: {str(e).splitlines()[0]}")
+                failure(i, futures[fut], e)
                 continue
             out.append(res)
             report(i, futures[fut], res)
@@ -191,6 +198,9 @@ def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int 
             try:
                 res = job.results()[0]  # task 0 is rank zero, which tests and writes the result
             except Exception as e:
+                if "DivergedRun" in str(e):  # the run's outcome, as in local sweeps
+                    echo(f"[{done}/{total}] diverged {specs.run_id(r)}: {_last_line(e)}")
+                    continue
                 failed.append(_last_line(e))
                 echo(f"[{done}/{total}] failed  {specs.run_id(r)}: {_last_line(e)} (log: {job.paths.stderr})")
                 continue

@@ -160,8 +160,9 @@ def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tm
     monkeypatch.setattr(rp, "resolved_runs", one_diverges)
     for attempt in range(2):  # the second call reports the recorded divergence without training it again
         res = run("reproduce", "p2-lookahead", "--out", tmp_path / "out", "--jobs", "1")
-        assert res.exit_code == 2, res.output
-        assert "diverged" in res.output.splitlines()[-1] and "drawn from the runs that finished" in res.output
+        assert res.exit_code == 0, res.output  # a divergence is the run's outcome, not a failure of the figure
+        assert "] diverged" in res.output
+        assert ("--force retrains it" in res.output) == (attempt == 1)  # the second call reads the recorded outcome
         assert (tmp_path / "out" / "p2-lookahead" / "figure.png").is_file()
         assert {p["series"] for p in read(tmp_path / "out" / "p2-lookahead" / "comparison.csv") if p["ours"]} == {"RO-S", "O-O"}
     assert "] trained" not in res.output
