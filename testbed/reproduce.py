@@ -71,8 +71,8 @@ FIGURES = {f.name: f for f in [
            note="3 seeds per point; W starts random and the normalisation is x / |x|, as the reference code."),
     Figure("mqar-width", "Zoology (Arora et al. 2024)", "MQAR recall vs width and stored pairs, per family",
            "mqar_capacity.toml", "sweep", {"cpu": 60.0, "paper": "320 runs, up to 64 epochs of 100k: ~5 GPU-days"},
-           note="cpu: L = 64, V = 128, widths 16-64, 3,000 steps, one learning rate (Zoology: best of 4); published: "
-                "attention ~1.00 at every width; four ARMT runs diverge at lr 3e-3 (reported, not drawn)."),
+           note="cpu: L = 64, V = 128, widths 16-64, 3,000 steps, one learning rate (ARMT's diverging points also at 1e-3; "
+                "Zoology: best of 4); published: attention ~1.00 at every width. Diverged runs are reported, not drawn."),
     Figure("retrieval-capacity", "Schlag et al. 2021; ARMT", "most pairs recalled at >= 90 % vs state size",
            "mqar_capacity.toml", "capacity", {"cpu": 0.7, "paper": 4.0},
            note="mechanism-level (no training), pairs tested at powers of two; published: retrieval breaks at S ~ "
