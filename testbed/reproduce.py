@@ -23,6 +23,7 @@ import numpy as np
 
 from generators import ConfigError
 
+from . import plots
 from . import spec as specs
 
 
@@ -187,10 +188,8 @@ def compare_p1(rows, paper):
 
 
 def compare_iterations(rows, paper):
-    from .plots import iterations_table
-
     out = []
-    for label, ks in iterations_table(rows).items():
+    for label, ks in plots.iterations_table(rows).items():
         for k, its in ks.items():
             counts = sorted(its)
             values = [its[i][1] for i in counts]
@@ -202,17 +201,13 @@ def compare_iterations(rows, paper):
 
 
 def compare_memory(rows, paper):
-    from .plots import memory_table
-
-    ours = {(preset, d): err for preset, ds in memory_table(rows).items() for d, err in ds.items()}
+    ours = {(preset, d): err for preset, ds in plots.memory_table(rows).items() for d, err in ds.items()}
     return compare_series(ours, paper, "d")
 
 
 def compare_mqar(rows, paper):
-    from .plots import capacity_table
-
     out = []
-    for fam, ds in sorted(capacity_table(rows).items()):
+    for fam, ds in sorted(plots.capacity_table(rows).items()):
         for d, pts in ds.items():
             for pairs, (acc, _) in pts.items():
                 pub = 1.0 if fam == "attention" else None  # Zoology: attention ~100 % at every width and length
@@ -222,13 +217,11 @@ def compare_mqar(rows, paper):
 
 
 def compare_capacity(rows, paper):
-    from .plots import capacity, capacity_table
-
     out = []
-    for fam, ds in sorted(capacity_table(rows).items()):
+    for fam, ds in sorted(plots.capacity_table(rows).items()):
         for d, pts in ds.items():
             theory = {"sum": d, "delta": d}.get(fam)  # at most dim phi(k) = d keys without interference
-            c = capacity({p: v[0] for p, v in pts.items()})
+            c = plots.capacity({p: v[0] for p, v in pts.items()})
             out.append({"series": fam, "x": f"d={d}", "ours": c, "published": theory,
                         "difference": c - theory if theory is not None else None,
                         "ratio": c / theory if theory else None})
@@ -254,6 +247,38 @@ COMPARE: dict[str, Callable] = {
     "cabannes-optimizers": compare_memory,
     "mqar-width": compare_mqar,
     "retrieval-capacity": compare_capacity,
+}
+
+
+# drawing: (rows, comparison points, image path, title, [paper] table) -> the figure
+def _depth(rows, points, out, title, paper):
+    plots.plot_depth(rows, out, title, paper)
+
+
+def _law(rows, points, out, title, paper):
+    plots.plot_memory_law(rows, out, paper, title)
+
+
+def _capacity(rows, points, out, title, paper):
+    plots.plot_capacity(rows, out, title)
+
+
+def _series(axis: str, xlabel: str) -> Callable:
+    return lambda rows, points, out, title, paper: plots.plot_series(points, axis, out, title, xlabel)
+
+
+DRAW: dict[str, Callable] = {
+    "p2-lookahead": _depth,
+    "p2-input-length": _series("n_input", "input states"),
+    "p2-rollout": _series("step", "rollout step"),
+    "p2-depth-sweep": _depth,
+    "p1-comparison": _depth,
+    "test-time-compute": lambda rows, points, out, title, paper: plots.plot_iterations(rows, out, title),
+    "cabannes-error-vs-d": _law,
+    "cabannes-joint": _law,
+    "cabannes-optimizers": lambda rows, points, out, title, paper: plots.plot_memory(rows, out, title, paper),
+    "mqar-width": _capacity,
+    "retrieval-capacity": _capacity,
 }
 
 
@@ -331,7 +356,7 @@ def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
 def reproduce(fig: Figure, preset: str, out_root: Path, runs_dir: Path, launch, experiments: Path, echo=print):
     """Run (or skip) everything the figure needs, draw it, write the comparison. Returns (comparison points, the
     error of the runs that failed or None): the figure is drawn from the runs that finished either way."""
-    from . import memory_law, plots
+    from . import memory_law
     from .capacity import capacity_rows
     from .collect import BASE_COLUMNS, collect, write_csv
 
@@ -350,12 +375,10 @@ def reproduce(fig: Figure, preset: str, out_root: Path, runs_dir: Path, launch, 
         else:
             rows = memory_law.error_vs_d_rows(ds, n, m, alpha, 100)
         write_csv(out / "results.csv", list(rows[0]), rows)
-        plots.plot_memory_law(rows, out / "figure.png", paper, title)
     elif fig.kind == "capacity":
         setting = CAPACITY[preset]
         rows = capacity_rows(["attention", "sum", "delta", "armt"], setting["ds"], CAPACITY_PAIRS, setting["trials"])
         write_csv(out / "results.csv", BASE_COLUMNS, rows)
-        plots.plot_capacity(rows, out / "figure.png", title)
     else:
         resolved = resolved_runs(fig, preset, experiments)
         echo(f"{fig.name}: {len(resolved)} runs ({preset} preset) in {runs_dir}")
@@ -372,19 +395,7 @@ def reproduce(fig: Figure, preset: str, out_root: Path, runs_dir: Path, launch, 
             rows = rollout_results([runs_dir / rid for rid in by_id], len(paper["step"]), echo)
             columns = BASE_COLUMNS
         write_csv(out / "results.csv", columns, rows)
-        if fig.name in ("p2-input-length", "p2-rollout"):
-            axis = "n_input" if fig.name == "p2-input-length" else "step"
-            points = COMPARE[fig.name](rows, paper)
-            plots.plot_series(points, axis, out / "figure.png", title,
-                              "input states" if axis == "n_input" else "rollout step")
-        elif fig.name == "test-time-compute":
-            plots.plot_iterations(rows, out / "figure.png", title)
-        elif fig.name == "cabannes-optimizers":
-            plots.plot_memory(rows, out / "figure.png", title, paper)
-        elif fig.name == "mqar-width":
-            plots.plot_capacity(rows, out / "figure.png", title)
-        else:
-            plots.plot_depth(rows, out / "figure.png", title, paper)
     points = COMPARE[fig.name](rows, paper)
+    DRAW[fig.name](rows, points, out / "figure.png", title, paper)
     write_comparison(out, fig, preset, points)
     return points, failure

@@ -158,9 +158,9 @@ def rollout_rows(model, generator, eval_cfg: EvalConfig, steps: int) -> list[dic
     """Autoregressive rollout (P2): a model trained to predict the next state is fed its own predictions, the
     oldest input state dropped each time. Rows per rollout step j = 1..steps (split "rollout", slice "k", value j):
     per-cell accuracy and exact match of the j-th predicted state against the true orbit of a held-out rule."""
-    c = getattr(generator, "config", None)
     if not hasattr(generator, "format"):
         raise ConfigError("--rollout needs a cellular-automaton run (a model that predicts the next state)")
+    c = generator.config
     if steps < 1:
         raise ConfigError(f"--rollout must be at least 1, got {steps}")
     model.eval()
@@ -186,7 +186,6 @@ def rollout_rows(model, generator, eval_cfg: EvalConfig, steps: int) -> list[dic
 
 def merge_logs(run_dir: Path) -> None:
     """Concatenate the CSV logs of every attempt into run_dir/metrics.csv (columns are the union)."""
-    import csv
     import io
 
     rows, columns = [], []

@@ -79,43 +79,27 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
     """Run every config (finished runs are skipped); a progress line per run. Returns [(run_dir, result, status)]."""
     total, out, failed = len(resolved), [], []
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    from .runs import DivergedRun
 
-    def report(i, r, res):
+    def finish(i, r, get, catch):
+        try:
+            res = get()
+        except catch as e:  # keep the other runs going; report this one
+            _report_failure(echo, i, total, r, str(e), isinstance(e, DivergedRun), failed)
+            return
+        out.append(res)
         _report(echo, i, total, r, res)
-
-    def failure(i, r, e):
-        """Report a run that did not finish; a divergence is its outcome, anything else a failure."""
-        from .runs import DivergedRun
-
-        status = "diverged" if isinstance(e, DivergedRun) else "failed"
-        if status == "failed":
-            failed.append(str(e))
-        echo(f"[{i}/{total}] {status:<7} {specs.run_id(r)}: {str(e).splitlines()[0]}")
 
     if jobs <= 1:
         for i, r in enumerate(resolved, 1):
-            try:
-                res = _run_one(r, str(runs_root), force, 0)
-            except ConfigError as e:  # keep the other runs going; report this one
-                failure(i, r, e)
-                continue
-            out.append(res)
-            report(i, r, res)
-        if failed:
-            raise ConfigError(f"{len(failed)} of {total} runs failed; first: {failed[0].splitlines()[0]}")
-        return out
-    import multiprocessing as mp
+            finish(i, r, lambda r=r: _run_one(r, str(runs_root), force, 0), ConfigError)
+    else:
+        import multiprocessing as mp
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_one, r, str(runs_root), force, threads): r for r in resolved}
-        for i, fut in enumerate(as_completed(futures), 1):
-            try:
-                res = fut.result()
-            except Exception as e:  # keep the other runs going; report this one
-                failure(i, futures[fut], e)
-                continue
-            out.append(res)
-            report(i, futures[fut], res)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_one, r, str(runs_root), force, threads): r for r in resolved}
+            for i, fut in enumerate(as_completed(futures), 1):
+                finish(i, futures[fut], fut.result, Exception)
     if failed:
         raise ConfigError(f"{len(failed)} of {total} runs failed; first: {failed[0].splitlines()[0]}")
     return out
@@ -127,6 +111,14 @@ def _report(echo, i: int, total: int, r: dict, res) -> None:
     em = sum(row["exact_match"] for row in overall) / max(1, len(overall))
     echo(f"[{i}/{total}] {status:<7} {Path(run_dir).name}  {r['model']['name']}  "
          f"test exact match {em:.3f}  ({result.get('fit_seconds', 0):.0f} s)")
+
+
+def _report_failure(echo, i: int, total: int, r: dict, message: str, diverged: bool, failed: list, where: str = ""):
+    """A run that did not finish: a divergence is its recorded outcome, anything else a failure (collected)."""
+    line = message.splitlines()[0] if message else ""
+    if not diverged:
+        failed.append(line)
+    echo(f"[{i}/{total}] {'diverged' if diverged else 'failed':<7} {specs.run_id(r)}: {line}{where}")
 
 
 def _last_line(error: BaseException) -> str:
@@ -197,12 +189,10 @@ def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int 
             r = by_job[job.job_id]
             try:
                 res = job.results()[0]  # task 0 is rank zero, which tests and writes the result
-            except Exception as e:
-                if "DivergedRun" in str(e):  # the run's outcome, as in local sweeps
-                    echo(f"[{done}/{total}] diverged {specs.run_id(r)}: {_last_line(e)}")
-                    continue
-                failed.append(_last_line(e))
-                echo(f"[{done}/{total}] failed  {specs.run_id(r)}: {_last_line(e)} (log: {job.paths.stderr})")
+            except Exception as e:  # the remote DivergedRun arrives as text in submitit's error
+                diverged = "DivergedRun" in str(e)
+                _report_failure(echo, done, total, r, _last_line(e), diverged, failed,
+                                "" if diverged else f" (log: {job.paths.stderr})")
                 continue
             out.append(res)
             _report(echo, done, total, r, res)
