@@ -163,10 +163,15 @@ def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int 
     executor.update_parameters(**params)
     total, out, failed, done = len(resolved), [], [], 0
     todo = []
+    from .runs import DivergedRun
+
     for r in resolved:
         if not force and (runs_root / specs.run_id(r) / "result.json").is_file():
             done += 1
-            _report(echo, done, total, r, _run_one(r, str(runs_root), False, 0))  # reads the finished result
+            try:
+                _report(echo, done, total, r, _run_one(r, str(runs_root), False, 0))  # reads the finished result
+            except DivergedRun as e:  # a recorded divergence: reported, not resubmitted
+                _report_failure(echo, done, total, r, str(e), True, failed)
         else:
             todo.append(r)
     # SLURM caps the running tasks of one array itself; other executors get waves of max_parallel jobs

@@ -112,3 +112,15 @@ def test_a_refused_submission_is_reported_in_one_line(spec, tmp_path, monkeypatc
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "submission of 3 runs failed: sbatch: error: invalid partition" in res.output
     assert res.output.strip().splitlines()[-1].startswith("error: 3 of 3 runs failed")
+
+
+def test_submitit_reports_a_recorded_divergence_without_resubmitting(spec, tmp_path):
+    pytest.importorskip("submitit")
+    out = tmp_path / "runs"
+    ids = [line.split()[0] for line in run("sweep", spec, "--dry-run", "--out", out).output.splitlines()[:3]]
+    (out / ids[0]).mkdir(parents=True)
+    (out / ids[0] / "result.json").write_text(json.dumps(
+        {"run_id": ids[0], "status": "diverged", "error": "training loss became nan at step 3", "test": []}))
+    res = run("sweep", spec, "--out", out, "--launcher", "submitit", "--cluster", "local", "--max-parallel", "3")
+    assert res.exit_code == 0, res.output
+    assert f"diverged {ids[0]}" in res.output and "submitted 2 runs" in res.output
