@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: Rich markup would eat the "[sweep]" and "[cluster]" in our texts
 )
 bench_app = typer.Typer(help="Throughput benchmarks (ratios against references measured in the same run).")
 app.add_typer(bench_app, name="bench")
@@ -131,8 +132,9 @@ def gen(
     out: Optional[Path] = typer.Option(None, help="write FILE.npz and its sidecar FILE.meta.json"),
     show: int = typer.Option(0, help="print the first K examples (orbits as space-time diagrams)"),
 ) -> None:
-    """Generate a dataset. Generator options follow as --field value, e.g.
+    """Generate a dataset; the generator's options follow as --field value.
 
+    \b
     testbed gen ca --width 20 --radius 2 --steps 20 --n 1000 --split test --seed 0 --out test.npz --show 2
     """
     options = parse_extra_options(ctx.args)

@@ -107,3 +107,11 @@ def test_bench_generators_small(tmp_path):
     assert res.exit_code == 0, res.output
     figures = json.loads((tmp_path / "b.json").read_text())
     assert figures["cells_per_s"] > 0 and figures["speedup_vs_python"] > 1
+
+
+def test_help_texts_keep_square_brackets():
+    # Rich markup would read "[sweep]" and "[cluster]" as style tags and drop them from the help
+    res = run("sweep", "--help")
+    assert res.exit_code == 0
+    assert "[sweep] table" in res.output and "testbed[cluster]" in res.output
+    assert "[sweep] is ignored" in run("train", "--help").output
