@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -161,8 +162,8 @@ def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
         if trained:
             ax.axvline(trained[0], color="gray", ls=":", lw=1, label="training iterations")
         ax.set_xscale("log", base=2)
-        ax.set(xlabel="iterations at test time", ylabel="exact match (held-out rules)", ylim=(-0.02, 1.02),
-               title=label)
+        ax.set(xlabel="iterations at test time", ylabel="exact match (held-out rules)", ylim=(-0.02, 1.02))
+        ax.set_title(textwrap.fill(label, 40), fontsize=10)  # long labels would run into the next panel
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     _finish(fig, out, title)
