@@ -54,7 +54,7 @@ FIGURES = {f.name: f for f in [
            "p2_depth_sweep.toml", "sweep", {"cpu": 12.6, "paper": "11 runs of 105k steps, d = 512: ~2 GPU-days"},
            note="cpu: layers 1, 2, 3, 4, 6 at radius 1 and 2,000 steps; the paper: 1..11 at radius 2, 105k steps."),
     Figure("p1-comparison", "P1 (Rodkin et al. 2025)", "exact match vs k of every depth-extending family",
-           "p1_comparison.toml", "sweep", {"cpu": 55.0, "paper": "9 families x 40k steps, d = 128: ~1 GPU-day"},
+           "p1_comparison.toml", "sweep", {"cpu": 49.0, "paper": "9 families x 40k steps, d = 128: ~1 GPU-day"},
            note="P1 gives the largest k each family solves (qualitative); cpu: the rule is given (RO-S), see README."),
     Figure("test-time-compute", "Geiping et al. 2025", "exact match vs test-time iterations of weight-tied models",
            "test_time_compute.toml", "sweep", {"cpu": 14.5, "paper": "3 runs of 40k steps: ~6 GPU-hours"},
