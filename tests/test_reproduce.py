@@ -2,16 +2,12 @@
 
 import csv
 import sys
-from pathlib import Path
 
 import pytest
 
-import generators
 import testbed.cli
 from cli_helpers import one_line_error, run
 from testbed import reproduce as rp
-
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 ISSUE_FIGURES = {"p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-sweep", "p1-comparison",
                  "test-time-compute", "cabannes-error-vs-d", "cabannes-joint", "cabannes-optimizers", "mqar-width",
@@ -175,15 +171,11 @@ def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tm
 @pytest.mark.parametrize("preset", ["cpu", "cpu-os", "paper"])
 def test_p1_comparison_families_have_matched_parameter_counts(preset):
     # the issue's contract: every family within 10 % of the baseline transformer's parameter count
-    from testbed import spec as specs
-    from testbed.models import build_model
+    from testbed import runs, spec as specs
     from testbed.sweep import resolve_all
 
-    counts = {}
-    for resolved in resolve_all(specs.with_preset(specs.load(EXPERIMENTS / "p1_comparison.toml"), preset), {}):
-        layout = generators.make(*specs.component_config(resolved, "data")).layout()
-        name, config = specs.component_config(resolved, "model")
-        counts[name] = build_model(name, config, layout).num_params()
+    spec = specs.with_preset(specs.load(testbed.cli.experiments_dir() / "p1_comparison.toml"), preset)
+    counts = {r["model"]["name"]: runs.build(r)[1].num_params() for r in resolve_all(spec, {})}
     assert len(counts) == 9
     base = counts["transformer"]
     assert all(abs(n - base) <= 0.1 * base for n in counts.values()), counts
