@@ -6,6 +6,10 @@ Contract of `sample(split, seed, indices)`: a dict of numpy arrays with
   loss_mask  (n, L) bool    positions that are scored
 and any metadata used to slice curves: per example (n,) or per position (n, L), integer typed.
 Example i must be a pure function of (config, split, seed, i).
+
+Task-specific evaluation is offered through hooks with defaults here, so that downstream code never asks what kind
+of generator it holds: `sample_at_depth` (examples at one look-ahead k), `examples_from_file` (model-ready examples
+from the arrays of an interchange file) and `rollout` (feed a model its own predictions).
 """
 
 from __future__ import annotations
@@ -60,6 +64,28 @@ class Generator:
 
     def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def sample_at_depth(self, split: str, seed: int, indices, k: int) -> dict[str, np.ndarray]:
+        """Examples whose every target lies k steps ahead (a depth axis: cellular automata)."""
+        raise ConfigError(f"task {self.name!r} has no depth axis: k (eval.k, --k) applies to cellular automata")
+
+    def examples_from_file(self, arrays: dict[str, np.ndarray], ks=None) -> list[tuple[int | None, dict]]:
+        """Model-ready example sets from the arrays of an interchange file, each with its look-ahead k (None: the
+        task's own mix): by default the file holds `sample`'s own arrays. `ks` asks for look-aheads (tasks with a
+        depth axis)."""
+        if ks:
+            self.sample_at_depth("test", 0, [], ks[0])  # raises: this task has no depth axis
+        missing = {"inputs", "targets", "loss_mask"} - set(arrays)
+        if missing:
+            raise ConfigError(f"the file has no {', '.join(sorted(missing))} arrays for task {self.name!r}")
+        length = self.layout().seq_len
+        if any(arrays[k].ndim != 2 or arrays[k].shape[1] != length for k in ("inputs", "targets", "loss_mask")):
+            raise ConfigError(f"the file's inputs, targets and loss_mask must be (N, {length}) arrays for this task")
+        return [(None, arrays)]
+
+    def rollout(self, predict, split: str, seed: int, n: int, steps: int, batch_size: int) -> list[dict]:
+        """Feed `predict` (inputs -> predicted tokens, numpy) its own predictions for `steps` steps."""
+        raise ConfigError(f"--rollout needs a task that predicts the next state (cellular automata), not {self.name!r}")
 
     def export(self, split: str, seed: int, n: int) -> dict[str, np.ndarray]:
         """The arrays `testbed gen` writes; by default the model-ready sample itself."""

@@ -17,7 +17,8 @@ import numpy as np
 
 from .base import Generator, Layout, check_seed, check_split
 from .errors import ConfigError
-from .registry import option as _f, register
+from .registry import option as _f
+from .registry import register
 from .rng import hash64, pack_bits, to_unit, unpack_bits
 
 TASKS = ("O-S", "O-O", "O-SR", "RO-S", "RO-O")
@@ -74,6 +75,10 @@ class CAConfig:
             raise ConfigError(f"k must be in 1..{K_MAX}, got {self.k}")
         if self.m < 1:
             raise ConfigError(f"m must be at least 1, got {self.m}")
+
+    def check_task(self) -> None:
+        """What formatting examples of the task needs beyond the orbit fields (plain orbits, `testbed gen ca`, do
+        not depend on it)."""
         if self.mixed_k and self.task in MULTI_STATE:
             raise ConfigError(f"mixed_k does not apply to task {self.task}, which predicts the next m states")
         if self.states_needed > self.steps:
@@ -198,6 +203,7 @@ class CellularAutomata(Generator):
 
     def __init__(self, config: CAConfig):
         super().__init__(config)
+        self._plan_cache: dict | None = None
         c = config
         self._fixed = np.stack([rule_table(n, c.radius) for n in c.rule]) if c.rule else None
         if c.radius == 1 and not c.rule:
@@ -270,22 +276,66 @@ class CellularAutomata(Generator):
         h = hash64(seed, _SPLIT_CODE[split], _STREAM_K, np.asarray(indices, np.uint64))
         return (h % np.uint64(c.k)).astype(np.int64) + 1
 
-    def sample(self, split: str, seed: int, indices, k: int | None = None) -> dict[str, np.ndarray]:
-        """Task examples; `k` fixes the look-ahead of every example (evaluation at one depth)."""
+    def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
         split, seed = check_split(split), check_seed(seed)
         indices = np.asarray(indices, dtype=np.uint64).reshape(-1)
-        c = self.config
-        if k is not None:
-            if c.task in MULTI_STATE or not 1 <= k <= (c.k if c.mixed_k else K_MAX) or c.n_input + k > c.steps:
-                raise ConfigError(
-                    f"cannot evaluate k = {k} on this task ({c.task}, k = {c.k}, mixed_k = {c.mixed_k}, "
-                    f"steps = {c.steps}): valid k are 1..{c.k if c.mixed_k else min(K_MAX, c.steps - c.n_input)}"
-                    + (f" ({c.task} predicts the next m states; read its per-step rows)" if c.task in MULTI_STATE else "")
-                )
-            states, tables = self.orbits(split, seed, indices, steps=c.n_input + k)
-            return self.format(states, tables, np.full(len(indices), k, np.int64))
-        states, tables = self.orbits(split, seed, indices, steps=c.states_needed)
+        states, tables = self.orbits(split, seed, indices, steps=self.config.states_needed)
         return self.format(states, tables, self.draw_k(split, seed, indices))
+
+    def check_depth(self, k: int) -> None:
+        c = self.config
+        if c.task in MULTI_STATE or not 1 <= k <= (c.k if c.mixed_k else K_MAX) or c.n_input + k > c.steps:
+            raise ConfigError(
+                f"cannot evaluate k = {k} on this task ({c.task}, k = {c.k}, mixed_k = {c.mixed_k}, "
+                f"steps = {c.steps}): valid k are 1..{c.k if c.mixed_k else min(K_MAX, c.steps - c.n_input)}"
+                + (f" ({c.task} predicts the next m states; read its per-step rows)" if c.task in MULTI_STATE else "")
+            )
+
+    def sample_at_depth(self, split: str, seed: int, indices, k: int) -> dict[str, np.ndarray]:
+        """Task examples whose every look-ahead is k (evaluation at one depth)."""
+        split, seed = check_split(split), check_seed(seed)
+        indices = np.asarray(indices, dtype=np.uint64).reshape(-1)
+        self.check_depth(k)
+        states, tables = self.orbits(split, seed, indices, steps=self.config.n_input + k)
+        return self.format(states, tables, np.full(len(indices), k, np.int64))
+
+    def examples_from_file(self, arrays: dict[str, np.ndarray], ks=None) -> list[tuple[int | None, dict]]:
+        """The file's orbits formatted with this task's settings: one example set per k (the task's own k by
+        default), or one set of next-m-states examples for O-O and RO-O."""
+        from .io import check_orbits
+
+        states, tables = check_orbits(arrays)
+        c = self.config
+        if c.task in MULTI_STATE:
+            if ks:
+                self.check_depth(ks[0])  # raises: the task predicts the next m states
+            return [(None, self.format(states, tables))]
+        ks = ks or ([c.k] if not c.mixed_k else list(range(1, c.k + 1)))
+        return [(k, self.format(states, tables, np.full(len(states), k, np.int64))) for k in ks]
+
+    def rollout(self, predict, split: str, seed: int, n: int, steps: int, batch_size: int) -> dict[str, np.ndarray]:
+        """P2's autoregressive rollout: a model trained to predict the next state is fed its own predictions, the
+        oldest given state dropped each time. Returns per rollout step j and example: `correct` cells (steps, n),
+        `exact` (steps, n), the cells per state and the rule ids. A non-bit prediction counts as wrong and is fed
+        back as 0."""
+        c = self.config
+        if steps < 1:
+            raise ConfigError(f"--rollout must be at least 1, got {steps}")
+        ahead = c.m if c.task in MULTI_STATE else 1  # states after the window that format() reads as targets
+        states, tables = self.orbits(split, seed, np.arange(n), steps=c.n_input + steps + ahead)
+        correct, exact = np.zeros((steps, n), np.int64), np.zeros((steps, n), bool)
+        for lo in range(0, n, batch_size):
+            orbit, table = states[lo:lo + batch_size], tables[lo:lo + batch_size]
+            window = orbit[:, : c.n_input]
+            for j in range(steps):
+                truth = orbit[:, c.n_input + j]
+                data = self.format(np.concatenate([window, orbit[:, c.n_input + j:]], axis=1), table, 1)
+                cells = np.flatnonzero(data["step"][0] == 1)  # the next state's positions (O-O: its first of m)
+                pred = predict(data["inputs"])[:, cells]
+                correct[j, lo:lo + batch_size] = (pred == truth).sum(1)
+                exact[j, lo:lo + batch_size] = (pred == truth).all(1)
+                window = np.concatenate([window[:, 1:], (pred == 1).astype(np.uint8)[:, None]], axis=1)
+        return {"correct": correct, "exact": exact, "cells": c.width, "rule_id": self.rule_ids(tables)}
 
     def format(self, states: np.ndarray, tables: np.ndarray, k: np.ndarray | int | None = None) -> dict:
         """Task sequences from orbits, e.g. those of an interchange file (used by `testbed eval --data`)."""
@@ -333,7 +383,8 @@ class CellularAutomata(Generator):
 
     def _plan(self) -> dict:
         """Token positions of each part of the sequence (computed once per config)."""
-        if getattr(self, "_plan_cache", None) is None:
+        if self._plan_cache is None:
+            self.config.check_task()
             c, w, size = self.config, self.config.width, self.config.table_size
             pos, rows, cols = 0, [], []
             plan: dict = {"sep": [], "orbit": [], "target": []}

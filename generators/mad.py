@@ -19,7 +19,8 @@ import numpy as np
 
 from .base import SPLITS, Generator, Layout, check_seed, check_split
 from .errors import ConfigError
-from .registry import option as _f, register
+from .registry import option as _f
+from .registry import register
 from .rng import draw_distinct, hash64, to_unit
 
 _KEYS, _MAP, _NOISE, _POS, _TOKENS, _LENGTHS, _ORDER = 1, 2, 3, 4, 5, 6, 7

@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import ConfigError
 
+
 class Registry:
     """Name -> class, each class paired with its frozen config dataclass. Used for generators and for models."""
 
@@ -102,9 +103,22 @@ def load_plugins() -> None:
             raise ConfigError(f"cannot import plugin module {module!r} from $TESTBED_PLUGINS: {e}") from None
 
 
-def option(default, help: str):
-    """A config field with a default and a one-line help text (shown by `testbed list`)."""
-    return dataclasses.field(default=default, metadata={"help": help})
+HASH_MODES = ("always", "if_set", "never")
+
+
+def option(default, help: str, hash: str = "always"):
+    """A config field with a default and a one-line help text (shown by `testbed list`).
+
+    `hash` says how the field enters a run's id: always; if_set (an option added after runs were published: its
+    default is left out, so that the runs made before it existed keep their ids); never (an execution detail, such
+    as a thread count, that does not change what is computed)."""
+    if hash not in HASH_MODES:
+        raise ValueError(f"hash must be one of {HASH_MODES}, got {hash!r}")
+    return dataclasses.field(default=default, metadata={"help": help, "hash": hash})
+
+
+def hash_mode(f: dataclasses.Field) -> str:
+    return f.metadata.get("hash", "always")
 
 
 def to_dict(config) -> dict[str, Any]:

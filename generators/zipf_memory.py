@@ -10,7 +10,8 @@ import numpy as np
 
 from .base import SPLITS, Generator, Layout, check_seed, check_split
 from .errors import ConfigError
-from .registry import option as _f, register
+from .registry import option as _f
+from .registry import register
 from .rng import hash64, to_unit
 
 _STREAM_X, _MAP_SALT = 1, 0x3A9

@@ -85,12 +85,31 @@ def bench_generators(radius: int = 2, width: int = 20, steps: int = 20, n: int =
         ref_np = _best_rate(lambda: reference_numpy(init, tables, steps), n * steps * width, repeats)
         n_py = max(1, n // 500)
         ref_py = _best_rate(lambda: reference_python(n_py, radius, width, steps), n_py * steps * width, 1)
+        command = gen_command_rate(radius, width, steps, n, repeats)
     return {
         "radius": radius, "width": width, "steps": steps, "examples": n,
         "cells_per_s": ours, "evolve_cells_per_s": evolve_only,
         "reference_numpy_cells_per_s": ref_np, "reference_python_cells_per_s": ref_py,
         "speedup_vs_numpy": ours / ref_np, "speedup_vs_python": ours / ref_py,
+        "gen_command_cells_per_s": command, "gen_command_vs_numpy": command / ref_np,
     }
+
+
+def gen_command_rate(radius: int, width: int, steps: int, n: int, repeats: int = 3) -> float:
+    """Cells per second of `testbed gen ca ... --out FILE` end to end: a new process (imports included) that
+    generates the orbits and writes the interchange file and its sidecar (best of `repeats`)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "testbed", "gen", "ca", "--radius", str(radius), "--width", str(width),
+               "--steps", str(steps), "--n", str(n), "--out", f"{tmp}/orbits.npz"]
+
+        def run():
+            subprocess.run(cmd, check=True, capture_output=True)
+
+        return _best_rate(run, n * steps * width, repeats)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -118,10 +137,10 @@ def time_to_accuracy(model: str, config: dict, lr: float, warmup: int = 0, decay
     follows a cosine to a tenth at decay_steps. Validation time counts: it is what a user waits for."""
     import torch
 
-    from .models import build_model
-    from .runs import evaluate
     from .data import fixed_batches, to_tensors
-    from .system import lr_factor, masked_loss
+    from .evaluation import evaluate
+    from .models import build_model, masked_loss
+    from .system import lr_factor
 
     torch.manual_seed(seed)
     gen = generators.make("ca", BASELINE_TASK)
@@ -173,8 +192,7 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     import torch
 
     from .data import to_tensors
-    from .models import build_model
-    from .system import masked_loss
+    from .models import build_model, masked_loss
 
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)

@@ -10,13 +10,24 @@ from pathlib import Path
 from generators import ConfigError
 from generators.io import atomic_write
 
-BASE_COLUMNS = ["run_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task", "seed", "split",
-                "iterations", "slice", "value", "k", "cell_accuracy", "exact_match", "n", "mean_steps", "fit_seconds"]
+from .store import read_config, read_result
+
+BASE_COLUMNS = ["run_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task",
+                "seed", "split", "iterations", "slice", "value", "k", "cell_accuracy", "exact_match", "n", "mean_steps",
+                "fit_seconds"]
 
 
-def trained_loops(model: dict):
-    """Training iteration count of a weight-tied model (looped: loops; recurrent depth: mean iterations)."""
-    return model.get("loops", model.get("mean_iterations"))
+def described(config: dict, result: dict) -> dict:
+    """The model's own description (layers, width, training iterations), as its run recorded it; runs recorded
+    before descriptions existed get it from their model, built on the meta device (no memory allocated)."""
+    if isinstance(result.get("model"), dict):
+        return result["model"]
+    import torch
+
+    from .store import build
+
+    with torch.device("meta"):
+        return build(config)[1].describe()
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -39,23 +50,25 @@ def collect(runs_root: str | Path, run_ids=None) -> tuple[list[str], list[dict]]
         if run_ids is not None and result_file.parent.name not in run_ids:
             continue
         try:
-            result = json.loads(result_file.read_text())
-            config = json.loads((result_file.parent / "config.json").read_text())
-        except (OSError, ValueError):
-            continue  # not a finished run
-        runs.append((config, result))
+            result, config = read_result(result_file.parent), read_config(result_file.parent)
+            if result.get("status") == "diverged":
+                continue  # an outcome without test rows
+            info = described(config, result)
+        except ConfigError as e:  # a damaged run is reported; the others are collected
+            warn(f"skipped {result_file.parent}: {e}")
+            continue
+        runs.append((config, result, info, result_file.parent.name))
     if not runs:
         raise ConfigError(f"no finished runs (result.json) under {str(runs_root)!r}")
-    flat = [flatten(c) for c, _ in runs]
+    flat = [flatten(c) for c, *_ in runs]
     varying = sorted(k for k in set().union(*flat) if len({json.dumps(f.get(k)) for f in flat}) > 1)
     rows = []
-    for (config, result), f in zip(runs, flat):
+    for (config, result, info, name), f in zip(runs, flat):
         base = {
-            "run_id": result["run_id"], "name": config["name"], "preset": config.get("preset") or "",
+            "run_id": result.get("run_id", name), "name": config["name"], "preset": config.get("preset") or "",
             "model": config["model"]["name"],
-            "params": result["params"], "state_size": result.get("state_size") or "",
-            "layers": config["model"].get("n_layer"),
-            "loops": trained_loops(config["model"]), "d_model": config["model"].get("d_model", config["model"].get("d")),
+            "params": result.get("params", ""), "state_size": result.get("state_size") or "",
+            "layers": info.get("layers"), "loops": info.get("loops"), "d_model": info.get("width"),
             "task": config["data"].get("task"), "seed": config["seed"],
             "fit_seconds": round(result.get("fit_seconds") or 0.0, 1),
         }
@@ -70,6 +83,12 @@ def collect(runs_root: str | Path, run_ids=None) -> tuple[list[str], list[dict]]
             })
     columns = BASE_COLUMNS + [f"cfg.{k}" for k in varying]
     return columns, rows
+
+
+def warn(message: str) -> None:
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def write_csv(path: str | Path, columns: list[str], rows: list[dict]) -> None:

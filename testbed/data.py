@@ -23,15 +23,14 @@ def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 class GeneratedSplit(Dataset):
     """Map-style view of one split; `__getitems__` builds a whole batch in one vectorised call."""
 
-    def __init__(self, generator, split: str, seed: int, size: int, **sample_kwargs):
+    def __init__(self, generator, split: str, seed: int, size: int):
         self.generator, self.split, self.seed, self.size = generator, split, seed, size
-        self.sample_kwargs = sample_kwargs
 
     def __len__(self):
         return self.size
 
     def __getitems__(self, indices):
-        return self.generator.sample(self.split, self.seed, np.asarray(indices), **self.sample_kwargs)
+        return self.generator.sample(self.split, self.seed, np.asarray(indices))
 
     def __getitem__(self, index):
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
@@ -86,9 +85,15 @@ def batches(arrays: dict[str, np.ndarray], batch_size: int) -> list[dict[str, to
     return [to_tensors({k: v[i : i + batch_size] for k, v in arrays.items()}) for i in range(0, n, batch_size)]
 
 
-def fixed_batches(generator, split: str, seed: int, size: int, batch_size: int, **sample_kwargs):
+def held_out(generator, split: str, seed: int, size: int, k: int | None = None) -> dict[str, np.ndarray]:
+    """A held-out set: `size` examples of the split, at look-ahead k when given (a task with a depth axis)."""
+    indices = np.arange(size)
+    return generator.sample(split, seed, indices) if k is None else generator.sample_at_depth(split, seed, indices, k)
+
+
+def fixed_batches(generator, split: str, seed: int, size: int, batch_size: int, k: int | None = None):
     """A held-out set as a list of tensor batches (generated once, reused at every evaluation)."""
-    return batches(generator.sample(split, seed, np.arange(size), **sample_kwargs), batch_size)
+    return batches(held_out(generator, split, seed, size, k), batch_size)
 
 
 class TaskData(L.LightningDataModule):

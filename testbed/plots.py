@@ -1,9 +1,8 @@
-"""Figures drawn from a results table (the CSV of `testbed collect`)."""
+"""Figures drawn from results tables (matplotlib only; the numbers come from tables.py)."""
 
 from __future__ import annotations
 
 import textwrap
-from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
@@ -15,31 +14,19 @@ import numpy as np  # noqa: E402
 from generators import ConfigError  # noqa: E402
 from generators.io import atomic_write  # noqa: E402
 
+from .tables import (  # noqa: E402
+    RECALL_FLOOR,
+    capacity,
+    capacity_table,
+    depth_table,
+    heatmap_table,
+    iterations_table,
+    memory_table,
+    published_by_d,
+    published_series,
+)
+
 NOT_SOLVED = 0.73  # per-cell accuracy of a model that has not inferred the rule (local statistics only)
-
-
-def _label(row: dict, vary_task: bool) -> str:
-    label = f"{row['model']} L={row['layers']}" if row.get("layers") else row["model"]
-    return f"{row['task']} {label}" if vary_task else label
-
-
-def depth_table(rows: list[dict]):
-    """{label: {k: (mean cell acc, mean exact, n seeds)}} and {(layers, k): mean cell acc} over the test rows."""
-    # k = 0 marks the rule bits of O-SR (not a look-ahead): they are reported in the table, not drawn over k
-    rows = [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != "" and int(r["k"]) > 0
-            and not r.get("iterations")]  # rows at other iteration counts belong to the iterations view
-    if not rows:
-        raise ConfigError("the results table has no per-k test rows to plot")
-    vary_task = len({r["task"] for r in rows}) > 1
-    acc = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        acc[_label(r, vary_task)][int(r["k"])].append((float(r["cell_accuracy"]), float(r["exact_match"])))
-    curves = {lab: {k: (*np.mean(v, axis=0), len(v)) for k, v in sorted(ks.items())} for lab, ks in acc.items()}
-    by_layers = defaultdict(list)
-    for r in rows:
-        if r.get("layers"):
-            by_layers[(int(r["layers"]), int(r["k"]))].append(float(r["cell_accuracy"]))
-    return curves, {key: float(np.mean(v)) for key, v in by_layers.items()}
 
 
 def _finish(fig, out: str | Path, title: str) -> None:
@@ -55,19 +42,6 @@ def _save(fig, out: str | Path) -> None:
         raise ConfigError(f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist")
     atomic_write(out, lambda f: fig.savefig(f, format=out.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
-
-
-def published_series(paper: dict | None) -> tuple[str | None, dict]:
-    """(x axis 'k' or 'layers', {series: {x: value}}) of a spec's [paper] table, or (None, {})."""
-    if not paper:
-        return None, {}
-    axis = "layers" if "layers" in paper else "k" if "k" in paper else None
-    if axis is None:
-        return None, {}
-    xs = paper[axis]
-    series = {name: dict(zip(xs, ys)) for name, ys in paper.items()
-              if isinstance(ys, list) and name != axis and len(ys) == len(xs)}
-    return axis, series
 
 
 def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None) -> None:
@@ -115,39 +89,6 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
     _finish(fig, out, title)
 
 
-def format_table(rows: list[dict]) -> str:
-    """Plain-text table: one line per model, exact match (cell accuracy) per k."""
-    curves, _ = depth_table(rows)
-    ks = sorted({k for c in curves.values() for k in c})
-    width = max(len(lab) for lab in curves) + 2
-    lines = ["model".ljust(width) + "".join(f"k={k:<14}" for k in ks)]
-    for label, c in sorted(curves.items()):
-        cells = "".join(f"{c[k][1]:.3f} ({c[k][0]:.3f})  " if k in c else " " * 16 for k in ks)
-        lines.append(label.ljust(width) + cells)
-    lines.append("exact match (per-cell accuracy) on held-out rules")
-    return "\n".join(lines)
-
-
-def _test_k_rows(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != "" and int(r["k"]) > 0]
-
-
-def iterations_table(rows: list[dict]) -> dict:
-    """{label: {k: {iterations: (mean cell acc, mean exact)}}} of the rows scored at several iteration counts."""
-    rows = [r for r in _test_k_rows(rows) if r.get("iterations")]
-    if not rows:
-        raise ConfigError("the results table has no rows at several iteration counts (train or eval with iterations)")
-    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for r in rows:
-        label = f"{r['model']} (trained at {float(r['loops']):g})" if r.get("loops") else r["model"]
-        extra = {k: v for k, v in r.items() if k.startswith("cfg.") and k != "cfg.eval.iterations" and v not in ("", None)}
-        if extra:
-            label += " " + " ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(extra.items()) if "seed" not in k)
-        acc[label][int(r["k"])][int(r["iterations"])].append((float(r["cell_accuracy"]), float(r["exact_match"])))
-    return {lab: {k: {i: tuple(np.mean(v, axis=0)) for i, v in sorted(its.items())} for k, its in sorted(ks.items())}
-            for lab, ks in acc.items()}
-
-
 def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
     """Test-time compute: exact match against iterations (log scale), one panel per model, one line per k; the
     training iteration count marked."""
@@ -169,38 +110,6 @@ def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
     _finish(fig, out, title)
 
 
-def format_iterations(rows: list[dict]) -> str:
-    table = iterations_table(rows)
-    lines = []
-    for label, ks in sorted(table.items()):
-        its = sorted({i for v in ks.values() for i in v})
-        lines.append(f"{label}: exact match per iteration count")
-        lines.append("  k    " + "".join(f"{i:>7}" for i in its))
-        for k, v in ks.items():
-            lines.append(f"  k={k:<3}" + "".join(f"{v[i][1]:>7.3f}" if i in v else " " * 7 for i in its))
-    return "\n".join(lines)
-
-
-HEATMAP_AXES = ("layers", "loops", "iterations")
-
-
-def heatmap_table(rows: list[dict], by: str) -> tuple[list, list, np.ndarray]:
-    """(depth values, k values, mean exact match [depth, k]) over the test rows."""
-    if by not in HEATMAP_AXES:
-        raise ConfigError(f"unknown heat-map axis {by!r}; valid: {', '.join(HEATMAP_AXES)}")
-    rows = [r for r in _test_k_rows(rows) if (r.get(by) not in ("", None)) and (by == "iterations" or not r.get("iterations"))]
-    if not rows:
-        raise ConfigError(f"the results table has no test rows with a {by!r} value")
-    cells = defaultdict(list)
-    for r in rows:
-        cells[(int(float(r[by])), int(r["k"]))].append(float(r["exact_match"]))
-    depths, ks = sorted({d for d, _ in cells}), sorted({k for _, k in cells})
-    grid = np.full((len(depths), len(ks)), np.nan)
-    for (d, k), v in cells.items():
-        grid[depths.index(d), ks.index(k)] = np.mean(v)
-    return depths, ks, grid
-
-
 def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "layers") -> None:
     """Exact match on held-out rules as a (depth, k) heat map: which depth solves which look-ahead."""
     depths, ks, grid = heatmap_table(rows, by)
@@ -220,53 +129,6 @@ def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "
     _save(fig, out)
 
 
-def format_heatmap(rows: list[dict], by: str = "layers") -> str:
-    depths, ks, grid = heatmap_table(rows, by)
-    lines = [f"{by:<10}" + "".join(f"k={k:<6}" for k in ks)]
-    for i, d in enumerate(depths):
-        lines.append(f"{d:<10}" + "".join(f"{grid[i, j]:<8.3f}" for j in range(len(ks))))
-    lines.append("exact match on held-out rules")
-    return "\n".join(lines)
-
-
-RECALL_FLOOR = 0.9  # a number of pairs counts as stored when at least this share of queries is recalled
-
-
-def _family(row: dict) -> str:
-    name = {"transformer": "attention"}.get(row["model"], row["model"])
-    rule = row.get("cfg.model.rule")
-    return f"{name} ({rule} rule)" if rule and row["model"] == "fast_weights" else name
-
-
-def capacity_table(rows: list[dict]) -> dict:
-    """{family: {d_model: {pairs: (recall accuracy, state size)}}} over the test rows sliced by n_pairs: the mean
-    over seeds at the best learning rate when a sweep varies it."""
-    rows = [r for r in rows if r["split"] == "test" and r["slice"] == "n_pairs" and r.get("value") not in ("", None)]
-    if not rows:
-        raise ConfigError("the results table has no test rows sliced by n_pairs (train MQAR or kv_segments models)")
-    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
-    for r in rows:
-        size = float(r["state_size"]) if r.get("state_size") not in ("", None) else 0.0
-        lr = r.get("cfg.train.lr", "")  # Zoology reports the best learning rate of a sweep: mean over seeds, max over lr
-        acc[_family(r)][int(float(r["d_model"] or 0))][int(r["value"])][lr].append((float(r["cell_accuracy"]), size))
-
-    def best(by_lr):
-        return max((tuple(np.mean(v, axis=0)) for v in by_lr.values()), key=lambda t: t[0])
-
-    return {fam: {d: {p: best(v) for p, v in sorted(ps.items())} for d, ps in sorted(ds.items())}
-            for fam, ds in acc.items()}
-
-
-def capacity(points: dict[int, float], floor: float = RECALL_FLOOR) -> int:
-    """The largest number of pairs recalled at >= floor, all smaller tested numbers included (0 if none)."""
-    best = 0
-    for pairs, value in sorted(points.items()):
-        if value < floor:
-            break
-        best = pairs
-    return best
-
-
 def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
     """Recall against stored pairs (one line per family and width), recall against width at the most pairs, and
     the capacity curve: the most pairs recalled at >= 90 % against the state size (floats), per family, with the
@@ -282,7 +144,7 @@ def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
         widths = [(d, pts[most][0]) for d, pts in table[fam].items() if most in pts]
         axes[1].plot([d for d, _ in widths], [v for _, v in widths], "o-", color=f"C{i}", label=f"{fam}, {most} pairs")
         caps = []
-        for d, pts in table[fam].items():
+        for pts in table[fam].values():
             c = capacity({p: v[0] for p, v in pts.items()})
             if c and pts[c][1]:
                 caps.append((pts[c][1], c))
@@ -304,39 +166,10 @@ def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
     _finish(fig, out, title)
 
 
-def format_capacity(rows: list[dict]) -> str:
-    table = capacity_table(rows)
-    lines = [f"{'family':<24}{'d':>5}  recall per stored pairs (capacity at >= {RECALL_FLOOR:.0%}, state floats)"]
-    for fam, ds in sorted(table.items()):
-        for d, pts in ds.items():
-            cells = " ".join(f"{p}:{v[0]:.2f}" for p, v in pts.items())
-            c = capacity({p: v[0] for p, v in pts.items()})
-            lines.append(f"{fam:<24}{d:>5}  {cells}  (capacity {c}, state {int(pts[c][1]) if c else '-'})")
-    return "\n".join(lines)
-
-
-def memory_table(rows: list[dict]) -> dict:
-    """{preset: {d: mean population error}} of linear-memory runs (error = 1 - exact match on the test split)."""
-    rows = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and r.get("d_model") not in ("", None)]
-    if not rows:
-        raise ConfigError("the results table has no overall test rows with a memory size d")
-    acc = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        acc[r.get("preset") or r["model"]][int(float(r["d_model"]))].append(1 - float(r["exact_match"]))
-    return {p: {d: float(np.mean(v)) for d, v in sorted(ds.items())} for p, ds in sorted(acc.items())}
-
-
-def _published_by_d(paper: dict | None) -> dict[str, dict]:
-    """{row name: {d: value}} of a [paper] table with a `d` list; {} without one."""
-    if not paper or "d" not in paper:
-        return {}
-    return {k: dict(zip(paper["d"], v)) for k, v in paper.items() if isinstance(v, list) and k != "d"}
-
-
 def plot_memory(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None) -> None:
     """Population error against memory size d, one line per preset (setting), published values dashed beside."""
     table = memory_table(rows)
-    published = _published_by_d(paper)
+    published = published_by_d(paper)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, (preset, ds) in enumerate(table.items()):
         ax.plot(list(ds), list(ds.values()), "o-", color=f"C{i}", label=f"{preset} (ours)")
@@ -351,23 +184,10 @@ def plot_memory(rows: list[dict], out: str | Path, title: str = "", paper: dict 
     _finish(fig, out, title)
 
 
-def format_memory(rows: list[dict], paper: dict | None = None) -> str:
-    table = memory_table(rows)
-    published = _published_by_d(paper)
-    lines = []
-    for preset, ds in table.items():
-        lines.append(f"{preset}: d, ours, published, ours/published")
-        for d, err in ds.items():
-            pub = published.get(preset, {}).get(d)
-            ratio = f"{err / pub:.2f}" if pub else "-"
-            lines.append(f"  {d:>5}  {err:.4f}  {pub if pub is not None else '-':>7}  {ratio}")
-    return "\n".join(lines)
-
-
 def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None, title: str = "") -> None:
     """Closed-form memories: error against d per scheme (theory lines dotted), or per T for the joint grid; the
     published values as open squares."""
-    from .memory_law import SCHEMES, THEORY
+    from .memory.law import SCHEMES, THEORY
 
     joint = any(r["T"] != "" for r in rows)
     groups = sorted({r["T"] for r in rows}) if joint else [s for s in SCHEMES if any(r["scheme"] == s for r in rows)]
@@ -400,8 +220,8 @@ def plot_series(points: list[dict], axis: str, out: str | Path, title: str = "",
         for key, style, label in (("ours", "o-", "ours"), ("published", "s--", "published")):
             pts = sorted((p[axis], p[key]) for p in points if p["series"] == name and p[key] is not None)
             if pts:
-                ax.plot([x for x, _ in pts], [y for _, y in pts], style, color=f"C{i}", alpha=1 if key == "ours" else 0.5,
-                        label=f"{name} ({label})")
+                ax.plot([x for x, _ in pts], [y for _, y in pts], style, color=f"C{i}",
+                        alpha=1 if key == "ours" else 0.5, label=f"{name} ({label})")
     ax.axhline(NOT_SOLVED, color="red", lw=1, ls=":", label="≈0.73 not-solved floor")
     ax.set(xlabel=xlabel or axis, ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
     ax.grid(alpha=0.3)

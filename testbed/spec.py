@@ -8,16 +8,23 @@
     [eval]            EvalConfig fields
     [sweep]           seeds = [...], grid / zip / one_factor = { "model.n_layer" = [1, 2, 4] }
     [presets.cpu]     nested overrides chosen with --preset (default: cpu when the spec has one)
+    [tuning]          what was tuned for the spec's presets, over which values, on which split (documentation)
     [paper]           published numbers drawn beside ours (free-form)
 
-The resolved config holds every default, so a run directory's config.json says exactly what ran.
+A whole section given as a table (a sweep point's `model = { name = "looped", loops = 2 }`, or `--set model={...}`)
+is merged into the base section: fields it does not name keep the base's values; when it names another family (or
+generator), the base fields that family does not have are left out. The resolved config holds every default, so a
+run directory's config.json says exactly what ran.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +32,14 @@ from typing import Any
 
 import generators
 from generators import ConfigError
-from generators.registry import build_config, did_you_mean, option as _f, to_dict
+from generators.registry import GENERATORS, build_config, did_you_mean, fields, hash_mode, to_dict
+from generators.registry import option as _f
 
 from .models import MODELS
 
-TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "sweep", "presets", "paper")
-# Execution details that do not change what is computed: left out of the run hash.
-NOT_HASHED = {("train", "threads"), ("train", "num_workers")}
-# Options added after runs were published: hashed only when set away from their default, so that the runs made
-# before they existed keep their ids (and are skipped, not retrained).
-HASHED_IF_SET = {("model", "init"): "gpt2", ("model", "short_conv"): 0, ("model", "norm"): "layer",
-                 ("model", "w_init"): "zero"}
-
+TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "sweep", "presets", "tuning", "paper")
+SECTIONS = ("data", "model", "train", "eval")
+LOGGERS = ("csv", "tensorboard", "wandb")
 
 
 @dataclass(frozen=True)
@@ -56,21 +59,29 @@ class TrainConfig:
     train_size: int = _f(0, "0: fresh examples every step; N: a fixed, cached training set of N examples")
     early_stop_patience: int = _f(0, "stop after this many validations without improvement; 0 disables")
     early_stop_at: float = _f(1.0, "stop once validation exact match reaches this")
-    max_time_s: float = _f(0.0, "stop training after this many seconds; 0 disables")
-    accelerator: str = _f("auto", "Lightning accelerator: auto | cpu | gpu | ...")
+    max_time_s: float = _f(0.0, "stop training after this many seconds (the run is then done); 0 disables")
+    accelerator: str = _f("auto", "Lightning accelerator: auto | cpu | gpu | cuda | mps")
     devices: int = _f(1, "devices per node")
     num_nodes: int = _f(1, "nodes")
-    strategy: str = _f("auto", "Lightning strategy: auto | ddp | ...")
-    precision: str = _f("32-true", "Lightning precision: 32-true | bf16-mixed | 16-mixed")
-    threads: int = _f(0, "torch CPU threads; 0 uses every core")
-    num_workers: int = _f(0, "data-loader worker processes")
+    strategy: str = _f("auto", "Lightning strategy: auto | ddp | ddp_spawn | ...")
+    precision: str = _f("32-true", "Lightning precision: 32-true | bf16-mixed | 16-mixed | ...")
+    threads: int = _f(0, "torch CPU threads; 0 chooses from the cores free now", hash="never")
+    num_workers: int = _f(0, "data-loader worker processes", hash="never")
+    logger: str = _f("csv", "csv | tensorboard | wandb (metrics.csv is always written as well)", hash="never")
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "val_every", "val_size", "devices", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "early_stop_at", "max_time_s"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"train.{name} must be a finite number, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
+        if min(self.weight_decay, self.min_lr_ratio, self.grad_clip, self.max_time_s) < 0:
+            raise ConfigError("train.weight_decay, min_lr_ratio, grad_clip and max_time_s must be >= 0")
+        if not 0 < self.early_stop_at <= 1:
+            raise ConfigError(f"train.early_stop_at must be in (0, 1], got {self.early_stop_at}")
         if self.optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"train.optimizer must be adamw or sgd, got {self.optimizer!r}")
         if self.schedule not in ("cosine", "linear", "constant"):
@@ -79,6 +90,31 @@ class TrainConfig:
             raise ConfigError("train.warmup_steps, early_stop_patience, threads, num_workers, train_size must be >= 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if self.logger not in LOGGERS:
+            raise ConfigError(f"unknown train.logger {self.logger!r}{did_you_mean(self.logger, LOGGERS)}; "
+                              f"valid: {', '.join(LOGGERS)}")
+        check_lightning_names(self.accelerator, self.strategy, self.precision)
+
+
+def check_lightning_names(accelerator: str, strategy: str, precision: str) -> None:
+    """Accelerator, strategy and precision names that Lightning knows (whether the hardware is here is checked when
+    a run starts: a GPU preset must resolve on a laptop for --dry-run)."""
+    if accelerator in ("auto", "cpu") and strategy == "auto" and precision == "32-true":
+        return  # the defaults: no need to import Lightning here
+    import typing
+
+    from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    for what, value, valid in (
+        ("accelerator", accelerator, ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]),
+        ("strategy", strategy, ["auto", *StrategyRegistry.available_strategies()]),
+        ("precision", precision,
+         [*typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS)]),
+    ):
+        if value not in valid:
+            raise ConfigError(f"unknown train.{what} {value!r}{did_you_mean(value, valid)}; valid: {', '.join(valid)}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +123,8 @@ class EvalConfig:
     test_size: int = _f(2048, "test examples (held-out rules), per k when k is given")
     batch_size: int = _f(512, "evaluation batch size")
     seed: int = _f(0, "seed of the validation and test sets, the same for every training seed")
-    iterations: tuple[int, ...] = _f((), "weight-tied models: also score the test set after each of these iteration counts")
+    iterations: tuple[int, ...] = _f((), "weight-tied models: also score the test set after each of these "
+                                     "iteration counts")
 
     def __post_init__(self):
         if self.test_size < 1 or self.batch_size < 1:
@@ -96,10 +133,13 @@ class EvalConfig:
             raise ConfigError(f"eval.iterations must be at least 1, got {list(self.iterations)}")
         if any(k < 1 for k in self.k):
             raise ConfigError(f"eval.k values must be at least 1, got {list(self.k)}")
+        generators.check_seed(self.seed)
 
 
 def load(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"spec {str(path)!r} is a directory; give a .toml file")
     if not path.is_file():
         raise ConfigError(f"spec file {str(path)!r} does not exist")
     try:
@@ -109,6 +149,9 @@ def load(path: str | Path) -> dict:
     except UnicodeDecodeError:
         raise ConfigError(f"spec {str(path)!r} is not a text file") from None
     check_keys(spec, TOP_LEVEL, "spec")
+    for section in (*SECTIONS, "sweep", "presets", "tuning", "paper"):
+        if section in spec and not isinstance(spec[section], dict):
+            raise ConfigError(f"[{section}] of spec {str(path)!r} must be a table, got {spec[section]!r}")
     return spec
 
 
@@ -131,7 +174,7 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, eq, value = item.partition("=")
         key, value = key.strip(), parse_value(value.strip())
-        whole_section = key in ("data", "model", "train", "eval") and isinstance(value, dict)
+        whole_section = key in SECTIONS and isinstance(value, dict)
         if not eq or not key or ("." not in key and not whole_section):
             raise ConfigError(f"malformed --set {item!r}: expected section.key=value, e.g. model.n_layer=4, "
                               "or a whole section, e.g. model={name=\"lstm\", n_layer=4}")
@@ -139,16 +182,29 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _family_fields(section: str, name: str) -> set[str]:
+    registry = GENERATORS if section == "data" else MODELS
+    return {f.name for f in fields(registry.get(name).Config)}
+
+
+def merge_section(section: str, base: dict, table: dict) -> dict:
+    """A section table merged into the base section; naming another family drops the base fields it lacks."""
+    key = "generator" if section == "data" else "name"
+    if section in ("data", "model") and key in table and table[key] != base.get(key):
+        valid = _family_fields(section, table[key])
+        base = {k: v for k, v in base.items() if k in valid}
+    return {**base, **copy.deepcopy(table)}
+
+
 def set_dotted(spec: dict, dotted: str, value: Any) -> None:
-    """Set spec[a][b] for "a.b"; a bare section name with a table ("model" = {...}) replaces the whole section
-    (how a sweep compares model families whose configs have different keys)."""
-    if dotted in ("data", "model", "train", "eval") and isinstance(value, dict):
-        spec[dotted] = copy.deepcopy(value)
+    """Set spec[a][b] for "a.b"; a bare section name with a table merges it into that section (merge_section)."""
+    if dotted in SECTIONS and isinstance(value, dict):
+        spec[dotted] = merge_section(dotted, spec.get(dotted, {}), value)
         return
     *path, last = dotted.split(".")
     if not path:
         raise ConfigError(f"cannot set {dotted!r}: use section.key, or a whole section as a table")
-    if path[0] not in ("data", "model", "train", "eval"):
+    if path[0] not in SECTIONS:
         raise ConfigError(f"cannot set {dotted!r}: the section must be data, model, train or eval")
     table = spec
     for part in path:
@@ -185,13 +241,16 @@ def with_preset(spec: dict, preset: str | None) -> dict:
 
 
 def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | None = None) -> dict:
-    """Full config of one run: defaults filled in, every key validated. `overrides` use dotted keys."""
+    """Full config of one run: defaults filled in, every key validated, the task's layout checked (so that a
+    task that cannot be formatted fails here, before any training). `overrides` use dotted keys."""
     spec = copy.deepcopy(spec)
     # whole sections first, so that a dotted key of the same point (model.d_model) applies to the new section
     for key, value in sorted((overrides or {}).items(), key=lambda kv: "." in kv[0]):
         set_dotted(spec, key, value)
-    data = dict(spec.get("data", {}))
-    model = dict(spec.get("model", {}))
+    for section in SECTIONS:
+        if not isinstance(spec.get(section, {}), dict):
+            raise ConfigError(f"[{section}] must be a table of settings, got {spec[section]!r}")
+    data, model = dict(spec.get("data", {})), dict(spec.get("model", {}))
     if "generator" not in data:
         raise ConfigError("spec has no data.generator; e.g. [data] generator = \"ca\"")
     if "name" not in model:
@@ -199,26 +258,46 @@ def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | Non
     gen_name, model_name = data.pop("generator"), model.pop("name")
     run_seed = spec.get("seed", 0) if seed is None else seed
     generators.check_seed(run_seed)
+    gen_cfg = GENERATORS.config(gen_name, data)
+    GENERATORS.get(gen_name)(gen_cfg).layout()  # validates what only the task as a whole can check
     return {
         "name": spec.get("name", "run"),
         "preset": spec.get("preset"),
         "seed": run_seed,
-        "data": {"generator": gen_name, **to_dict(generators.registry.GENERATORS.config(gen_name, data))},
+        "data": {"generator": gen_name, **to_dict(gen_cfg)},
         "model": {"name": model_name, **to_dict(MODELS.config(model_name, model))},
         "train": to_dict(build_config(TrainConfig, spec.get("train", {}), where="[train]")),
         "eval": to_dict(build_config(EvalConfig, spec.get("eval", {}), where="[eval]")),
     }
 
 
+def _config_classes(resolved: dict) -> dict[str, type]:
+    return {"data": GENERATORS.get(resolved["data"]["generator"]).Config,
+            "model": MODELS.get(resolved["model"]["name"]).Config, "train": TrainConfig, "eval": EvalConfig}
+
+
+@functools.cache
+def _defaults(cls: type) -> dict:
+    return to_dict(cls())
+
+
+def _default(cls: type, name: str):
+    return _defaults(cls)[name]
+
+
 def run_id(resolved: dict) -> str:
-    """12 hex digits of the hash of everything that determines the result (name and execution details excluded)."""
-    hashed = {k: v for k, v in resolved.items() if k not in ("name", "preset")}
-    hashed = copy.deepcopy(hashed)
-    for section, key in NOT_HASHED:
-        hashed[section].pop(key, None)
-    for (section, key), default in HASHED_IF_SET.items():
-        if hashed[section].get(key) == default:
-            del hashed[section][key]
+    """12 hex digits of the hash of everything that determines the result: the name, the preset and execution
+    details are left out, and so are options added later while they keep their defaults (`hash` in each field's
+    metadata). A generator past version 1 adds its version, so that a change of its data changes the ids."""
+    hashed = copy.deepcopy({k: v for k, v in resolved.items() if k not in ("name", "preset")})
+    for section, cls in _config_classes(resolved).items():
+        for f in dataclasses.fields(cls):
+            mode = hash_mode(f)
+            if mode == "never" or (mode == "if_set" and hashed[section].get(f.name) == _default(cls, f.name)):
+                hashed[section].pop(f.name, None)
+    version = GENERATORS.get(resolved["data"]["generator"]).version
+    if version > 1:
+        hashed["data"]["version"] = version
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
 
 

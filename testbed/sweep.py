@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -61,29 +60,37 @@ def resolve_all(spec: dict, sets: dict) -> list[dict]:
     return resolved
 
 
-def _run_one(resolved: dict, runs_root: str, force: bool, threads: int):
+def _run_one(resolved: dict, runs_root: str, force: bool, threads: int = 0, share: int = 1):
     import generators
 
-    from .runs import quiet_lightning, train
+    from .training import quiet_lightning, train
 
     generators.registry.load_plugins()  # a fresh worker process: installed plugins register again
     quiet_lightning(level=40)
     if threads:
         resolved = {**resolved, "train": {**resolved["train"], "threads": threads}}
 
-    run_dir, result, status = train(resolved, runs_root, force=force, quiet=True)
+    run_dir, result, status = train(resolved, runs_root, force=force, quiet=True, share=share)
     return str(run_dir), result, status
 
 
 def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: bool = False, echo=print) -> list:
-    """Run every config (finished runs are skipped); a progress line per run. Returns [(run_dir, result, status)]."""
+    """Run every config (finished runs are skipped, runs another process is training are reported and left to
+    it); a progress line per run. Each of `jobs` parallel runs takes its share of the free cores.
+    Returns [(run_dir, result, status)]."""
+    from .store import RunLocked
+    from .training import DivergedRun, Interrupted
+
     total, out, failed = len(resolved), [], []
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
-    from .runs import DivergedRun
 
     def finish(i, r, get, catch):
         try:
             res = get()
+        except Interrupted:
+            raise
+        except RunLocked as e:  # another process trains it: not ours to report as a failure
+            echo(f"[{i}/{total}] locked  {specs.run_id(r)}: {str(e).split('; ')[0]}")
+            return
         except catch as e:  # keep the other runs going; report this one
             _report_failure(echo, i, total, r, str(e), isinstance(e, DivergedRun), failed)
             return
@@ -92,14 +99,21 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
 
     if jobs <= 1:
         for i, r in enumerate(resolved, 1):
-            finish(i, r, lambda r=r: _run_one(r, str(runs_root), force, 0), ConfigError)
+            finish(i, r, lambda r=r: _run_one(r, str(runs_root), force), ConfigError)
     else:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, r, str(runs_root), force, threads): r for r in resolved}
-            for i, fut in enumerate(as_completed(futures), 1):
-                finish(i, futures[fut], fut.result, Exception)
+            futures = {pool.submit(_run_one, r, str(runs_root), force, 0, jobs): r for r in resolved}
+            try:
+                for i, fut in enumerate(as_completed(futures), 1):
+                    finish(i, futures[fut], fut.result, Exception)
+            except (Interrupted, KeyboardInterrupt):
+                for fut in futures:
+                    fut.cancel()
+                raise Interrupted(f"sweep interrupted after {len(out)} of {total} runs; finished runs are kept and "
+                                  "interrupted ones resume from their last checkpoint: run the same command "
+                                  "again") from None
     if failed:
         raise ConfigError(f"{len(failed)} of {total} runs failed; first: {failed[0].splitlines()[0]}")
     return out
@@ -150,7 +164,8 @@ def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int 
     # task a DDP rank. One array shares its resources, so every run of a sweep must ask for the same.
     shapes = {(r["train"]["num_nodes"], r["train"]["devices"]) for r in resolved}
     if len(shapes) > 1:
-        raise ConfigError(f"runs of one submitit sweep must share train.num_nodes and train.devices, got {sorted(shapes)}")
+        raise ConfigError(f"runs of one submitit sweep must share train.num_nodes and train.devices, "
+                          f"got {sorted(shapes)}")
     nodes, devices = shapes.pop() if shapes else (1, 1)
     if executor.cluster != "slurm" and nodes > 1:
         raise ConfigError(f"train.num_nodes = {nodes} needs SLURM; the {executor.cluster} executor runs on one node")
@@ -163,7 +178,7 @@ def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int 
     executor.update_parameters(**params)
     total, out, failed, done = len(resolved), [], [], 0
     todo = []
-    from .runs import DivergedRun
+    from .training import DivergedRun
 
     for r in resolved:
         if not force and (runs_root / specs.run_id(r) / "result.json").is_file():
@@ -175,7 +190,8 @@ def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int 
         else:
             todo.append(r)
     # SLURM caps the running tasks of one array itself; other executors get waves of max_parallel jobs
-    waves = [todo] if executor.cluster == "slurm" else [todo[i:i + max_parallel] for i in range(0, len(todo), max_parallel)]
+    waves = ([todo] if executor.cluster == "slurm"
+             else [todo[i:i + max_parallel] for i in range(0, len(todo), max_parallel)])
     for wave in waves:
         if not wave:
             continue

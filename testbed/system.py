@@ -12,7 +12,6 @@ import lightning as L
 import torch
 
 from . import metrics
-from .models import masked_loss  # noqa: F401  (re-exported: the loss of every plain model)
 
 
 class Diverged(RuntimeError):
@@ -72,6 +71,13 @@ class TaskSystem(L.LightningModule):
             self.log(f"val/exact_match{suffix}", row["exact_match"], prog_bar=not suffix)
             self.log(f"val/cell_accuracy{suffix}", row["cell_accuracy"])
         self._val = {}
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["rng"] = {"torch": torch.get_rng_state()}  # resumed runs draw what an uninterrupted one would
+
+    def on_load_checkpoint(self, checkpoint):
+        if "rng" in checkpoint:
+            torch.set_rng_state(checkpoint["rng"]["torch"])
 
     def configure_optimizers(self):
         c = self.cfg

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from generators import ConfigError
-from testbed.models.associative_memory import error_vs_d, memory_weights, zipf
+from testbed.memory.associative import error_vs_d, memory_weights, zipf
 
 
 def brute_force_error(q, d, n_out, alpha, seed, d_max):
@@ -105,7 +105,8 @@ JOINT = {  # thresholded, P = d // 12, rows T, columns d (published means of 20 
 
 def test_reproduces_published_joint_d_t_grid():
     for samples, published in JOINT.items():
-        runs = [error_vs_d(lambda d, s=s: memory_weights("threshold", 1000, 2.0, d, samples=samples, per=12, seed=s),
+        runs = [error_vs_d(lambda d, s=s, t=samples: memory_weights("threshold", 1000, 2.0, d, samples=t, per=12,
+                                                                    seed=s),
                            DS, trials=1, seed=100 + s)[0] for s in range(20)]
         for got, want in zip(np.mean(runs, axis=0), published):
             assert abs(got - want) <= max(0.15 * want, 0.003), (samples, got, want)

@@ -5,10 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-
 from cli_helpers import run
-
-
 
 
 def test_list_generators_shows_fields_and_defaults():
@@ -61,7 +58,7 @@ def test_gen_rule_and_init_options(tmp_path):
         (["--width", 4, "--radius", 2], "width must be at least 2r+1 = 5"),
         (["--radius", 5], "radius must be in 1..4"),
         (["--radius", 1, "--rule", 256], "out of range"),
-        (["--steps", 8], "do not fit in steps = 8"),
+        (["--steps", 1], "steps (orbit length T) must be at least 2"),
         (["--k", 20], "k must be in 1..16"),
         (["--n", 0], "--n must be a positive"),
         (["--n", -3], "--n must be a positive"),
@@ -81,6 +78,14 @@ def test_gen_bad_input_one_line_exit_2_no_file(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_plain_orbits_do_not_depend_on_task_fields(tmp_path):
+    # the default task (10 given states, k = 1) needs 11 states; plain orbits of 8 are still fine to write
+    res = run("gen", "ca", "--steps", 8, "--n", 5, "--out", tmp_path / "o.npz")
+    assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "o.npz", allow_pickle=False) as f:
+        assert f["states"].shape == (5, 8, 20)
+
+
 def test_gen_unwritable_or_unknown(tmp_path):
     res = run("gen", "ca", "--n", 5, "--out", tmp_path / "missing" / "x.npz")
     assert res.exit_code == 2 and "does not exist" in res.output
@@ -90,16 +95,34 @@ def test_gen_unwritable_or_unknown(tmp_path):
     assert res.exit_code == 2 and "unknown generator 'life'" in res.output
 
 
+PLUGIN = """
+from dataclasses import dataclass
+
+from generators import register
+from generators.cellular_automata import CAConfig, CellularAutomata
+
+
+@register("ca_from_env", CAConfig)
+class FromEnv(CellularAutomata):
+    \"\"\"Cellular automata registered by a module named in $TESTBED_PLUGINS.\"\"\"
+"""
+
+
 def test_plugins_from_environment(tmp_path, monkeypatch):
-    (tmp_path / "my_plugin.py").write_text(
-        "from dataclasses import dataclass\nimport generators\nfrom generators.cellular_automata import CellularAutomata\n"
-        "@dataclass(frozen=True)\nclass C:\n    pass\n"
-    )
+    from generators.registry import GENERATORS
+
+    (tmp_path / "my_plugin.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert run("list", env={"TESTBED_PLUGINS": "my_plugin"}).exit_code == 0
-    res = run("list", env={"TESTBED_PLUGINS": "no_such_plugin_module"})
-    assert res.exit_code == 2 and "cannot import plugin module 'no_such_plugin_module'" in res.output
-    sys.modules.pop("my_plugin", None)
+    try:
+        assert "ca_from_env" not in run("list").output
+        res = run("list", env={"TESTBED_PLUGINS": "my_plugin"})
+        assert res.exit_code == 0 and "ca_from_env  (my_plugin.FromEnv)" in res.output
+        assert run("gen", "ca_from_env", "--n", 2, env={"TESTBED_PLUGINS": "my_plugin"}).exit_code == 0
+        res = run("list", env={"TESTBED_PLUGINS": "no_such_plugin_module"})
+        assert res.exit_code == 2 and "cannot import plugin module 'no_such_plugin_module'" in res.output
+    finally:
+        sys.modules.pop("my_plugin", None)
+        GENERATORS.classes.pop("ca_from_env", None)
 
 
 def test_bench_generators_small(tmp_path):

@@ -3,10 +3,8 @@ iterations and heatmap views, and one-line errors for bad settings."""
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
-
 from cli_helpers import one_line_error, run
 
 SPEC = """
@@ -38,10 +36,10 @@ iterations = [1, 2, 4]
 [sweep]
 extra = [
   { "model.n_layer" = 2 },
-  { model = { name = "recurrent_depth", n_prelude = 1, n_layer = 1, n_coda = 0, mean_iterations = 2, bptt = 2, n_head = 2, d_model = 16 } },
-  { model = { name = "looped", n_layer = 1, loops = 2, n_head = 2, d_model = 16 } },
-  { model = { name = "act", n_layer = 1, n_head = 2, d_model = 16 } },
-  { model = { name = "cot", n_layer = 1, n_head = 2, d_model = 16 }, data = { generator = "ca", radius = 1, width = 6, steps = 7, n_input = 3, task = "O-O", m = 2 }, "eval.k" = [] },
+  { model = { name = "recurrent_depth", n_prelude = 1, n_coda = 0, mean_iterations = 2, bptt = 2 } },
+  { model = { name = "looped", loops = 2 } },
+  { model = { name = "act" } },
+  { model = { name = "cot" }, data = { task = "O-O", mixed_k = false, m = 2 }, "eval.k" = [] },
 ]
 """
 
@@ -70,7 +68,8 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
     assert {r["model"] for r in tied} == {"recurrent_depth", "looped"}  # only weight-tied models have read-outs
     assert {int(r["iterations"]) for r in tied} == {1, 2, 4}
     assert all(r["mean_steps"] for r in table if r["model"] == "act")  # adaptive compute reports its steps
-    assert {r["k"] for r in table if r["model"] == "cot" and r["slice"] == "k"} == {"1", "2"}  # O-O sliced by steps ahead
+    # O-O is sliced by how many steps ahead each predicted state lies
+    assert {r["k"] for r in table if r["model"] == "cot" and r["slice"] == "k"} == {"1", "2"}
 
     for view, extra in (("depth", []), ("iterations", []), ("heatmap", ["--by", "layers"])):
         out = tmp_path / f"{view}.png"
@@ -137,8 +136,10 @@ val_size = 32
 threads = 1
 [eval]
 test_size = 32
-[sweep]
-grid = { model = [{ name = "transformer", causal = true, n_layer = 1, n_head = 2, d_model = 16 }, { name = "fast_weights", n_layer = 1, n_head = 2, d_model = 16, rule = "delta" }], "model.d_model" = [8, 16], "data.n_pairs" = [2, 4] }
+[sweep.grid]
+model = [{ name = "transformer" }, { name = "fast_weights", rule = "delta" }]
+"model.d_model" = [8, 16]
+"data.n_pairs" = [2, 4]
 """
 
 
@@ -162,7 +163,7 @@ def test_capacity_sweep_and_plot(tmp_path):
 
 
 def test_capacity_is_the_largest_count_recalled_above_the_floor():
-    from testbed.plots import capacity
+    from testbed.tables import capacity
 
     assert capacity({2: 1.0, 4: 0.95, 8: 0.5, 16: 0.95}) == 4  # stops at the first failure
     assert capacity({2: 0.5, 4: 0.99}) == 0
@@ -170,7 +171,7 @@ def test_capacity_is_the_largest_count_recalled_above_the_floor():
 
 
 def test_capacity_table_takes_the_best_learning_rate_and_the_mean_over_seeds():
-    from testbed.plots import capacity_table
+    from testbed.tables import capacity_table
 
     def row(lr, seed, acc):
         return {"split": "test", "slice": "n_pairs", "value": "8", "model": "transformer", "d_model": "32",

@@ -5,9 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import one_line_error, run
-
 
 SPEC = """
 name = "tiny"
@@ -100,9 +98,9 @@ def test_sweep_dry_run_presets_and_jobs(spec, tmp_path):
 
 
 def test_quickstart_with_overrides(tmp_path):
-    res = run("quickstart", "--out", tmp_path / "qs", "--jobs", 1, "--set", "train.max_steps=2", "--set", "train.val_every=2",
-              "--set", "model.d_model=8", "--set", "model.n_head=2", "--set", "eval.test_size=16",
-              "--set", "train.val_size=16")
+    sets = ["train.max_steps=2", "train.val_every=2", "model.d_model=8", "model.n_head=2", "eval.test_size=16",
+            "train.val_size=16"]
+    res = run("quickstart", "--out", tmp_path / "qs", "--jobs", 1, *[a for s in sets for a in ("--set", s)])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "qs" / "results.csv").is_file() and (tmp_path / "qs" / "depth_curve.png").is_file()
     assert "k=1" in res.output

@@ -150,7 +150,7 @@ def test_rmt_detach_really_cuts_gradients_across_segments():
         _, model, batch = setup("rmt", {"bptt": bptt})
         captured = {}
 
-        def keep(module, args, out):
+        def keep(module, args, out, captured=captured):
             out[0].retain_grad()
             captured["x"] = out[0]
 
@@ -291,7 +291,7 @@ def test_armt_detach_cuts_gradients():
             torch.nn.init.normal_(mem.value.weight, std=0.5)
         captured = {}
 
-        def keep(module, args, out):
+        def keep(module, args, out, captured=captured):
             out[0].retain_grad()
             captured["x"] = out[0]
 

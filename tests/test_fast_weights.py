@@ -55,7 +55,7 @@ def test_dpfp_dimension_and_causality():
 
 
 def test_mechanism_capacity_orders_the_memories():
-    from testbed.capacity import recall, state_floats
+    from testbed.memory.capacity import recall, state_floats
 
     # few pairs in a wide memory: everything comes back
     for family in ("attention", "sum", "delta", "armt"):

@@ -4,10 +4,12 @@ import csv
 import sys
 
 import pytest
+from cli_helpers import one_line_error, run
 
 import testbed.cli
-from cli_helpers import one_line_error, run
-from testbed import reproduce as rp
+from testbed import figures as rp
+from testbed.figures import memory as memory_figures
+from testbed.figures.base import Figure
 
 ISSUE_FIGURES = {"p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-sweep", "p1-comparison",
                  "test-time-compute", "cabannes-error-vs-d", "cabannes-joint", "cabannes-optimizers", "mqar-width",
@@ -81,7 +83,7 @@ def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypa
     experiments = tmp_path / "experiments"
     experiments.mkdir()
     (experiments / "p2_rollout.toml").write_text(TINY_ROLLOUT)
-    monkeypatch.setattr(testbed.cli, "experiments_dir", lambda: experiments)
+    monkeypatch.setenv("TESTBED_EXPERIMENTS", str(experiments))
     out = tmp_path / "repro"
     res = run("reproduce", "p2-rollout", "--out", out, "--jobs", "1")
     assert res.exit_code == 0, res.output
@@ -102,8 +104,8 @@ def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypa
 
 
 def test_reproduce_closed_form_figure(tmp_path, monkeypatch):
-    monkeypatch.setitem(rp.CAPACITY, "cpu", dict(ds=[8], trials=3))
-    monkeypatch.setattr(rp, "CAPACITY_PAIRS", [1, 2, 4, 8, 16])
+    monkeypatch.setitem(memory_figures.CAPACITY, "cpu", dict(ds=[8], trials=3))
+    monkeypatch.setattr(memory_figures, "CAPACITY_PAIRS", [1, 2, 4, 8, 16])
     res = run("reproduce", "retrieval-capacity", "--out", tmp_path)
     assert res.exit_code == 0, res.output
     points = read(tmp_path / "retrieval-capacity" / "comparison.csv")
@@ -127,7 +129,7 @@ SWEEP_FIGURES = ["p2-lookahead", "p2-input-length", "p2-depth-sweep", "p1-compar
 @pytest.mark.parametrize("name", SWEEP_FIGURES)
 def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path, monkeypatch):
     """The real specs and code paths, with at most 4 runs of 2 steps each: results, figure and comparison appear."""
-    full = rp.resolved_runs
+    full = Figure.runs
 
     def shrunk(fig, preset, experiments):
         runs = full(fig, preset, experiments)
@@ -135,7 +137,7 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
         small = {"max_steps": 2, "val_every": 2, "val_size": 16, "warmup_steps": 0, "threads": 1}
         return [{**r, "train": {**r["train"], **small}, "eval": {**r["eval"], "test_size": 16}} for r in runs]
 
-    monkeypatch.setattr(rp, "resolved_runs", shrunk)
+    monkeypatch.setattr(Figure, "runs", shrunk)
     res = run("reproduce", name, "--out", tmp_path, "--jobs", "1")
     assert res.exit_code == 0, res.output
     fig_dir = tmp_path / name
@@ -149,33 +151,35 @@ def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tm
     experiments = tmp_path / "experiments"
     experiments.mkdir()
     (experiments / "p2_lookahead.toml").write_text(TINY_ROLLOUT.replace("step = ", "k = "))
-    monkeypatch.setattr(testbed.cli, "experiments_dir", lambda: experiments)
-    full = rp.resolved_runs
+    monkeypatch.setenv("TESTBED_EXPERIMENTS", str(experiments))
+    full = Figure.runs
 
     def one_diverges(fig, preset, exp):
         runs = full(fig, preset, exp)
         bad = {"lr": 1e30, "warmup_steps": 0, "grad_clip": 0.0, "max_steps": 30}
         return [{**runs[0], "train": {**runs[0]["train"], **bad}}] + runs[1:]
 
-    monkeypatch.setattr(rp, "resolved_runs", one_diverges)
+    monkeypatch.setattr(Figure, "runs", one_diverges)
     for attempt in range(2):  # the second call reports the recorded divergence without training it again
         res = run("reproduce", "p2-lookahead", "--out", tmp_path / "out", "--jobs", "1")
         assert res.exit_code == 0, res.output  # a divergence is the run's outcome, not a failure of the figure
         assert "] diverged" in res.output
         assert ("--force retrains it" in res.output) == (attempt == 1)  # the second call reads the recorded outcome
         assert (tmp_path / "out" / "p2-lookahead" / "figure.png").is_file()
-        assert {p["series"] for p in read(tmp_path / "out" / "p2-lookahead" / "comparison.csv") if p["ours"]} == {"RO-S", "O-O"}
+        drawn = {p["series"] for p in read(tmp_path / "out" / "p2-lookahead" / "comparison.csv") if p["ours"]}
+        assert drawn == {"RO-S", "O-O"}
     assert "] trained" not in res.output
 
 
 @pytest.mark.parametrize("preset", ["cpu", "cpu-os", "paper"])
 def test_p1_comparison_families_have_matched_parameter_counts(preset):
     # the issue's contract: every family within 10 % of the baseline transformer's parameter count
-    from testbed import runs, spec as specs
+    from testbed import spec as specs
+    from testbed import store
     from testbed.sweep import resolve_all
 
     spec = specs.with_preset(specs.load(testbed.cli.experiments_dir() / "p1_comparison.toml"), preset)
-    counts = {r["model"]["name"]: runs.build(r)[1].num_params() for r in resolve_all(spec, {})}
+    counts = {r["model"]["name"]: store.build(r)[1].num_params() for r in resolve_all(spec, {})}
     assert len(counts) == 9
     base = counts["transformer"]
     assert all(abs(n - base) <= 0.1 * base for n in counts.values()), counts

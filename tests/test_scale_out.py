@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from cli_helpers import one_line_error, run
+
 from testbed.data import StepBatches
 
 SPEC = """

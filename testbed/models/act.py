@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, check_iterations, masked_loss, register_model
+from .base import SequenceModel, check_iterations, masked_loss, register_model
 from .transformer import Block, Embedder, TransformerConfig, init_weights
 
 

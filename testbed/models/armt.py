@@ -1,7 +1,8 @@
 """ARMT-style associative recurrent memory transformer (Rodkin, Kuratov, Bulatov, Burtsev 2024, arXiv 2407.04841).
 
-The sequence is processed segment by segment (as `rmt`, each segment with the previous one as context by default), but the state carried between segments is one associative
-matrix A (d_phi x d_model) and normaliser z (d_phi) per layer, reset for every sequence. In layer l, for segment s:
+The sequence is processed segment by segment (as `rmt`, each segment with the previous one as context by default),
+but the state carried between segments is one associative matrix A (d_phi x d_model) and normaliser z (d_phi) per
+layer, reset for every sequence. In layer l, for segment s:
 
     read   every token:  h <- h + (phi(W_q h) A) / (phi(W_q h) . z + eps)          (zero while A is empty)
     layer  h <- Block(h), with n_memory learned memory tokens appended to the segment
@@ -24,7 +25,7 @@ import torch.nn as nn
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, register_model
+from .base import SequenceModel, register_model
 from .fast_weights import feature_map
 from .memory import segment_bounds
 from .transformer import Block, Embedder, TransformerConfig, init_weights, rotary_with_slots
@@ -107,7 +108,8 @@ class ARMT(SequenceModel):
 
     def initial_state(self, batch: int, device):
         d_phi = 2 * self.config.nu * self.config.d_mem
-        return [(torch.zeros(batch, d_phi, self.config.d_model, device=device), torch.zeros(batch, d_phi, device=device))
+        d = self.config.d_model
+        return [(torch.zeros(batch, d_phi, d, device=device), torch.zeros(batch, d_phi, device=device))
                 for _ in self.blocks]
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

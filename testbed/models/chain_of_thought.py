@@ -16,7 +16,7 @@ import torch
 
 from generators import ConfigError
 
-from . import masked_loss, register_model
+from .base import masked_loss, register_model
 from .transformer import Transformer, TransformerConfig
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, register_model
+from .base import SequenceModel, register_model
 from .transformer import MLP
 
 
@@ -64,7 +64,7 @@ class FastWeightConfig:
     mlp: bool = _f(True, "an MLP after each mixer (Zoology's MQAR models use none)")
     short_conv: int = _f(0, "kernel of a causal depthwise convolution over q, k, v before the memory (DeltaNet, "
                          "Based); 0: none. It binds a value to the key just before it, which a memory read by "
-                         "content alone cannot do: MQAR needs it")
+                         "content alone cannot do: MQAR needs it", hash="if_set")
 
     def __post_init__(self):
         if min(self.n_layer, self.n_head, self.d_model, self.nu) < 1:

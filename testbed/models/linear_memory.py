@@ -8,7 +8,7 @@ learning rate divided by d. Input embeddings e_x ~ N(0, I/d) and output embeddin
 are fixed random buffers (drawn from torch's generator, which the run's seed sets), or learned with
 `learn_embeddings`. Outputs beyond the M
 classes get no score (-inf), so the logits keep the task's vocabulary size. The held-out exact match estimates
-1 - sum_x p(x) 1[wrong], the population error of the closed-form memories (models/associative_memory.py).
+1 - sum_x p(x) 1[wrong], the population error of the closed-form memories (testbed/memory/associative.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, register_model
+from .base import SequenceModel, register_model
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,10 @@ class LinearMemoryConfig:
     n_classes: int = _f(5, "number of outputs M (the generator's n_classes)")
     layernorm: bool = _f(False, "normalise W e_x before the read-out (see norm)")
     norm: str = _f("layer", "with layernorm: layer (LayerNorm, no affine: norm sqrt(d)) | l2 (x / |x|, as the "
-                   "reference code)")
+                   "reference code)", hash="if_set")
     learn_embeddings: bool = _f(False, "learn E and U as well as W (else fixed random embeddings)")
-    w_init: str = _f("zero", "W at the start: zero | random (N(0, 1/d) entries, as the reference code)")
+    w_init: str = _f("zero", "W at the start: zero | random (N(0, 1/d) entries, as the reference code)",
+                     hash="if_set")
 
     def __post_init__(self):
         if self.w_init not in ("zero", "random"):
@@ -60,6 +61,9 @@ class LinearMemory(SequenceModel):
             self.register_buffer("U", U)
         self.W = nn.Parameter(torch.zeros(d, d) if config.w_init == "zero" else torch.randn(d, d) / d**0.5)
         self.vocab = n
+
+    def describe(self) -> dict:
+        return {"layers": None, "width": self.config.d, "loops": None}
 
     def state_size(self) -> int:
         return self.config.d * self.config.d

@@ -19,7 +19,7 @@ import torch.nn as nn
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, check_iterations, masked_loss, register_model
+from .base import SequenceModel, check_iterations, masked_loss, register_model
 from .transformer import Block, Embedder, TransformerConfig, init_weights
 
 INJECTIONS = ("add", "concat")
@@ -63,7 +63,8 @@ class LoopedTransformer(SequenceModel):
         super().__init__(config, layout)
         self.iterations: int | None = None  # evaluation override of config.loops
         self.embed = Embedder(config, layout)
-        self.adapter = nn.Linear(2 * config.d_model, config.d_model, bias=config.bias) if config.injection == "concat" else None
+        concat = config.injection == "concat"
+        self.adapter = nn.Linear(2 * config.d_model, config.d_model, bias=config.bias) if concat else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
@@ -88,6 +89,9 @@ class LoopedTransformer(SequenceModel):
                 y = self.step(y, e, rotary, t)
             out.append(y)
         return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "loops": self.config.loops}
 
     def readout(self, y: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(y))

@@ -7,8 +7,8 @@ rmt (Recurrent Memory Transformer, Bulatov et al. 2022): the sequence is cut int
 other as [read memory ; segment tokens ; write memory]; the last layer's outputs at the write positions become the
 next segment's memory. Segments default to one orbit row each (`segment_len = 0`, the runs of equal layout row: a
 state and its separator); with `overlap` (default) a segment also reads the previous one as context, so that it
-holds one transition (s_t, s_t+1) as in P1 and the memory carries what the orbit says about the rule. Gradients flow back
-through the memory across the last `bptt` segments (0: all); the detach is real, earlier segments get none. The
+holds one transition (s_t, s_t+1) as in P1 and the memory carries what the orbit says about the rule. Gradients flow
+back through the memory across the last `bptt` segments (0: all); the detach is real, earlier segments get none. The
 segment curriculum grows that window from one segment to `bptt` (or all) over `curriculum_steps` training steps.
 Memory tokens get their own learned positions and no rotation; they are never scored.
 """
@@ -24,7 +24,7 @@ import torch.nn as nn
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, register_model
+from .base import SequenceModel, register_model
 from .transformer import Block, Embedder, TransformerConfig, init_weights, rotary_with_slots
 
 

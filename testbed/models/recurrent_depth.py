@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, check_iterations, masked_loss, register_model
+from .base import SequenceModel, check_iterations, masked_loss, register_model
 from .transformer import MLP, Block, Embedder, SelfAttention, TransformerConfig, init_weights
 
 
@@ -92,6 +92,9 @@ class RecurrentDepth(SequenceModel):
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
         effective_depth = config.n_prelude + config.n_coda + config.n_layer * config.mean_iterations
         init_weights(self, config.init, config.init_std, effective_depth)
+
+    def describe(self) -> dict:  # layers: those of the recurrent core
+        return {**super().describe(), "loops": self.config.mean_iterations}
 
     def sample_iterations(self) -> int:
         c = self.config
@@ -174,7 +177,8 @@ class RecurrentDepth(SequenceModel):
             s[idx] = self.core_step(s[idx], e[idx], rotary)
             logp = F.log_softmax(self.decode(s[idx], rotary).float(), dim=-1)
             if out is None:
-                out, prev = torch.zeros(b, *logp.shape[1:], device=inputs.device), torch.zeros(b, *logp.shape[1:], device=inputs.device)
+                out = torch.zeros(b, *logp.shape[1:], device=inputs.device)
+                prev = torch.zeros_like(out)
             out[idx] = logp
             if i > 1:
                 kl = (logp.exp() * (logp - prev[idx])).sum(-1).amax(-1)

@@ -12,7 +12,7 @@ import torch.nn as nn
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, register_model
+from .base import SequenceModel, register_model
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from generators import ConfigError
 from generators.registry import option as _f
 
-from . import SequenceModel, register_model
-
+from .base import SequenceModel, register_model
 
 POSITIONS = ("learned", "rope", "grid")
 
@@ -46,7 +45,8 @@ class TransformerConfig:
     init_std: float = _f(0.02, "std of the normal initialisation of weights (residual projections / sqrt(2 n_layer))")
     rope_base: float = _f(10000.0, "rotary base of the sequence-index angles (pos = rope)")
     init: str = _f("gpt2", "weights: gpt2 (normal(0, init_std), residual projections scaled) | torch (PyTorch's "
-                   "layer defaults: N(0, 1) embeddings, uniform linear layers; recall tasks learn much sooner)")
+                   "layer defaults: N(0, 1) embeddings, uniform linear layers; recall tasks learn much sooner)",
+                   hash="if_set")
 
     def __post_init__(self):
         for name in ("n_layer", "n_head", "d_model"):

@@ -69,6 +69,10 @@ def memory_weights(scheme: str, n: int, alpha: float, d: int, samples: int | Non
     raise ConfigError(f"unknown memory scheme {scheme!r}; valid: fill, frequency, power, threshold")
 
 
+def _constant(q: np.ndarray):
+    return lambda d: q
+
+
 def error_vs_d(q, ds, n_out: int = 5, alpha: float = 2.0, trials: int = 1, seed: int = 0,
                embeddings: str = "gaussian") -> np.ndarray:
     """Errors of memories at each embedding dimension d, weighted by Zipf(alpha): (trials, len(ds)), or
@@ -79,7 +83,7 @@ def error_vs_d(q, ds, n_out: int = 5, alpha: float = 2.0, trials: int = 1, seed:
     `embeddings`: gaussian (the paper's), or orthogonal (rows of a random orthogonal matrix: exactly orthogonal at
     the largest d when it is >= N; smaller d see its truncation)."""
     many = isinstance(q, (list, tuple))
-    q_fns = [f if callable(f) else (lambda d, f=np.asarray(f, dtype=np.float64): f) for f in (q if many else [q])]
+    q_fns = [f if callable(f) else _constant(np.asarray(f, dtype=np.float64)) for f in (q if many else [q])]
     n = len(q_fns[0](1))
     ds = sorted(int(d) for d in ds)
     if not ds or ds[0] < 1:

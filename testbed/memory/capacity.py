@@ -1,6 +1,6 @@
 """Retrieval capacity of the memory mechanisms themselves: store S random key-value pairs, query every key, count
 the values read back right. No training: this is the ceiling a trained model of each family can reach at a given
-state size, and the curve the trained MQAR models of `experiments/capacity.toml` are drawn against.
+state size, and the curve the trained MQAR models of `experiments/mqar_capacity.toml` are drawn against.
 
     attention   the key-value cache: softmax(K q / sqrt(d)) V; state 2 S d floats (grows with S)
     sum         fast weights, sum rule W = sum_i v_i k_i^T (unit keys); state d x d
@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from generators import ConfigError
 
-from .models.armt import memory_read, memory_write
-from .models.fast_weights import fast_weight_scan, feature_map
+from ..models.armt import memory_read, memory_write
+from ..models.fast_weights import fast_weight_scan, feature_map
 
 FAMILIES = ("attention", "sum", "delta", "armt")
 

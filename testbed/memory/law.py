@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models.associative_memory import error_vs_d, memory_weights, zipf
+from .associative import error_vs_d, memory_weights, zipf
 
 SCHEMES = {"fill": "q = 1 on seen tokens", "frequency": "q = p", "threshold": "q = 1[x <= d/8]"}
 THEORY = {"frequency": (0.35, -0.25), "threshold": (3.5, -1.0)}  # c d^slope reference lines of the paper
@@ -23,7 +23,7 @@ def joint_rows(ds, samples, n=1000, n_out=5, alpha=2.0, trials=20, seed=0) -> li
     """The thresholded scheme (P = floor(d / 12), at least one token) from T samples: one row per (T, d)."""
     rows = []
     for t in samples:
-        runs = [error_vs_d(lambda d, s=s: memory_weights("threshold", n, alpha, d, samples=t, per=12, seed=s),
+        runs = [error_vs_d(lambda d, s=s, t=t: memory_weights("threshold", n, alpha, d, samples=t, per=12, seed=s),
                            ds, n_out, alpha, 1, seed * 10_007 + s)[0] for s in range(trials)]
         errors = np.array(runs)
         rows += [{"scheme": "threshold", "d": d, "T": t, "error": float(errors[:, j].mean()),

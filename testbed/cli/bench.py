@@ -1,0 +1,140 @@
+"""`testbed bench`: throughput benchmarks, reported as ratios against references measured in the same run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+import generators
+from generators import ConfigError
+from generators import io as gio
+
+from .common import friendly
+
+bench_app = typer.Typer(help="Throughput benchmarks (ratios against references measured in the same run).")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
+
+
+def _bench_generators(radius: int, width: int, steps: int, n: int) -> dict:
+    from ..bench import bench_generators
+
+    generators.make("ca", {"radius": radius, "width": width, "steps": steps, "n_input": 1})
+    if n < 1:
+        raise ConfigError(f"--n must be positive, got {n}")
+    res = bench_generators(radius, width, steps, n)
+    typer.echo(f"cellular automata r={radius} W={width} T={steps}, {n} orbits, one core")
+    typer.echo(f"  testbed generator (rules + init + evolve) {res['cells_per_s'] / 1e6:10.1f} M cells/s")
+    typer.echo(f"  testbed evolve only                       {res['evolve_cells_per_s'] / 1e6:10.1f} M cells/s")
+    typer.echo(f"  straightforward numpy (np.roll + gather)  {res['reference_numpy_cells_per_s'] / 1e6:10.1f} M cells/s"
+               f"   ratio {res['speedup_vs_numpy']:.1f}x")
+    python = res["reference_python_cells_per_s"] / 1e6
+    typer.echo(f"  per-example Python                        {python:10.2f} M cells/s"
+               f"   ratio {res['speedup_vs_python']:.0f}x")
+    typer.echo(f"  `testbed gen ca --out` end to end         {res['gen_command_cells_per_s'] / 1e6:10.1f} M cells/s"
+               f"   ratio {res['gen_command_vs_numpy']:.2f}x straightforward numpy (a new process, file written)")
+    return res
+
+
+def _bench_train(budget: float, target: float, skip_baseline: bool) -> dict:
+    from ..bench import BASELINE, OURS, time_to_accuracy, training_throughput
+
+    if budget <= 0 or not 0 < target <= 1:
+        raise ConfigError("--budget must be positive and --target in (0, 1]")
+    out = {"throughput": training_throughput()}
+    t = out["throughput"]
+    peak = t["matmul_peak_flops_per_s"] / 1e9
+    typer.echo(f"training throughput, {t['shape']} ({t['params']} params), L={t['seq_len']}, batch {t['batch_size']},"
+               f" {t['threads']} threads: {t['tokens_per_s']:,.0f} tokens/s, {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
+               f" {100 * t['fraction_of_peak']:.0f}% of the measured matmul peak {peak:.1f} GFLOP/s")
+    contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
+    for label, recipe in contenders.items():
+        res = time_to_accuracy(**recipe, target=target, budget_s=budget)
+        name = recipe["model"]
+        out[label] = res
+        reached = f"{res['seconds_to_target']:.0f} s" if res["seconds_to_target"] else f"not within {budget:.0f} s"
+        best = max((h[2] for h in res["history"]), default=0.0)
+        typer.echo(f"time to {target:.2f} exact match, {label:<8} ({name}, {res['params']} params): {reached}"
+                   f" after {res['steps']} steps (best {best:.3f})")
+    if "baseline" in out and out["ours"]["seconds_to_target"]:
+        base = out["baseline"]["seconds_to_target"] or budget
+        out["speedup"] = base / out["ours"]["seconds_to_target"]
+        bound = "" if out["baseline"]["seconds_to_target"] else "at least "
+        typer.echo(f"speed-up: {bound}{out['speedup']:.1f}x")
+    return out
+
+
+def _write_json(path: Optional[Path], obj: dict) -> None:
+    if path:
+        gio.atomic_write(gio.check_writable(path), lambda f: f.write(json.dumps(obj, indent=2).encode()))
+
+
+@bench_app.command("generators")
+@friendly
+def bench_generators_cmd(
+    radius: int = typer.Option(2, help="rule radius"),
+    width: int = typer.Option(20, help="cells per state"),
+    steps: int = typer.Option(20, help="orbit length"),
+    n: int = typer.Option(100_000, "--n", help="orbits per timing"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+) -> None:
+    """Cellular-automata cells generated per second on one core, beside per-example Python and plain numpy, and
+    `testbed gen` end to end."""
+    if json_out:
+        gio.check_writable(json_out)
+    _write_json(json_out, _bench_generators(radius, width, steps, n))
+
+
+@bench_app.command("train")
+@friendly
+def bench_train_cmd(
+    budget: float = typer.Option(600.0, help="wall-clock cap per contender, seconds"),
+    target: float = typer.Option(0.80, help="validation exact match to reach (held-out rules)"),
+    skip_baseline: bool = typer.Option(False, "--skip-baseline", help="time only our model"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+) -> None:
+    """Time to accuracy (torch's stock TransformerEncoder vs ours, same task and loop) and training throughput
+    (tokens/s, achieved FLOP/s against the measured matmul peak) of the P1 model shape."""
+    if json_out:
+        gio.check_writable(json_out)
+    _write_json(json_out, _bench_train(budget, target, skip_baseline))
+
+
+@bench_app.command("all")
+@friendly
+def bench_all_cmd(
+    n: int = typer.Option(100_000, "--n", help="orbits per generator timing"),
+    budget: float = typer.Option(600.0, help="wall-clock cap per time-to-accuracy contender, seconds"),
+    target: float = typer.Option(0.80, help="validation exact match to reach"),
+    skip_baseline: bool = typer.Option(False, "--skip-baseline", help="time only our model"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write every figure as JSON"),
+) -> None:
+    """Every benchmark in one run, then one summary table: compare a change before and after with --json."""
+    if json_out:
+        gio.check_writable(json_out)
+    gen = _bench_generators(2, 20, 20, n)
+    tr = _bench_train(budget, target, skip_baseline)
+    t = tr["throughput"]
+
+    def secs(label):
+        return f"{tr[label]['seconds_to_target']:.0f} s" if tr.get(label, {}).get("seconds_to_target") else "-"
+
+    table = [
+        ("CA generation, r=2 W=20 T=20, one core", f"{gen['cells_per_s'] / 1e6:.0f} M cells/s",
+         f"{gen['speedup_vs_numpy']:.1f}x numpy, {gen['speedup_vs_python']:.0f}x Python"),
+        ("`testbed gen ca --out`, end to end", f"{gen['gen_command_cells_per_s'] / 1e6:.0f} M cells/s",
+         f"{gen['gen_command_vs_numpy']:.2f}x numpy"),
+        (f"training throughput, {t['shape']}", f"{t['tokens_per_s']:,.0f} tokens/s",
+         f"{100 * t['fraction_of_peak']:.0f}% of {t['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s peak"),
+        (f"time to {target:.2f} exact match (held-out rules)", secs("ours"),
+         f"baseline {secs('baseline')}" + (f", {tr['speedup']:.1f}x" if "speedup" in tr else "")),
+    ]
+    typer.echo("")
+    for name, value, ref in table:
+        typer.echo(f"{name:<48} {value:>18}   {ref}")
+    _write_json(json_out, {"generators": gen, "train": tr})

@@ -1,0 +1,144 @@
+"""`testbed plot`, `reproduce` and `quickstart`: figures from results tables, published figures, the first curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from generators import ConfigError
+from generators import io as gio
+from generators.registry import did_you_mean
+
+from .common import SetOption, experiments_dir, friendly, launcher_options, load_spec, quiet_lightning
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(plot)
+    app.command()(reproduce)
+    app.command()(quickstart)
+
+
+def _views() -> dict:
+    """view -> (draw(rows, out, title, published, by), text(rows, published, by))."""
+    from .. import plots, tables
+
+    return {
+        "depth": (lambda rows, out, title, pub, by: plots.plot_depth(rows, out, title, pub),
+                  lambda rows, pub, by: tables.format_table(rows)),
+        "iterations": (lambda rows, out, title, pub, by: plots.plot_iterations(rows, out, title),
+                       lambda rows, pub, by: tables.format_iterations(rows)),
+        "heatmap": (lambda rows, out, title, pub, by: plots.plot_heatmap(rows, out, title, by),
+                    lambda rows, pub, by: tables.format_heatmap(rows, by)),
+        "capacity": (lambda rows, out, title, pub, by: plots.plot_capacity(rows, out, title),
+                     lambda rows, pub, by: tables.format_capacity(rows)),
+        "memory": (lambda rows, out, title, pub, by: plots.plot_memory(rows, out, title, pub),
+                   lambda rows, pub, by: tables.format_memory(rows, pub)),
+    }
+
+
+VIEWS = ("depth", "iterations", "heatmap", "capacity", "memory")
+IMAGE_FORMATS = ("png", "pdf", "svg")
+
+
+@friendly
+def plot(
+    view: str = typer.Argument(..., help="depth | iterations | heatmap | capacity | memory"),
+    results: Path = typer.Argument(..., metavar="RESULTS.csv", help="table from `testbed collect`"),
+    out: Path = typer.Option(Path("figure.png"), help="image to write (png, pdf, svg)"),
+    title: str = typer.Option("", help="figure title"),
+    paper: Optional[Path] = typer.Option(None, help="a spec whose [paper] table is drawn beside our curves"),
+    by: str = typer.Option("layers", help="heatmap rows: layers | loops | iterations"),
+) -> None:
+    """Draw a figure from a results table.
+
+    depth: accuracy vs k (one line per model) and vs layers (one per k).
+    iterations: exact match vs test-time iterations of weight-tied models (one line per k).
+    heatmap: exact match over (layers, loops or iterations) x k.
+    capacity: recall vs stored pairs and width, and the capacity curve (most pairs recalled at >= 90 % vs state size).
+    memory: population error of linear memories vs d, one line per preset (with --paper: the published rows)."""
+    from .. import spec as specs
+    from ..collect import read_csv
+
+    if view not in VIEWS:
+        raise ConfigError(f"unknown view {view!r}{did_you_mean(view, VIEWS)}; valid: {', '.join(VIEWS)}")
+    if out.suffix.lstrip(".").lower() not in IMAGE_FORMATS:
+        raise ConfigError(f"cannot draw {str(out)!r}: the image must end in .png, .pdf or .svg")
+    gio.check_writable(out)
+    rows = read_csv(results)
+    published = specs.load(paper).get("paper") if paper else None
+    draw, text = _views()[view]
+    draw(rows, out, title, published, by)
+    typer.echo(text(rows, published, by))
+    typer.echo(f"wrote {out}")
+
+
+@friendly
+@launcher_options(jobs=2)
+def reproduce(
+    figure: Optional[str] = typer.Argument(None, help="figure name (see --list)"),
+    list_figures: bool = typer.Option(False, "--list", help="list the figures: paper, what they show, runs, time"),
+    preset: str = typer.Option("cpu", help="cpu (2 CPU cores, minutes) | paper (the published recipe, GPU)"),
+    out: Path = typer.Option(Path("reproductions"), help="directory for each figure's results, plot and comparison"),
+    runs: Optional[Path] = typer.Option(None, help="runs directory (default OUT/runs; shared by every figure)"),
+    launch=None,
+) -> None:
+    """Reproduce a published figure: run its sweep (finished runs are skipped), collect, draw ours beside the
+    published numbers and write the comparison table (per point: ours, published, difference)."""
+    from .. import figures
+
+    quiet_lightning()
+    if list_figures:
+        typer.echo(f"{'figure':<22}{'paper':<28}{'runs cpu/paper':<16}{'cpu time':<10}  what it shows; "
+                   "paper-preset time")
+        for fig in figures.FIGURES.values():
+            counts = ("/".join(str(len(fig.runs(p, experiments_dir()))) for p in ("cpu", "paper"))
+                      if fig.trains else "closed form")
+            typer.echo(f"{fig.name:<22}{fig.paper:<28}{counts:<16}{figures.estimate(fig, 'cpu'):<10}  {fig.shows}; "
+                       f"{figures.estimate(fig, 'paper')}")
+        typer.echo("cpu time: wall minutes on 2 CPU cores with --jobs 2; paper: the published recipe")
+        return
+    if figure is None:
+        raise ConfigError("name a figure (testbed reproduce --list shows them)")
+    fig = figures.figure(figure)
+    fig.check_preset(preset)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the output directory {str(out)!r}: {e.strerror}") from None
+    points, failure = fig.reproduce(preset, out, runs or out / "runs", launch, experiments_dir(), echo=typer.echo)
+    typer.echo(figures.comparison_markdown(fig, preset, points))
+    typer.echo(figures.summary(points))
+    typer.echo(f"wrote {out / fig.name}/results.csv, figure.png, comparison.csv, comparison.md")
+    if failure:
+        raise ConfigError(f"{failure} (the figure is drawn from the runs that finished)")
+
+
+@friendly
+@launcher_options(jobs=2)
+def quickstart(
+    out: Path = typer.Option(Path("quickstart"), help="directory for runs, results.csv and depth_curve.png"),
+    sets: Optional[list[str]] = SetOption,
+    launch=None,
+) -> None:
+    """Train small transformers of a few depths on held-out-rule CA and draw the reasoning-depth curve."""
+    from .. import spec as specs
+    from ..collect import collect as collect_runs
+    from ..collect import write_csv
+    from ..plots import plot_depth
+    from ..sweep import resolve_all
+    from ..tables import format_table
+
+    quiet_lightning()
+    spec_file = experiments_dir() / "quickstart.toml"
+    resolved = resolve_all(load_spec(spec_file, None), specs.parse_sets(sets))
+    resolved.sort(key=lambda r: -r["model"].get("n_layer", 0))  # deepest first: the pool finishes sooner
+    out.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"quickstart: {len(resolved)} runs from {spec_file.name} into {out / 'runs'}")
+    launch(resolved, out / "runs", force=False, echo=typer.echo)
+    columns, rows = collect_runs(out / "runs", run_ids={specs.run_id(r) for r in resolved})
+    write_csv(out / "results.csv", columns, rows)
+    plot_depth(rows, out / "depth_curve.png", "Reasoning depth: held-out CA rules (given as input), r=1, W=12")
+    typer.echo(format_table(rows))
+    typer.echo(f"wrote {out / 'results.csv'} and {out / 'depth_curve.png'}")

@@ -1,0 +1,100 @@
+"""`testbed capacity` and `testbed memory-law`: memories computed without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from generators import ConfigError
+from generators import io as gio
+from generators.registry import coerce, did_you_mean
+
+from .common import experiments_dir, friendly
+
+
+def register(app: typer.Typer) -> None:
+    app.command("capacity")(capacity_cmd)
+    app.command("memory-law")(memory_law_cmd)
+
+
+@friendly
+def capacity_cmd(
+    families: str = typer.Option("attention,sum,delta,armt", help="memory mechanisms: attention, sum, delta, armt"),
+    d: str = typer.Option("8,16,32,64", "--d", help="key widths"),
+    pairs: str = typer.Option("1,2,4,8,16,32,64,128,256", help="numbers of stored key-value pairs"),
+    trials: int = typer.Option(20, help="random memories per point"),
+    rewrite: bool = typer.Option(False, "--rewrite", help="write every key twice; the newer value must come back"),
+    seed: int = typer.Option(0, help="seed of the random keys and values"),
+    out: Path = typer.Option(Path("capacity.csv"), help="results table (the format of `testbed collect`)"),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw `plot capacity` to this image"),
+) -> None:
+    """Retrieval capacity of the memory mechanisms at each state size: store random pairs, read them back."""
+    from .. import plots, tables
+    from ..collect import BASE_COLUMNS, write_csv
+    from ..memory.capacity import capacity_rows
+
+    ds = list(coerce(tuple[int, ...], d, "--d"))
+    ps = list(coerce(tuple[int, ...], pairs, "--pairs"))
+    gio.check_writable(out)
+    if plot_out is not None:
+        gio.check_writable(plot_out)
+    rows = capacity_rows([f.strip() for f in families.split(",")], ds, ps, trials, seed, rewrite)
+    write_csv(out, BASE_COLUMNS, rows)
+    typer.echo(tables.format_capacity(rows))
+    if plot_out is not None:
+        setting = "rewrite: every key written twice, the newer value asked" if rewrite else "each key written once"
+        plots.plot_capacity(rows, plot_out, f"Retrieval capacity of memory mechanisms ({setting})")
+    typer.echo(f"wrote {out}" + (f" and {plot_out}" if plot_out else ""))
+
+
+@friendly
+def memory_law_cmd(
+    figure: str = typer.Argument(..., help="error-vs-d | joint"),
+    d: str = typer.Option("10,20,50,100,200,500,1000", "--d", help="memory sizes"),
+    samples: str = typer.Option("10,100,1000,10000", "--samples", help="joint: numbers of samples T"),
+    n: int = typer.Option(1000, "--n", help="number of inputs N"),
+    m: int = typer.Option(5, "--m", help="number of outputs M"),
+    alpha: float = typer.Option(2.0, help="Zipf exponent"),
+    trials: int = typer.Option(0, help="random embeddings per point (default: 100 for error-vs-d, 20 for joint)"),
+    out: Path = typer.Option(Path("memory_law.csv"), help="table of errors"),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw the figure to this image"),
+) -> None:
+    """Cabannes et al.'s scaling laws of linear associative memories, in closed form, beside the published values."""
+    import math
+
+    from .. import plots
+    from .. import spec as specs
+    from ..collect import write_csv
+    from ..memory import law
+
+    figures = ("error-vs-d", "joint")
+    if figure not in figures:
+        raise ConfigError(f"unknown figure {figure!r}{did_you_mean(figure, figures)}; valid: {', '.join(figures)}")
+    ds = list(coerce(tuple[int, ...], d, "--d"))
+    if n < m or m < 1 or not math.isfinite(alpha) or alpha <= 0 or trials < 0:
+        raise ConfigError(f"need N >= M >= 1, a finite alpha > 0 and trials >= 0, got N = {n}, M = {m}, "
+                          f"alpha = {alpha}")
+    gio.check_writable(out)
+    if plot_out is not None:
+        gio.check_writable(plot_out)
+    if figure == "error-vs-d":
+        rows = law.error_vs_d_rows(ds, n, m, alpha, trials or 100)
+    else:
+        ts = list(coerce(tuple[int, ...], samples, "--samples"))
+        rows = law.joint_rows(ds, ts, n, m, alpha, trials or 20)
+    write_csv(out, list(rows[0]), rows)
+    paper = specs.load(experiments_dir() / "cabannes_scaling.toml")["paper"]
+    published = paper if (n, m, alpha) == tuple(paper["setting"][k] for k in ("n", "m", "alpha")) else None
+    key = (lambda r: f"T={r['T']}") if figure == "joint" else (lambda r: r["scheme"])
+    for r in rows:
+        pub = dict(zip(published["d"], published.get(key(r), []))).get(r["d"]) if published else None
+        extra = f"   published {pub:<7}  ratio {r['error'] / pub:.2f}" if pub else ""
+        typer.echo(f"{key(r):<10} d={r['d']:<5} error {r['error']:.4f} ± {r['std']:.4f}{extra}")
+    if figure == "error-vs-d":
+        for scheme in ("frequency", "threshold"):
+            typer.echo(f"fitted log-log slope, {scheme}: {law.fitted_slope(rows, scheme):.3f}")
+    if plot_out is not None:
+        plots.plot_memory_law(rows, plot_out, published, f"Linear associative memories, N = {n}, M = {m}, α = {alpha}")
+    typer.echo(f"wrote {out}" + (f" and {plot_out}" if plot_out else ""))

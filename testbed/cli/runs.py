@@ -1,0 +1,169 @@
+"""`testbed train`, `eval`, `sweep` and `collect`: runs from specs, scored, and gathered into one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from generators import ConfigError
+from generators import io as gio
+from generators.registry import coerce
+
+from .common import (
+    LoggerOption,
+    PresetOption,
+    SetOption,
+    friendly,
+    launcher_options,
+    load_spec,
+    print_rows,
+    quiet_lightning,
+    run_sets,
+)
+
+DevicesOption = typer.Option(None, "--devices", help="devices per run (Lightning DDP); same as --set train.devices=N")
+NodesOption = typer.Option(None, "--num-nodes", help="nodes per run (Lightning DDP); same as --set train.num_nodes=N")
+StrategyOption = typer.Option(None, "--strategy", help="Lightning strategy, e.g. ddp, ddp_spawn; --set train.strategy")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command("eval")(eval_cmd)
+    app.command()(sweep)
+    app.command()(collect)
+
+
+@friendly
+def train(
+    spec_file: Path = typer.Argument(..., metavar="SPEC.toml", help="experiment spec"),
+    sets: Optional[list[str]] = SetOption,
+    seed: Optional[int] = typer.Option(None, help="override the spec's seed"),
+    preset: Optional[str] = PresetOption,
+    out: Path = typer.Option(Path("runs"), help="runs directory; the run goes to OUT/<hash of its config>"),
+    force: bool = typer.Option(False, "--force", help="discard an existing run of this config and train afresh"),
+    devices: Optional[int] = DevicesOption,
+    num_nodes: Optional[int] = NodesOption,
+    strategy: Optional[str] = StrategyOption,
+    logger: Optional[str] = LoggerOption,
+) -> None:
+    """Train one run of a spec (its [sweep] is ignored: use `testbed sweep`). Finished runs are skipped,
+    interrupted ones resume from their last checkpoint."""
+    from .. import spec as specs
+    from ..training import train as train_run
+
+    quiet_lightning()
+    sets = run_sets(sets, devices, num_nodes, strategy, logger)
+    resolved = specs.resolve(load_spec(spec_file, preset), specs.parse_sets(sets), seed=seed)
+    run_dir, result, status = train_run(resolved, out, force=force)
+    typer.echo(f"{status}: {run_dir}  ({result['params']} parameters, {result['steps']} steps)")
+    print_rows(result["test"])
+
+
+@friendly
+def eval_cmd(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="a run directory made by train or sweep"),
+    k: Optional[str] = typer.Option(None, "--k", help="comma-separated k to evaluate, e.g. 1,2,3,4"),
+    data: Optional[Path] = typer.Option(None, "--data", help="an interchange file (testbed gen --out) to evaluate on"),
+    size: Optional[int] = typer.Option(None, "--size", help="test examples per k (default: the run's eval.test_size)"),
+    iterations: Optional[str] = typer.Option(
+        None, "--iterations", help="weight-tied models: comma-separated iteration counts, e.g. 1,2,4,8,16,32 "
+        "(one pass at the largest, read out after every iteration)"),
+    by: Optional[str] = typer.Option(None, "--by", help="slice by a per-example key instead, e.g. rule_id (which "
+                                     "held-out rules are solved, per k)"),
+    rollout: int = typer.Option(0, "--rollout", help="feed the model its own next-state predictions this many "
+                                "times (P2's autoregressive rollout); accuracy per rollout step"),
+) -> None:
+    """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file; weight-tied models
+    also at other iteration counts than they were trained with."""
+    from ..evaluation import evaluate_file, rollout_rows, test_rows
+    from ..spec import EvalConfig, build_config
+    from ..store import open_run, write_json
+
+    ks = list(coerce(tuple[int, ...], k, "--k")) if k else None
+    if ks is not None and (not ks or min(ks) < 1):
+        raise ConfigError(f"--k values must be at least 1, got {k!r}")
+    iters = list(coerce(tuple[int, ...], iterations, "--iterations")) if iterations else []
+    if iters and min(iters) < 1:
+        raise ConfigError(f"--iterations must be at least 1, got {iters}")
+    if size is not None and size < 1:
+        raise ConfigError(f"--size must be positive, got {size}")
+    if rollout < 0:
+        raise ConfigError(f"--rollout must be at least 1, got {rollout}")
+    resolved, model, generator = open_run(run_dir)
+    if iters and not model.tied:
+        raise ConfigError(f"model {resolved['model']['name']!r} is not weight-tied: --iterations needs looped or "
+                          "recurrent_depth")
+    n = size or resolved["eval"]["test_size"]
+    if rollout:
+        if iters or by or data is not None or k:
+            raise ConfigError("--rollout is scored on the held-out test split alone "
+                              "(no --k, --iterations, --by, --data)")
+        ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n}, where="[eval]")
+        rows, name = rollout_rows(model, generator, ecfg, rollout), "eval-rollout.json"
+    elif data is not None:
+        if iters or by:
+            raise ConfigError("--iterations and --by apply to the held-out test split, not to --data files")
+        arrays, _ = gio.load(data)
+        rows = evaluate_file(model, generator, arrays, ks)
+        name = f"eval-{data.name.removesuffix('.npz')}.json"
+    else:
+        ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n, "k": ks or resolved["eval"]["k"],
+                                         "iterations": iters}, where="[eval]")
+        rows = test_rows(model, generator, ecfg, by=by)
+        rows = [r for r in rows if r.get("iterations")] if iters else rows
+        name = "eval-iterations.json" if iters else f"eval-by-{by}.json" if by else "eval-test.json"
+    write_json(run_dir / name, {"data": str(data) if data else "test split", "rows": rows})
+    print_rows(rows)
+    typer.echo(f"wrote {run_dir / name}")
+
+
+@friendly
+@launcher_options(jobs=1)
+def sweep(
+    spec_file: Path = typer.Argument(..., metavar="SPEC.toml", help="experiment spec with a [sweep] table"),
+    sets: Optional[list[str]] = SetOption,
+    preset: Optional[str] = PresetOption,
+    out: Path = typer.Option(Path("runs"), help="runs directory"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the runs without training"),
+    force: bool = typer.Option(False, "--force", help="retrain runs that are already finished"),
+    devices: Optional[int] = DevicesOption,
+    num_nodes: Optional[int] = NodesOption,
+    strategy: Optional[str] = StrategyOption,
+    logger: Optional[str] = LoggerOption,
+    launch=None,
+) -> None:
+    """Expand a spec's sweep (grid / zip / one_factor axes, seeds) and run every point; finished runs are skipped.
+    `--launcher submitit` submits the runs as a SLURM job array instead (pip install 'testbed[cluster]')."""
+    from .. import spec as specs
+    from ..sweep import resolve_all
+
+    quiet_lightning()
+    spec = load_spec(spec_file, preset)
+    resolved = resolve_all(spec, specs.parse_sets(run_sets(sets, devices, num_nodes, strategy, logger)))
+    if dry_run:
+        for r in resolved:
+            rid = specs.run_id(r)
+            done = (out / rid / "result.json").is_file()
+            m = r["model"]
+            typer.echo(f"{rid}  {'done' if done else 'todo'}  seed={r['seed']}  {m['name']} "
+                       f"layers={m.get('n_layer', '-')} task={r['data'].get('task', '-')}")
+        typer.echo(f"{len(resolved)} runs")
+        return
+    launch(resolved, out, force=force, echo=typer.echo)
+
+
+@friendly
+def collect(
+    runs_dir: Path = typer.Argument(..., metavar="RUNS_DIR", help="directory holding run directories"),
+    out: Path = typer.Option(Path("results.csv"), help="CSV to write"),
+) -> None:
+    """One tidy CSV row per run x split x slice (run_id, model, params, layers, k, cell_accuracy, exact_match, ...)."""
+    from ..collect import collect as collect_runs
+    from ..collect import write_csv
+
+    gio.check_writable(out)
+    columns, rows = collect_runs(runs_dir)
+    write_csv(out, columns, rows)
+    typer.echo(f"wrote {out} ({len(rows)} rows from {len({r['run_id'] for r in rows})} runs)")

@@ -1,0 +1,153 @@
+"""A published figure: what it runs, how our numbers are set beside the published ones, how it is drawn.
+
+Reproducing a figure runs what is missing (finished runs are skipped, so a second call only redraws), collects,
+draws ours beside the paper and writes the comparison: per point, ours, published, difference.
+
+    OUT/<figure>/results.csv     our numbers (the table of `testbed collect`)
+                 figure.png      ours beside the published values
+                 comparison.csv  per point: series, x, ours, published, difference (ours - published)
+                 comparison.md   the same as a Markdown table, with the figure's note
+                 meta.json       preset, wall time, machine and commit of the reproduction
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from generators import ConfigError
+from generators.io import atomic_write
+
+from .. import spec as specs
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    paper: str
+    shows: str
+    spec: str  # file under experiments/ that holds the runs and the [paper] table
+    estimate: dict  # preset -> expected wall minutes on a 2-core CPU with --jobs 2, or a GPU estimate (str)
+    presets: dict = field(default_factory=lambda: {"cpu": ("cpu",), "paper": ("paper",)})
+    note: str = ""  # an honest word on what differs from the paper and why
+    trains = True  # False: computed in closed form, no runs
+
+    def check_preset(self, preset: str) -> None:
+        if preset not in self.presets:
+            raise ConfigError(f"figure {self.name} has no preset {preset!r}; valid: {', '.join(self.presets)}")
+
+    def runs(self, preset: str, experiments: Path) -> list[dict]:
+        """Resolved configs of every run the figure trains at this preset."""
+        from ..sweep import resolve_all
+
+        self.check_preset(preset)
+        spec = specs.load(experiments / self.spec)
+        out = []
+        for p in self.presets[preset]:
+            out += resolve_all(specs.with_preset(spec, p), {})
+        return out
+
+    def results(self, preset: str, runs_dir: Path, launch, experiments: Path, echo) -> tuple[list, list, str | None]:
+        """(columns, rows of our numbers, the error of runs that failed or None): train what is missing, collect."""
+        from ..collect import collect
+
+        resolved = self.runs(preset, experiments)
+        echo(f"{self.name}: {len(resolved)} runs ({preset} preset) in {runs_dir}")
+        failure = None
+        try:
+            launch(resolved, runs_dir, force=False, echo=echo)
+        except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
+            failure = str(e)
+        columns, rows = collect(runs_dir, run_ids={specs.run_id(r) for r in resolved})
+        return columns, rows, failure
+
+    def compare(self, rows: list[dict], paper: dict) -> list[dict]:
+        raise NotImplementedError
+
+    def draw(self, rows: list[dict], points: list[dict], out: Path, title: str, paper: dict) -> None:
+        raise NotImplementedError
+
+    def reproduce(self, preset: str, out_root: Path, runs_dir: Path, launch, experiments: Path, echo=print):
+        """Run (or skip) everything the figure needs, draw it, write the comparison. Returns (comparison points, the
+        error of the runs that failed or None): the figure is drawn from the runs that finished either way."""
+        from ..collect import write_csv
+
+        self.check_preset(preset)
+        t0 = time.time()
+        paper = specs.load(experiments / self.spec).get("paper", {})
+        out = out_root / self.name
+        out.mkdir(parents=True, exist_ok=True)
+        columns, rows, failure = self.results(preset, runs_dir, launch, experiments, echo)
+        write_csv(out / "results.csv", columns, rows)
+        points = self.compare(rows, paper)
+        self.draw(rows, points, out / "figure.png", f"{self.shows} ({self.paper}; ours: {preset} preset)", paper)
+        write_comparison(out, self, preset, points)
+        write_meta(out, self, preset, time.time() - t0)
+        return points, failure
+
+
+def compare_series(ours: dict, paper: dict, axis: str) -> list[dict]:
+    """One row per published point (and per point of ours the paper lacks): series, x, ours, published, diff."""
+    xs = paper.get(axis, [])  # a [paper] table without this axis has nothing to pair with
+    published = {(name, x): y for name, ys in paper.items() if isinstance(ys, list) and name != axis
+                 and len(ys) == len(xs) for x, y in zip(xs, ys)}
+    keys = sorted(set(published) | set(ours), key=lambda t: (t[0], t[1]))
+    out = []
+    for key in keys:
+        a, b = ours.get(key), published.get(key)
+        both = a is not None and b is not None
+        out.append({"series": key[0], axis: key[1], "ours": a, "published": b, "difference": a - b if both else None,
+                    "ratio": a / b if both and b else None})
+    return out
+
+
+def _cell(v) -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1 or v != int(v) else f"{v:g}"
+    return str(v)
+
+
+def comparison_markdown(fig: Figure, preset: str, points: list[dict]) -> str:
+    columns = list(points[0]) if points else ["series", "x", "ours", "published", "difference"]
+    lines = [f"# {fig.name} ({fig.paper}), preset {preset}", "", fig.shows + ".", "", fig.note, "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for p in points:
+        cells = [f"{p[c]:+.4f}" if c == "difference" and isinstance(p[c], float)
+                 else f"{p[c]:.2f}" if c == "ratio" and p[c] is not None else _cell(p[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(out: Path, fig: Figure, preset: str, points: list[dict]) -> None:
+    from ..collect import write_csv
+
+    if points:
+        write_csv(out / "comparison.csv", list(points[0]), points)
+    text = comparison_markdown(fig, preset, points)
+    atomic_write(out / "comparison.md", lambda f: f.write(text.encode()))
+
+
+def write_meta(out: Path, fig: Figure, preset: str, seconds: float) -> None:
+    from ..environment import environment, usable_cores
+    from ..store import write_json
+
+    env = environment(0)
+    write_json(out / "meta.json", {"figure": fig.name, "preset": preset, "wall_minutes": round(seconds / 60, 2),
+                                   "cores": usable_cores(), "git_commit": env["git_commit"], "torch": env["torch"],
+                                   "finished": env["started"]})
+
+
+def summary(points: list[dict]) -> str:
+    """One line: how many points have a published number, and how far ours are from them."""
+    diffs = [abs(p["difference"]) for p in points if isinstance(p.get("difference"), (int, float))
+             and not isinstance(p.get("difference"), bool) and math.isfinite(p["difference"])]
+    if not diffs:
+        return f"{len(points)} points (published values are qualitative here)"
+    return (f"{len(points)} points, {len(diffs)} with a published number: mean |ours - published| "
+            f"{np.mean(diffs):.4f}, largest {max(diffs):.4f}")

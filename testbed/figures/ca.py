@@ -1,0 +1,206 @@
+"""The cellular-automata figures: P2's look-ahead, input length, rollout and depth sweep; P1's family comparison;
+Geiping et al.'s test-time compute."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .. import plots, tables
+from .. import spec as specs
+from .base import Figure, compare_series
+
+
+def _test_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["split"] == "test" and not r.get("iterations")]
+
+
+def _mean(points: dict) -> dict:
+    return {key: float(np.mean(v)) for key, v in points.items()}
+
+
+def ours_by_task_k(rows, metric):
+    pts = defaultdict(list)
+    for r in _test_rows(rows):
+        if r["slice"] == "k" and r["k"] not in ("", None) and int(r["k"]) > 0:
+            pts[(r["task"], int(r["k"]))].append(float(r[metric]))
+    return _mean(pts)
+
+
+def ours_by_layers(rows, metric):
+    pts = defaultdict(list)
+    for r in _test_rows(rows):
+        if r["slice"] == "k" and r["k"] not in ("", None):
+            pts[(f"k={int(r['k'])}", int(r["layers"]))].append(float(r[metric]))
+    return _mean(pts)
+
+
+def ours_by_input_length(rows, metric):
+    pts = defaultdict(list)
+    for r in _test_rows(rows):
+        if r["slice"] == "all":
+            pts[(r["task"], int(r["n_input"]))].append(float(r[metric]))
+    return _mean(pts)
+
+
+def ours_by_rollout(rows, metric):
+    pts = defaultdict(list)
+    for r in rows:
+        if r["split"] == "rollout":
+            pts[(r["task"], int(r["k"]))].append(float(r[metric]))
+    return _mean(pts)
+
+
+class SeriesFigure(Figure):
+    """Ours keyed like the published points, {(series, x): value}, compared point by point."""
+
+    axis = "k"
+    xlabel = ""
+
+    def ours(self, rows, metric) -> dict:
+        raise NotImplementedError
+
+    def compare(self, rows, paper):
+        return compare_series(self.ours(rows, paper.get("metric", "cell_accuracy")), paper, self.axis)
+
+    def draw(self, rows, points, out, title, paper):
+        plots.plot_series(points, self.axis, out, title, self.xlabel)
+
+
+class Lookahead(SeriesFigure):
+    def ours(self, rows, metric):
+        return ours_by_task_k(rows, metric)
+
+    def draw(self, rows, points, out, title, paper):
+        plots.plot_depth(rows, out, title, paper)
+
+
+class DepthSweep(SeriesFigure):
+    axis = "layers"
+
+    def ours(self, rows, metric):
+        return ours_by_layers(rows, metric)
+
+    def draw(self, rows, points, out, title, paper):
+        plots.plot_depth(rows, out, title, paper)
+
+
+class InputLength(SeriesFigure):
+    axis, xlabel = "n_input", "input states"
+
+    def results(self, preset, runs_dir, launch, experiments, echo):
+        columns, rows, failure = super().results(preset, runs_dir, launch, experiments, echo)
+        n_input = {specs.run_id(r): r["data"]["n_input"] for r in self.runs(preset, experiments)}
+        return columns + ["n_input"], [{**r, "n_input": n_input[r["run_id"]]} for r in rows], failure
+
+    def ours(self, rows, metric):
+        return ours_by_input_length(rows, metric)
+
+
+class Rollout(SeriesFigure):
+    """Models trained for the next state, fed their own predictions: rows per rollout step (cached per run)."""
+
+    axis, xlabel = "step", "rollout step"
+
+    def results(self, preset, runs_dir, launch, experiments, echo):
+        from ..collect import BASE_COLUMNS
+
+        _, _, failure = super().results(preset, runs_dir, launch, experiments, echo)
+        steps = len(specs.load(experiments / self.spec)["paper"]["step"])  # as many steps as the paper shows
+        ids = [specs.run_id(r) for r in self.runs(preset, experiments)]
+        return BASE_COLUMNS, rollout_results([runs_dir / rid for rid in ids if (runs_dir / rid / "model.pt").is_file()],
+                                             steps, echo), failure
+
+    def ours(self, rows, metric):
+        return ours_by_rollout(rows, metric)
+
+
+def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
+    """Rollout rows of every run (cached in RUN/eval-rollout.json), in the format of `testbed collect`."""
+    from ..evaluation import rollout_rows
+    from ..spec import EvalConfig, build_config
+    from ..store import open_run, read_config, read_json, read_result, write_json
+
+    rows = []
+    for run_dir in run_dirs:
+        cached = run_dir / "eval-rollout.json"
+        config = read_config(run_dir)
+        got = read_json(cached)["rows"] if cached.is_file() else []
+        if len(got) < steps:
+            echo(f"rolling out {run_dir.name} ({config['data']['task']}), {steps} steps")
+            resolved, model, generator = open_run(run_dir)
+            got = rollout_rows(model, generator, build_config(EvalConfig, resolved["eval"], where="[eval]"), steps)
+            write_json(cached, {"data": "test split", "rows": got})
+        result = read_result(run_dir)
+        rows += [{"run_id": run_dir.name, "name": config["name"], "preset": config.get("preset") or "",
+                  "model": config["model"]["name"], "params": result["params"],
+                  "layers": result.get("model", {}).get("layers"),
+                  "task": config["data"]["task"], "seed": config["seed"], **r, "k": r["value"]} for r in got[:steps]]
+    return rows
+
+
+class FamilyComparison(Figure):
+    """Exact match per family and k, and the largest k solved (>= 0.9 exact) against P1's qualitative verdict."""
+
+    def compare(self, rows, paper):
+        table = defaultdict(dict)
+        for (label, k), v in ours_by_task_k([{**r, "task": r["model"]} for r in rows], "exact_match").items():
+            table[label][k] = v
+        out = []
+        for model, ks in sorted(table.items()):
+            solved = max([0] + [k for k, v in ks.items() if v >= 0.9 and all(ks.get(j, 0) >= 0.9 for j in range(1, k))])
+            out.append({"series": model, "x": "largest k solved (exact >= 0.9)", "ours": solved,
+                        "published": paper.get(model, "-"), "difference": None})
+            out += [{"series": model, "x": f"exact match k={k}", "ours": v, "published": None, "difference": None}
+                    for k, v in sorted(ks.items())]
+        return out
+
+    def draw(self, rows, points, out, title, paper):
+        plots.plot_depth(rows, out, title, paper)
+
+
+class TestTimeCompute(Figure):
+    """Exact match per iteration count of weight-tied models, against the published shape."""
+
+    def compare(self, rows, paper):
+        out = []
+        for label, ks in tables.iterations_table(rows).items():
+            for k, its in ks.items():
+                counts = sorted(its)
+                values = [its[i][1] for i in counts]
+                out.append({"series": label, "x": f"k={k}: exact at {'/'.join(map(str, counts))} iterations",
+                            "ours": " ".join(f"{v:.2f}" for v in values),
+                            "published": "non-decreasing up to the training mean, flat beyond",
+                            "difference": f"drop beyond best {max(values) - values[-1]:.2f}"})
+        return out
+
+    def draw(self, rows, points, out, title, paper):
+        plots.plot_iterations(rows, out, title)
+
+
+FIGURES = [
+    Lookahead("p2-lookahead", "P2 (Burtsev 2024)", "per-bit accuracy vs steps ahead k for O-S, O-O, O-SR, RO-S",
+              "p2_lookahead.toml", {"cpu": 7.9, "paper": "13 runs of 25k-105k steps, d = 512: ~1 GPU-day"},
+              note="cpu: radius 1, width 12, d = 64, 2,000 steps, one mixed-k model per task; P2: radius 2, width 20, "
+                   "d = 512, one model per task and k."),
+    InputLength("p2-input-length", "P2 (Burtsev 2024)", "O-S (k = 1) per-bit accuracy vs number of input states",
+                "p2_input_length.toml", {"cpu": 7.5, "paper": "9 runs of 25k steps, d = 512: ~15 GPU-hours"},
+                note="cpu: 1..6 input states of radius-1 orbits (the paper: 2..18 of radius 2); points at 2, 4, 6 "
+                     "compare."),
+    Rollout("p2-rollout", "P2 (Burtsev 2024)", "per-bit accuracy per autoregressive rollout step (fed own predictions)",
+            "p2_rollout.toml", {"cpu": 9.3, "paper": "the 4 k = 1 runs of p2-lookahead (shared): ~8 GPU-hours"},
+            note="rollout of 10 steps from models trained for k = 1 (O-O: its first predicted state is fed back)."),
+    DepthSweep("p2-depth-sweep", "P2 (Burtsev 2024)", "O-O per-step accuracy vs number of layers",
+               "p2_depth_sweep.toml", {"cpu": 12.6, "paper": "11 runs of 105k steps, d = 512: ~2 GPU-days"},
+               note="cpu: layers 1, 2, 3, 4, 6 at radius 1 and 2,000 steps; the paper: 1..11 at radius 2, 105k steps."),
+    FamilyComparison("p1-comparison", "P1 (Rodkin et al. 2025)", "exact match vs k of every depth-extending family",
+                     "p1_comparison.toml", {"cpu": 49.0, "paper": "9 families x 40k steps, d = 128: ~1 GPU-day"},
+                     note="P1 gives the largest k each family solves (qualitative); cpu: the rule is given (RO-S), see "
+                          "README."),
+    TestTimeCompute("test-time-compute", "Geiping et al. 2025", "exact match vs test-time iterations of weight-tied "
+                    "models", "test_time_compute.toml", {"cpu": 14.5, "paper": "3 runs of 40k steps: ~6 GPU-hours"},
+                    note="published: a curve that rises to the training mean and stays flat beyond it (no numbers to "
+                         "match)."),
+]

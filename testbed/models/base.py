@@ -1,0 +1,73 @@
+"""What every model family shares: the registry and the `SequenceModel` contract.
+
+    @register_model("my_model", MyConfig)       # MyConfig: a frozen dataclass
+    class MyModel(SequenceModel):
+        def __init__(self, config, layout): ...
+        def forward(self, inputs):  # (B, L) token ids -> (B, L, vocab) logits
+
+Hooks with defaults here, overridden by the families that need them:
+    training_loss(batch) -> (loss, {name: value})   auxiliary losses (ponder cost), several read-outs, teacher forcing
+    forward_steps(inputs, iterations)                weight-tied models (tied = True): logits after every iteration
+    self.steps_used                                  (B, L) compute steps each position used in the last forward
+                                                     (adaptive models); reported as mean_steps per slice
+    describe()                                       layers, width and training iterations, for results tables
+    state_size()                                     floats carried along a sequence (capacity curves)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from generators import ConfigError
+from generators.registry import Registry
+
+MODELS = Registry("model")
+register_model = MODELS.register
+
+
+def masked_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy over the scored (loss_mask) positions only."""
+    mask = batch["loss_mask"]
+    return F.cross_entropy(logits[mask].float(), batch["targets"][mask])
+
+
+def check_iterations(value: int, what: str = "iterations") -> int:
+    if value < 1:
+        raise ConfigError(f"{what} must be at least 1, got {value}")
+    return value
+
+
+class SequenceModel(nn.Module):
+    """Built for one task layout, it maps (B, L) token ids to (B, L, vocab) logits."""
+
+    tied = False  # weight-tied families set True and implement forward_steps
+
+    def __init__(self, config, layout):
+        super().__init__()
+        self.config, self.seq_len = config, layout.seq_len
+        self.steps_used: torch.Tensor | None = None
+        self.global_step = 0  # the training system keeps this current (curricula, schedules)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def check_length(self, inputs: torch.Tensor) -> None:
+        if inputs.shape[1] != self.seq_len:
+            raise ConfigError(f"model was built for sequences of {self.seq_len} tokens, got {inputs.shape[1]}")
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return masked_loss(self(batch["inputs"]), batch), {}
+
+    def describe(self) -> dict:
+        """Layers, residual width and training iteration count (weight-tied families) for results tables."""
+        return {"layers": self.config.n_layer, "width": self.config.d_model, "loops": None}
+
+    def state_size(self) -> int | None:
+        """Floats of the state the model carries along a sequence (what bounds its recall): the key-value cache of
+        attention, the matrices of fast weights, the memory of recurrent-memory models. None where not defined."""
+        return None
+
+    def forward_steps(self, inputs: torch.Tensor, iterations: int) -> list[torch.Tensor]:
+        raise ConfigError(f"model {type(self).__name__} is not weight-tied: it has no iteration count to vary")

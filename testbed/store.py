@@ -1,0 +1,231 @@
+"""Run store: one directory per resolved config, named by its hash.
+
+    RUNS/<run_id>/config.json     the resolved spec (every default filled in)
+                  env.json        versions, git commit, device, threads (and why that many)
+                  metrics.csv     Lightning's CSV logs of every attempt, merged: one row per step, the latest attempt's
+                  logs/attempt-N/ each attempt's own logs (and TensorBoard or W&B files when asked for)
+                  checkpoints/    best.ckpt (validation exact match) and last.ckpt (for resuming)
+                  model.pt        weights of the best checkpoint (plain tensors)
+                  outcomes.npz    per-example test outcomes of the model and the baselines (for intervals)
+                  result.json     test metrics per slice, parameters, timings; written last, marks the run done
+                  .lock           held while a process trains the run
+
+A run with result.json is skipped; one with checkpoints/last.ckpt resumes from it; --force starts afresh. Every file
+is read as untrusted input: JSON is checked against what it must hold, tensors are loaded without unpickling.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from generators import ConfigError
+from generators.io import atomic_write
+
+RESULT_STATUSES = ("done", "diverged")
+ROW_KEYS = ("split", "slice", "value", "cell_accuracy", "exact_match", "n")
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, default=str) + "\n").encode()))
+
+
+def read_json(path: Path):
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a directory, not a JSON file")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{str(path)!r} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read {str(path)!r} as JSON: {e}") from None
+
+
+def damaged(path: Path, what: str) -> ConfigError:
+    run = Path(path).parent
+    return ConfigError(f"{str(path)!r} is damaged ({what}); retrain the run with --force, or delete {str(run)!r}")
+
+
+def read_config(run_dir: Path) -> dict:
+    """config.json of a run directory, checked to be a resolved config (every section present)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{str(run_dir)!r} is not a run directory (no config.json)")
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise damaged(path, "not a JSON object")
+    for section, key in (("data", "generator"), ("model", "name"), ("train", None), ("eval", None)):
+        if not isinstance(config.get(section), dict) or (key and not isinstance(config[section].get(key), str)):
+            raise damaged(path, f"no [{section}] table" + (f" with a {key}" if key else ""))
+    if not isinstance(config.get("seed"), int):
+        raise damaged(path, "no integer seed")
+    return config
+
+
+def read_result(run_dir: Path) -> dict:
+    """result.json of a finished run, checked to hold a status and well-formed test rows."""
+    path = Path(run_dir) / "result.json"
+    result = read_json(path)
+    if not isinstance(result, dict):
+        raise damaged(path, "not a JSON object")
+    if result.get("status", "done") not in RESULT_STATUSES:
+        raise damaged(path, f"status {result.get('status')!r} is not one of {', '.join(RESULT_STATUSES)}")
+    rows = result.get("test")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows):
+        raise damaged(path, "no list of test rows with " + ", ".join(ROW_KEYS))
+    if result.get("status", "done") == "done" and not isinstance(result.get("params"), int):
+        raise damaged(path, "no parameter count")
+    return result
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint's contents, loaded as plain tensors only; a corrupt file is a one-line error."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"checkpoint {str(path)!r} is a directory, not a file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, wrong format, pickled objects: all mean "not a usable checkpoint"
+        raise ConfigError(
+            f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}); delete it or rerun with --force"
+        ) from None
+
+
+def model_state(ckpt) -> dict:
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError("the checkpoint holds no state dict of tensors")
+    return {k.removeprefix("model."): v for k, v in state.items()}
+
+
+def check_fits(state: dict, model: torch.nn.Module, path: Path) -> None:
+    """Every tensor of the model present in `state` with its shape, and nothing else."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or extra or wrong:
+        what = (f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else
+                f"{len(extra)} unexpected tensors (e.g. {extra[0]})" if extra else
+                f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, the model {tuple(own[wrong[0]].shape)}")
+        raise ConfigError(f"{str(path)!r} does not fit the run's model: {what}; delete it or rerun with --force")
+
+
+def check_resumable(path: Path, model: torch.nn.Module) -> None:
+    """A last.ckpt that Lightning can resume from: a training checkpoint whose weights fit the model."""
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or not {"state_dict", "global_step", "optimizer_states"} <= set(ckpt):
+        raise ConfigError(f"{str(path)!r} is not a training checkpoint (it holds plain tensors, not a Lightning "
+                          "checkpoint); delete it or rerun with --force")
+    check_fits(model_state(ckpt), model, path)
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    state = model_state(load_checkpoint(path)) if Path(path).is_file() else None
+    if state is None:
+        raise ConfigError(f"run {str(Path(path).parent)!r} has no trained weights ({Path(path).name}); train it first")
+    check_fits(state, model, path)
+    model.load_state_dict(state)
+
+
+def attempts(run_dir: Path) -> list[Path]:
+    """The run's attempt log folders (logs/attempt-N), oldest first; anything else under logs/ is ignored."""
+    logs = Path(run_dir) / "logs"
+    found = [p for p in logs.glob("attempt-*") if p.is_dir() and p.name.removeprefix("attempt-").isdigit()]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("attempt-")))
+
+
+def merge_logs(run_dir: Path) -> None:
+    """The CSV logs of every attempt as run_dir/metrics.csv: one row per step (the train and validation rows of a
+    step joined), and where a resumed attempt replayed steps, the latest attempt's row."""
+    by_step, columns = {}, []
+    for log in (a / "metrics.csv" for a in attempts(run_dir)):
+        if not log.is_file():
+            continue
+        with open(log, newline="") as f:
+            reader = csv.DictReader(f)
+            columns += [c for c in reader.fieldnames or [] if c not in columns]
+            fresh: dict = {}
+            for row in reader:
+                step = row.get("step", "")
+                fresh.setdefault(step, {}).update({k: v for k, v in row.items() if v not in ("", None)})
+        by_step.update(fresh)  # a later attempt replaces the steps it replayed
+    if not columns:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(row for _, row in sorted(by_step.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1))
+    atomic_write(Path(run_dir) / "metrics.csv", lambda f: f.write(buf.getvalue().encode()))
+
+
+class RunLock:
+    """An OS file lock on RUN/.lock held while a process trains the run: a second process training the same run
+    is told which process holds it instead of training it twice. Released when the process ends, however it ends."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self):
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunLocked(f"run {self.path.parent.name} is being trained by process {holder} "
+                                f"(lock {self.path}); wait for it to finish") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
+            self.fd = None
+
+
+class RunLocked(ConfigError):
+    """Another process holds the run's lock."""
+
+
+def build(resolved: dict):
+    """(generator, model) of a resolved config."""
+    import generators
+
+    from .models import build_model
+    from .spec import component_config
+
+    gen_name, gen_cfg = component_config(resolved, "data")
+    model_name, model_cfg = component_config(resolved, "model")
+    generator = generators.make(gen_name, gen_cfg)
+    return generator, build_model(model_name, model_cfg, generator.layout())
+
+
+def open_run(run_dir: str | Path) -> tuple[dict, torch.nn.Module, object]:
+    """(resolved config, model with its best weights, generator) of a finished run directory."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise ConfigError(f"{str(run_dir)!r} is a file, not a run directory")
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {str(run_dir)!r} does not exist")
+    resolved = read_config(run_dir)
+    try:
+        generator, model = build(resolved)
+    except ConfigError as e:
+        raise damaged(run_dir / "config.json", str(e)) from None
+    load_weights(model, run_dir / "model.pt")
+    return resolved, model, generator

@@ -1,0 +1,254 @@
+"""Training one run: the Lightning Trainer built from [train], resumed from the run's last checkpoint, scored on the
+test split at the end. See store.py for what the run directory holds.
+
+A run is trained by one process at a time (its lock); Ctrl-C stops it at the next step boundary and says how to
+resume; a NaN loss is recorded as the run's outcome (it diverged) instead of a failure to retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import shutil
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from generators import ConfigError
+from generators.io import atomic_write
+
+from . import store
+from .environment import choose_threads, environment
+from .evaluation import test_rows
+from .spec import EvalConfig, TrainConfig, build_config, run_id
+
+
+def quiet_lightning(level: int = 30) -> None:
+    """Lightning's info banners (GPU available, tips) and a deprecation warning of its own are noise here."""
+    import logging
+
+    import lightning  # noqa: F401  (importing it sets its loggers to INFO: lower them afterwards)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(level)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+class Interrupted(ConfigError):
+    """Training was stopped by the user (Ctrl-C); the run resumes from its last checkpoint when asked again."""
+
+    exit_code = 130
+
+
+class DivergedRun(ConfigError):
+    """The run's loss became NaN or infinite: its recorded outcome. A sweep reports it and goes on (a learning rate
+    that diverges is a result of a learning-rate sweep); a single `train` exits with it."""
+
+
+TRACKER_EXTRAS = {"tensorboard": ("tensorboardX", "TensorBoardLogger"), "wandb": ("wandb", "WandbLogger")}
+
+
+def loggers(tcfg: TrainConfig, run_dir: Path, attempt: int) -> list:
+    """Lightning loggers: CSV always (metrics.csv is part of the run directory), plus the tracker asked for."""
+    import importlib.util
+    import os
+
+    from lightning.pytorch import loggers as pl_loggers
+
+    version = f"attempt-{attempt}"  # a resume keeps earlier logs
+    out = [pl_loggers.CSVLogger(run_dir, name="logs", version=version)]
+    if tcfg.logger in TRACKER_EXTRAS:
+        module, cls = TRACKER_EXTRAS[tcfg.logger]
+        if importlib.util.find_spec(module) is None and not (tcfg.logger == "tensorboard"
+                                                             and importlib.util.find_spec("tensorboard")):
+            raise ConfigError(f"train.logger = {tcfg.logger!r} needs the {module} package: "
+                              f"pip install 'testbed[{tcfg.logger}]'")
+        if tcfg.logger == "tensorboard":
+            out.append(pl_loggers.TensorBoardLogger(run_dir, name="logs", version=version, sub_dir="tensorboard"))
+        else:  # offline unless the user has configured W&B (an API key or WANDB_MODE)
+            offline = not (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"))
+            out.append(pl_loggers.WandbLogger(save_dir=run_dir / "logs" / version, name=run_dir.name,
+                                              id=f"{run_dir.name}-{attempt}", offline=offline))
+    return out
+
+
+def check_accelerator(name: str) -> None:
+    if name in ("auto", "cpu"):
+        return
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    choices = {"gpu": ("cuda", "mps")}.get(name, (name,))
+    if not any(AcceleratorRegistry.get(c).is_available() for c in choices if c in AcceleratorRegistry):
+        raise ConfigError(f"train.accelerator = {name!r} is not available on this machine; use auto or cpu here")
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(flag: dict):
+    """Ctrl-C sets flag['stop'] instead of raising (the trainer stops at the next step); restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda *_: flag.update(stop=True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class StopWhenAsked(L.Callback):
+    """Stops the trainer at the end of the step once flag['stop'] is set (by Ctrl-C)."""
+
+    def __init__(self, flag: dict):
+        self.flag = flag
+
+    def on_train_batch_end(self, trainer, *args):
+        if self.flag.get("stop"):
+            trainer.should_stop = True
+
+
+def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=(), quiet: bool = False,
+          share: int = 1):
+    """Train (or skip, or resume) the run of a resolved config. Returns (run_dir, result, status). `share`: how
+    many runs share this machine's cores (a sweep's jobs)."""
+    rid = run_id(resolved)
+    run_dir = Path(runs_root) / rid
+    if run_dir.is_file():
+        raise ConfigError(f"{str(run_dir)!r} is a file where the run directory belongs; remove it")
+    if (run_dir / "result.json").is_file() and not force:
+        result = store.read_result(run_dir)
+        if result.get("status") == "diverged":  # deterministic given the seed: report it again, do not retrain
+            raise DivergedRun(f"run {rid} diverged ({result.get('error', 'no message')}); --force retrains it")
+        return run_dir, result, "skipped"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with store.RunLock(run_dir):
+        if force:
+            for name in ("result.json", "model.pt", "metrics.csv", "outcomes.npz", "checkpoints", "logs"):
+                path = run_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        return _train_locked(resolved, rid, run_dir, callbacks, quiet, share)
+
+
+def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
+    import os
+
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from .data import TaskData
+    from .system import Diverged, TaskSystem
+
+    store.write_json(run_dir / "config.json", resolved)
+    tcfg = build_config(TrainConfig, resolved["train"], where="[train]")
+    ecfg = build_config(EvalConfig, resolved["eval"], where="[eval]")
+    check_accelerator(tcfg.accelerator)
+    threads, why = choose_threads(tcfg.threads, share)
+    torch.set_num_threads(threads)
+    store.write_json(run_dir / "env.json", environment(threads, why))
+
+    L.seed_everything(resolved["seed"], verbose=False)
+    generator, model = store.build(resolved)  # after seeding: the initial weights depend on the seed
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume = last.is_file()
+    if resume:
+        store.check_resumable(last, model)  # fail early, with a clear message, on a damaged file
+    done = store.attempts(run_dir)
+    attempt = int(done[-1].name.removeprefix("attempt-")) + 1 if done else 0
+    system = TaskSystem(model, tcfg)
+    data = TaskData(generator, resolved["seed"], tcfg, ecfg)
+    best = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor="val/exact_match", mode="max",
+        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    flag: dict = {}
+    cbs = [best, StopWhenAsked(flag), *callbacks]
+    if tcfg.early_stop_patience or tcfg.early_stop_at < 1.0:
+        cbs.append(EarlyStopping(
+            monitor="val/exact_match", mode="max", patience=tcfg.early_stop_patience or 10**9,
+            stopping_threshold=tcfg.early_stop_at if tcfg.early_stop_at < 1.0 else None,
+            check_on_train_epoch_end=False,
+        ))
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        max_steps=tcfg.max_steps,
+        max_epochs=-1,
+        max_time={"seconds": tcfg.max_time_s} if tcfg.max_time_s else None,
+        val_check_interval=tcfg.val_every,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        accelerator=tcfg.accelerator,
+        devices=tcfg.devices,
+        num_nodes=tcfg.num_nodes,
+        strategy=tcfg.strategy,
+        precision=tcfg.precision,
+        gradient_clip_val=tcfg.grad_clip or None,
+        use_distributed_sampler=False,  # StepBatches already gives every rank its own examples
+        logger=loggers(tcfg, run_dir, attempt),
+        callbacks=cbs,
+        enable_progress_bar=not quiet and os.isatty(2),
+        enable_model_summary=False,
+        log_every_n_steps=min(50, tcfg.val_every),
+        deterministic=False,
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(), stop_on_interrupt(flag):
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
+        warnings.filterwarnings("ignore", ".*is an invalid value for `val_check_interval`.*")
+        warnings.filterwarnings("ignore", ".*sync_dist=True.*")  # every rank validates on the same examples
+        try:
+            trainer.fit(system, datamodule=data, ckpt_path=last if resume else None, weights_only=True)
+        except Diverged as e:
+            # recorded as the run's outcome, so sweeps and figures skip it instead of diverging again every time
+            store.write_json(run_dir / "result.json", {"run_id": rid, "status": "diverged", "error": str(e),
+                                                       "test": [], "params": model.num_params(),
+                                                       "steps": trainer.global_step})
+            store.merge_logs(run_dir)
+            raise DivergedRun(f"run {rid} diverged: {e}; the last good checkpoint is kept in "
+                              f"{run_dir / 'checkpoints'}") from None
+    fit_seconds = time.perf_counter() - t0
+    if trainer.global_rank > 0:  # DDP launched as processes (strategy ddp): rank zero alone tests and writes
+        return run_dir, {"run_id": rid, "test": [], "params": model.num_params(),
+                         "steps": trainer.global_step}, "worker"
+    store.merge_logs(run_dir)
+    if flag.get("stop") or trainer.interrupted:
+        saved = f"the last checkpoint is {last}" if last.is_file() else "no checkpoint was saved yet"
+        raise Interrupted(f"run {rid} interrupted at step {trainer.global_step}; {saved}; run the same command "
+                          "again to resume")
+
+    # Read the outcome from the checkpoints on disk, not from the trainer: with spawned DDP workers (ddp_spawn)
+    # this process's trainer and callbacks never saw the training, the workers' rank zero wrote the files.
+    best_file, steps, best_score = run_dir / "checkpoints" / "best.ckpt", trainer.global_step, best.best_model_score
+    if best_file.is_file():
+        ckpt = store.load_checkpoint(best_file)
+        model.load_state_dict(store.model_state(ckpt))
+        if best_score is None:
+            best_score = next((c["best_model_score"] for name, c in ckpt.get("callbacks", {}).items()
+                               if name.startswith("ModelCheckpoint") and c.get("best_model_score") is not None), None)
+    if not steps and (run_dir / "metrics.csv").is_file():  # the workers' logged steps (0-based)
+        with open(run_dir / "metrics.csv") as f:
+            steps = 1 + max((int(r["step"]) for r in csv.DictReader(f) if r.get("step")), default=-1)
+    atomic_write(run_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
+    rows = test_rows(model, generator, ecfg)
+    result = {
+        "run_id": rid,
+        "status": "done",
+        "steps": steps,
+        "stopped": ("max_steps" if steps >= tcfg.max_steps else
+                    "max_time" if tcfg.max_time_s and fit_seconds >= tcfg.max_time_s else "early_stop"),
+        "params": model.num_params(),
+        "state_size": model.state_size(),
+        "model": model.describe(),
+        "best_val_exact_match": float(best_score) if best_score is not None else None,
+        "fit_seconds": fit_seconds,
+        "train_tokens_per_s": system.train_tokens / system.train_seconds if system.train_seconds else None,
+        "resumed": resume,
+        "test": rows,
+    }
+    store.write_json(run_dir / "result.json", result)
+    return run_dir, result, "trained"
