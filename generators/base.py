@@ -9,7 +9,9 @@ Example i must be a pure function of (config, split, seed, i).
 
 Task-specific evaluation is offered through hooks with defaults here, so that downstream code never asks what kind
 of generator it holds: `sample_at_depth` (examples at one look-ahead k), `examples_from_file` (model-ready examples
-from the arrays of an interchange file) and `rollout` (feed a model its own predictions).
+from the arrays of an interchange file), `baselines` (what trivial predictors answer on the same examples) and
+`rollout` (feed a model its own predictions). A per-position `trivial` array (1: a rule-free predictor gets this
+target) marks the examples that need no reasoning; results report the non-trivial stratum beside the overall one.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Generator:
     name: str = ""
     Config: type = type(None)
     version: int = 1
+    cluster_key: str | None = None  # per-example key of the unit intervals resample (e.g. rule_id); None: examples
 
     def __init__(self, config):
         self.config = config
@@ -82,6 +85,11 @@ class Generator:
         if any(arrays[k].ndim != 2 or arrays[k].shape[1] != length for k in ("inputs", "targets", "loss_mask")):
             raise ConfigError(f"the file's inputs, targets and loss_mask must be (N, {length}) arrays for this task")
         return [(None, arrays)]
+
+    def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{name: predicted tokens (n, L)} of the task's baseline predictors on these examples (scored like a
+        model's predictions, at the loss_mask positions); {} for a task without baselines."""
+        return {}
 
     def rollout(self, predict, split: str, seed: int, n: int, steps: int, batch_size: int) -> list[dict]:
         """Feed `predict` (inputs -> predicted tokens, numpy) its own predictions for `steps` steps."""

@@ -1,12 +1,8 @@
 """1-D cellular automata: random Boolean rules of radius r, infer the rule from an orbit, predict k steps ahead.
 
-A rule of radius r is a truth table of 2^(2r+1) bits: the next value of cell i is table[v], where v reads the
-neighbourhood x[i-r] .. x[i+r] as a binary number with the leftmost cell most significant. The rule number is
-sum_v table[v] 2^v, which for r = 1 is Wolfram's numbering. Boundaries are periodic.
-
-Rule-disjoint splits: a rule's split (train / val / test) is decided by a fixed hash of its truth table alone, so
-the three rule sets are disjoint for every seed and dataset size. For r = 1, where only 256 rules exist, the rules
-are ranked by that hash and cut at the configured fractions (an explicit list: `testbed list rules --radius 1`).
+Rules, their symmetry classes and the symmetry-disjoint train / val / test split are in ca_rules.py; the baseline
+predictors every depth curve is read against, and the triviality of each target, in ca_baselines.py. Every example
+carries `trivial` (per position: 1 on the cells of a target state that equals a given state) and `rule_id`.
 """
 
 from __future__ import annotations
@@ -15,7 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import ca_baselines
 from .base import Generator, Layout, check_seed, check_split
+from .ca_rules import (  # noqa: F401  (re-exported: the module's public face)
+    SPLIT_CODE,
+    evolve,
+    radius1_split,
+    rule_number,
+    rule_table,
+    sample_rules,
+    split_of_rule,
+    table_hash,
+)
 from .errors import ConfigError
 from .registry import option as _f
 from .registry import register
@@ -30,10 +37,10 @@ ZERO, ONE, SEP, MASK, RULE = 0, 1, 2, 3, 4
 K0 = 5
 VOCAB = ("0", "1", "|", "?", "R") + tuple(f"k{k}" for k in range(1, K_MAX + 1))
 
-_SPLIT_SALT = 0x5EED_CA11  # fixed: changing it would move rules between splits and break shared benchmarks
 _STREAM_RULE, _STREAM_INIT, _STREAM_K, _STREAM_CHOICE = 1, 2, 3, 4
-_SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
-
+BASELINES = {"O-S": ("copy_last", "period", "rule_lookup"), "O-O": ("copy_last", "period", "rule_lookup"),
+             "O-SR": ("copy_last", "period", "rule_lookup"), "RO-S": ("copy_last", "period", "step_then_period"),
+             "RO-O": ("copy_last", "period", "step_then_period")}
 
 
 @dataclass(frozen=True)
@@ -115,83 +122,6 @@ def _parse_init(init: str) -> float | None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# rules, numbers and splits
-
-
-def rule_table(number: int, radius: int) -> np.ndarray:
-    """Truth table (2^(2r+1),) uint8 of a rule number: table[v] = bit v of the number."""
-    size = 1 << (2 * radius + 1)
-    return np.array([(number >> v) & 1 for v in range(size)], np.uint8)
-
-
-def rule_number(table: np.ndarray) -> int:
-    return sum(int(b) << v for v, b in enumerate(np.asarray(table).tolist()))
-
-
-def _table_hash(words: np.ndarray) -> np.ndarray:
-    """Fixed hash of truth tables packed as (..., n_words) uint64; independent of every seed."""
-    h = hash64(_SPLIT_SALT, words[..., 0])
-    for j in range(1, words.shape[-1]):
-        h = hash64(h, words[..., j])
-    return h
-
-
-def _split_of_hash(h: np.ndarray, fractions) -> np.ndarray:
-    u = to_unit(h)
-    return (u >= fractions[0]).astype(np.int8) + (u >= fractions[0] + fractions[1])
-
-
-def radius1_split(fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
-    """The explicit r = 1 split: the 256 Wolfram rules ranked by the table hash and cut at the fractions."""
-    order = np.argsort(_table_hash(np.arange(256, dtype=np.uint64)[:, None]), kind="stable")
-    n_train = int(round(fractions[0] * 256))
-    n_val = int(round(fractions[1] * 256))
-    parts = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
-    return {s: np.sort(p) for s, p in zip(("train", "val", "test"), parts)}
-
-
-def split_of_rule(number: int, radius: int, fractions=(0.8, 0.1, 0.1)) -> str:
-    if radius == 1:
-        return next(s for s, pool in radius1_split(fractions).items() if number in pool)
-    words = pack_bits(rule_table(number, radius)[None])
-    return ("train", "val", "test")[int(_split_of_hash(_table_hash(words), fractions)[0])]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# evolution
-
-
-def evolve(init: np.ndarray, tables: np.ndarray, steps: int) -> np.ndarray:
-    """Orbits (n, steps, W) uint8 from initial states (n, W) and one truth table per example (n, 2^(2r+1)).
-
-    Vectorised over examples and cells; the only loop is over time. Each state is stored with r wrapped cells on
-    both sides so neighbourhoods are plain slices (no np.roll copies), and the rule lookup is one flat gather.
-    """
-    n, w = init.shape
-    size = tables.shape[1]
-    r = (size.bit_length() - 2) // 2
-    out = np.empty((n, steps, w + 2 * r), np.uint8)
-    out[:, 0, r : r + w] = init
-    flat = np.ascontiguousarray(tables, dtype=np.uint8).reshape(-1)
-    offsets = (np.arange(n, dtype=np.intp) * size)[:, None]
-    v = np.empty((n, w), np.uint16 if size > 256 else np.uint8)
-    index = np.empty((n, w), np.intp)
-    for t in range(steps):
-        row = out[:, t]
-        row[:, :r] = row[:, w : w + r]  # periodic boundary
-        row[:, w + r :] = row[:, r : 2 * r]
-        if t == steps - 1:
-            break
-        np.copyto(v, row[:, :w])
-        for j in range(1, 2 * r + 1):  # leftmost neighbour ends up most significant
-            v <<= 1
-            v |= row[:, j : j + w]
-        np.add(offsets, v, out=index)
-        np.take(flat, index, out=out[:, t + 1, r : r + w])
-    return out[:, :, r : r + w]
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # the generator
 
 
@@ -199,7 +129,8 @@ def evolve(init: np.ndarray, tables: np.ndarray, steps: int) -> np.ndarray:
 class CellularAutomata(Generator):
     """Orbits of random radius-r rules, formatted as one of the tasks O-S, O-O, O-SR, RO-S, RO-O."""
 
-    version = 1
+    version = 2  # 2: symmetry-disjoint splits and the `trivial` metadata
+    cluster_key = "rule_id"  # the unit of generalisation: intervals resample rules
 
     def __init__(self, config: CAConfig):
         super().__init__(config)
@@ -214,33 +145,17 @@ class CellularAutomata(Generator):
 
     def rules(self, split: str, seed: int, indices: np.ndarray) -> np.ndarray:
         """Truth tables (n, 2^(2r+1)) uint8 of examples `indices`, all from the split's rule pool."""
-        c, code = self.config, _SPLIT_CODE[split]
+        c, code = self.config, SPLIT_CODE[split]
         if self._fixed is not None:  # given rules: example i uses rule i mod len(rule), in every split
             return self._fixed[(indices % np.uint64(len(self._fixed))).astype(np.intp)]
         if c.radius == 1:
             pool = self._pools[split]
             pick = hash64(seed, code, _STREAM_CHOICE, indices) % np.uint64(len(pool))
             return pool[pick.astype(np.intp)]
-        # Rejection sampling of uniform tables, vectorised over examples: the loop runs over attempts, each on the
-        # examples still without a rule of the right split (expected 1 / fraction attempts).
-        size = c.table_size
-        n_words = -(-size // 64)
-        word_ids = np.arange(n_words, dtype=np.uint64)
-        words = np.empty((len(indices), n_words), np.uint64)
-        pending = np.arange(len(indices))
-        for attempt in range(100_000):
-            w = hash64(seed, code, _STREAM_RULE, indices[pending, None], attempt, word_ids)
-            if size < 64:
-                w &= np.uint64((1 << size) - 1)
-            ok = _split_of_hash(_table_hash(w), c.split_fractions) == code
-            words[pending[ok]] = w[ok]
-            pending = pending[~ok]
-            if not len(pending):
-                return unpack_bits(words, size)
-        raise RuntimeError("rule rejection sampling did not terminate")  # probability < 1e-4000
+        return sample_rules(split, seed, indices, c.radius, c.split_fractions, _STREAM_RULE)
 
     def initial_states(self, split: str, seed: int, indices: np.ndarray) -> np.ndarray:
-        c, code = self.config, _SPLIT_CODE[split]
+        c, code = self.config, SPLIT_CODE[split]
         density = _parse_init(c.init)
         if density is None:
             x = np.zeros((len(indices), c.width), np.uint8)
@@ -265,7 +180,7 @@ class CellularAutomata(Generator):
         """Rule numbers (int64) for r <= 2; for r >= 3, whose numbers exceed 64 bits, a 63-bit table fingerprint."""
         if tables.shape[1] <= 32:
             return (tables.astype(np.int64) << np.arange(tables.shape[1], dtype=np.int64)).sum(1)
-        return (_table_hash(pack_bits(tables)) >> np.uint64(1)).astype(np.int64)
+        return (table_hash(pack_bits(tables)) >> np.uint64(1)).astype(np.int64)
 
     # --- tasks ------------------------------------------------------------------------------------------------
 
@@ -273,7 +188,7 @@ class CellularAutomata(Generator):
         c = self.config
         if not c.mixed_k:
             return np.full(len(indices), c.k, np.int64)
-        h = hash64(seed, _SPLIT_CODE[split], _STREAM_K, np.asarray(indices, np.uint64))
+        h = hash64(seed, SPLIT_CODE[split], _STREAM_K, np.asarray(indices, np.uint64))
         return (h % np.uint64(c.k)).astype(np.int64) + 1
 
     def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
@@ -316,8 +231,9 @@ class CellularAutomata(Generator):
     def rollout(self, predict, split: str, seed: int, n: int, steps: int, batch_size: int) -> dict[str, np.ndarray]:
         """P2's autoregressive rollout: a model trained to predict the next state is fed its own predictions, the
         oldest given state dropped each time. Returns per rollout step j and example: `correct` cells (steps, n),
-        `exact` (steps, n), the cells per state and the rule ids. A non-bit prediction counts as wrong and is fed
-        back as 0."""
+        `exact` (steps, n), `trivial` (steps, n: the true state equals a given one), the cells per state, the rule
+        ids, and `baselines` {name: {correct, exact}}: each baseline predicting j steps ahead of the given states. A
+        non-bit prediction counts as wrong and is fed back as 0."""
         c = self.config
         if steps < 1:
             raise ConfigError(f"--rollout must be at least 1, got {steps}")
@@ -335,7 +251,14 @@ class CellularAutomata(Generator):
                 correct[j, lo:lo + batch_size] = (pred == truth).sum(1)
                 exact[j, lo:lo + batch_size] = (pred == truth).all(1)
                 window = np.concatenate([window[:, 1:], (pred == 1).astype(np.uint8)[:, None]], axis=1)
-        return {"correct": correct, "exact": exact, "cells": c.width, "rule_id": self.rule_ids(tables)}
+        given, truth = states[:, : c.n_input], states[:, c.n_input : c.n_input + steps]
+        ahead = np.broadcast_to(np.arange(1, steps + 1), (n, steps))
+        baselines = {}
+        for name in BASELINES[c.task]:
+            right = ca_baselines.predict(name, given, ahead, tables, c.table_size) == truth  # (n, steps, W)
+            baselines[name] = {"correct": right.sum(-1).T, "exact": right.all(-1).T}
+        return {"correct": correct, "exact": exact, "trivial": ca_baselines.trivial(given, truth).T,
+                "cells": c.width, "rule_id": self.rule_ids(tables), "baselines": baselines}
 
     def format(self, states: np.ndarray, tables: np.ndarray, k: np.ndarray | int | None = None) -> dict:
         """Task sequences from orbits, e.g. those of an interchange file (used by `testbed eval --data`)."""
@@ -363,23 +286,42 @@ class CellularAutomata(Generator):
         step = np.full(inputs.shape, -1, np.int8)
         rows = np.arange(n)
         if c.task in MULTI_STATE:
-            future = states[:, c.n_input : c.n_input + c.m].reshape(n, -1)
-            targets[:, plan["target"]] = future
+            future = states[:, c.n_input : c.n_input + c.m]
             step[:, plan["target"]] = np.repeat(np.arange(1, c.m + 1), w)
         else:
-            targets[:, plan["target"]] = states[rows, c.n_input - 1 + k]
+            future = states[rows, c.n_input - 1 + k][:, None]
             step[:, plan["target"]] = k[:, None]
+        targets[:, plan["target"]] = future.reshape(n, -1)
         if c.task == "O-SR":
             targets[:, plan["rule_out"]] = tables
             step[:, plan["rule_out"]] = 0
+        trivial = np.zeros(inputs.shape, np.int8)  # 1 on the cells of target states that equal a given state
+        trivial[:, plan["target"]] = np.repeat(ca_baselines.trivial(states[:, : c.n_input], future), w, axis=1)
         return {
             "inputs": inputs,
             "targets": targets,
             "loss_mask": step >= 0,
             "step": step,
+            "trivial": trivial,
             "k": np.full(n, c.m, np.int64) if c.task in MULTI_STATE else k.copy(),
             "rule_id": self.rule_ids(tables),
         }
+
+    def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Predicted tokens (n, L) of every baseline of the task (ca_baselines.py), read off the examples' own
+        inputs: the given states, the rule where it is given, and the look-ahead of each target state."""
+        c, plan = self.config, self._plan()
+        n, w = len(examples["inputs"]), c.width
+        given = examples["inputs"][:, plan["orbit"]].reshape(n, c.n_input, w).astype(np.uint8)
+        tables = examples["inputs"][:, plan["rule_in"]].astype(np.uint8) if "rule_in" in plan else None
+        target = plan["target"].reshape(-1, w)  # one row of positions per predicted state
+        k = examples["step"][:, target[:, 0]].astype(np.int64)  # (n, states): how far ahead each state lies
+        out = {}
+        for name in BASELINES[c.task]:
+            pred = examples["inputs"].copy()  # positions a baseline does not predict (O-SR's rule bits) stay masked
+            pred[:, plan["target"]] = ca_baselines.predict(name, given, k, tables, c.table_size).reshape(n, -1)
+            out[name] = pred
+        return out
 
     def _plan(self) -> dict:
         """Token positions of each part of the sequence (computed once per config)."""

@@ -18,7 +18,7 @@ from .registry import option as _f
 from .registry import register
 from .rng import draw_distinct, hash64, to_unit
 
-_KEYS, _VALUES, _QUERY, _POOL = 1, 2, 3, 4
+_KEYS, _VALUES, _QUERY, _POOL, _BASELINE = 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,21 @@ class KVSegments(Generator):
         loss_mask[:, -c.value_len :] = True
         return {"inputs": inputs, "targets": targets, "loss_mask": loss_mask,
                 "n_pairs": np.full(n, d, np.int64), "writes": same.sum(axis=1).astype(np.int64)}
+
+    def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """context_value: the value of one of the D segments at random (a pure function of the example): a model that
+        knows the layout but recalls nothing. Remember mode: about 1/D exact match."""
+        c, s = self.config, self.segment
+        inputs = examples["inputs"]
+        n = len(inputs)
+        segments = inputs[:, : c.n_pairs * s].reshape(n, c.n_pairs, s)
+        h = np.zeros(n, np.uint64)
+        for j in range(c.n_pairs * s):
+            h = hash64(h, inputs[:, j])
+        pick = (hash64(_BASELINE, h) % np.uint64(c.n_pairs)).astype(np.int64)
+        pred = inputs.copy()
+        pred[:, -c.value_len :] = segments[np.arange(n), pick, c.key_len :]
+        return {"context_value": pred}
 
     def show(self, arrays, count: int) -> str:
         s, out = self.segment, []

@@ -19,7 +19,15 @@ from .registry import option as _f
 from .registry import register
 from .rng import draw_distinct, hash64, to_unit
 
-_KEYS, _VALUES, _SLOTS = 1, 2, 3
+_KEYS, _VALUES, _SLOTS, _BASELINE = 1, 2, 3, 4
+
+
+def _context_pick(context: np.ndarray, length: int) -> np.ndarray:
+    """(n, length) uint64 pseudo-random words per position, a function of each example's context tokens alone."""
+    h = np.zeros(len(context), np.uint64)
+    for j in range(context.shape[1]):
+        h = hash64(h, context[:, j])
+    return hash64(_BASELINE, h[:, None], np.arange(length))
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,17 @@ class MQAR(Generator):
         loss_mask = np.zeros((n, c.seq_len), bool)
         loss_mask[rows, query_pos] = True
         return {"inputs": inputs, "targets": targets, "loss_mask": loss_mask, "n_pairs": np.full(n, d, np.int64)}
+
+    def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """context_value: at every query, one of the D context values at random (a pure function of the example):
+        what a model that knows the layout but recalls nothing scores, 1/D."""
+        d = self.config.n_pairs
+        inputs = examples["inputs"]
+        values = inputs[:, 1 : 2 * d : 2]
+        pick = _context_pick(inputs[:, : 2 * d], inputs.shape[1]) % np.uint64(d)
+        pred = inputs.copy()
+        pred[examples["loss_mask"]] = np.take_along_axis(values, pick.astype(np.int64), axis=1)[examples["loss_mask"]]
+        return {"context_value": pred}
 
     def show(self, arrays, count: int) -> str:
         out = []

@@ -137,7 +137,7 @@ def time_to_accuracy(model: str, config: dict, lr: float, warmup: int = 0, decay
     follows a cosine to a tenth at decay_steps. Validation time counts: it is what a user waits for."""
     import torch
 
-    from .data import fixed_batches, to_tensors
+    from .data import held_out, to_tensors
     from .evaluation import evaluate
     from .models import build_model, masked_loss
     from .system import lr_factor
@@ -146,7 +146,7 @@ def time_to_accuracy(model: str, config: dict, lr: float, warmup: int = 0, decay
     gen = generators.make("ca", BASELINE_TASK)
     model_name, model = model, build_model(model, config, gen.layout())
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    val = fixed_batches(gen, "val", 0, val_size, val_size)
+    val = held_out(gen, "val", 0, val_size)
     history, reached, t0, step = [], None, time.perf_counter(), 0
     while time.perf_counter() - t0 < budget_s:
         model.train()
@@ -161,7 +161,7 @@ def time_to_accuracy(model: str, config: dict, lr: float, warmup: int = 0, decay
         opt.step()
         step += 1
         if step % check_every == 0:
-            em = [r for r in evaluate(model, val, "val") if r["slice"] == "all"][0]["exact_match"]
+            em = [r for r in evaluate(model, val, val_size, "val") if r["slice"] == "all"][0]["exact_match"]
             history.append((step, time.perf_counter() - t0, em))
             if em >= target:
                 reached = time.perf_counter() - t0

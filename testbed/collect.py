@@ -1,8 +1,17 @@
-"""Turn run directories into one tidy CSV: one row per run x split x slice."""
+"""Run directories into two tidy tables (aggregate.py computes the rows):
+
+    results.csv        one row per configuration x split x iteration count x slice, over its seeds: mean and 95 %
+                       interval over seeds and rules (config_id names the configuration, seeds lists its seeds),
+                       and one row per baseline of each task (model = "baseline:NAME", the same columns)
+    results.seeds.csv  one row per run (one seed) x split x iteration count x slice, intervals over rules only
+
+Both carry the overall and the non-trivial columns. A damaged run is reported and left out; the others are kept.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -10,11 +19,17 @@ from pathlib import Path
 from generators import ConfigError
 from generators.io import atomic_write
 
-from .store import read_config, read_result
+from . import aggregate
+from .evaluation import MODEL
+from .spec import config_id
+from .store import read_config, read_outcomes, read_result
 
-BASE_COLUMNS = ["run_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task",
-                "seed", "split", "iterations", "slice", "value", "k", "cell_accuracy", "exact_match", "n", "mean_steps",
-                "fit_seconds"]
+META_COLUMNS = ["config_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task"]
+ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
+COLUMNS = META_COLUMNS + ROW_COLUMNS + aggregate.METRIC_COLUMNS + aggregate.COUNT_COLUMNS + ["fit_seconds"]
+SEED_COLUMNS = ["run_id", *META_COLUMNS, "seed", *ROW_COLUMNS, *aggregate.METRIC_COLUMNS,
+                *aggregate.COUNT_COLUMNS, "fit_seconds"]
+BASE_COLUMNS = COLUMNS  # closed-form figures (capacity, memory law) write rows with these columns too
 
 
 def described(config: dict, result: dict) -> dict:
@@ -40,52 +55,110 @@ def flatten(config: dict, prefix: str = "") -> dict:
     return out
 
 
-def collect(runs_root: str | Path, run_ids=None) -> tuple[list[str], list[dict]]:
-    """Rows of every finished run under runs_root (only those in `run_ids`, when given)."""
+def task_id(config: dict) -> str:
+    """What the baselines depend on: the data and evaluation settings."""
+    key = json.dumps({"data": config["data"], "eval": {k: v for k, v in config["eval"].items() if k != "iterations"}},
+                     sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def scan(runs_root: Path, run_ids=None, warn=None) -> list[dict]:
+    """Every finished run under runs_root: {config, result, info, run_id, units (or None)}."""
+    runs = []
+    for result_file in sorted(runs_root.rglob("result.json")):
+        run_dir = result_file.parent
+        if run_ids is not None and run_dir.name not in run_ids:
+            continue
+        try:
+            result, config = read_result(run_dir), read_config(run_dir)
+            if result.get("status") == "diverged":
+                continue  # an outcome without test rows
+            runs.append({"config": config, "result": result, "info": described(config, result),
+                         "run_id": run_dir.name, "units": read_outcomes(run_dir)})
+        except ConfigError as e:  # a damaged run is reported; the others are collected
+            (warn or _warn)(f"skipped {run_dir}: {e}")
+    return runs
+
+
+def _meta(run: dict, cfg_id: str) -> dict:
+    config, result, info = run["config"], run["result"], run["info"]
+    return {"config_id": cfg_id, "name": config["name"], "preset": config.get("preset") or "",
+            "model": config["model"]["name"], "params": result.get("params", ""),
+            "state_size": result.get("state_size") or "", "layers": info.get("layers"), "loops": info.get("loops"),
+            "d_model": info.get("width"), "task": config["data"].get("task")}
+
+
+def _of_source(units: dict | None, source: str) -> dict | None:
+    if units is None:
+        return None
+    keep = units["source"] == source
+    return {k: v[keep] for k, v in units.items()} if keep.any() else None
+
+
+def _recorded_rows(run: dict) -> list[dict]:
+    """Rows of a run recorded before outcomes were kept: its result.json rows, without intervals."""
+    return [{"split": r["split"], "iterations": r.get("iterations") or "", "slice": r["slice"],
+             "value": "" if r["value"] is None else r["value"], "k": r["value"] if r["slice"] == "k" else "",
+             "cell_accuracy": r["cell_accuracy"], "exact_match": r["exact_match"], "n": r["n"],
+             "mean_steps": r.get("mean_steps", ""), "n_seeds": 1} for r in run["result"]["test"]]
+
+
+def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], list[dict], list[str], list[dict]]:
+    """(columns, rows over seeds, seed columns, rows per seed) of every finished run under runs_root (only those in
+    `run_ids`, when given)."""
     runs_root = Path(runs_root)
     if not runs_root.is_dir():
         raise ConfigError(f"runs directory {str(runs_root)!r} does not exist")
-    runs = []
-    for result_file in sorted(runs_root.rglob("result.json")):
-        if run_ids is not None and result_file.parent.name not in run_ids:
-            continue
-        try:
-            result, config = read_result(result_file.parent), read_config(result_file.parent)
-            if result.get("status") == "diverged":
-                continue  # an outcome without test rows
-            info = described(config, result)
-        except ConfigError as e:  # a damaged run is reported; the others are collected
-            warn(f"skipped {result_file.parent}: {e}")
-            continue
-        runs.append((config, result, info, result_file.parent.name))
+    runs = scan(runs_root, run_ids, warn)
     if not runs:
         raise ConfigError(f"no finished runs (result.json) under {str(runs_root)!r}")
-    flat = [flatten(c) for c, *_ in runs]
-    varying = sorted(k for k in set().union(*flat) if len({json.dumps(f.get(k)) for f in flat}) > 1)
-    rows = []
-    for (config, result, info, name), f in zip(runs, flat):
-        base = {
-            "run_id": result.get("run_id", name), "name": config["name"], "preset": config.get("preset") or "",
-            "model": config["model"]["name"],
-            "params": result.get("params", ""), "state_size": result.get("state_size") or "",
-            "layers": info.get("layers"), "loops": info.get("loops"), "d_model": info.get("width"),
-            "task": config["data"].get("task"), "seed": config["seed"],
-            "fit_seconds": round(result.get("fit_seconds") or 0.0, 1),
-        }
-        for row in result["test"]:
-            rows.append({
-                **base, "split": row["split"], "iterations": row.get("iterations") or "", "slice": row["slice"],
-                "value": "" if row["value"] is None else row["value"],
-                "k": row["value"] if row["slice"] == "k" else "",
-                "cell_accuracy": row["cell_accuracy"], "exact_match": row["exact_match"], "n": row["n"],
-                "mean_steps": row.get("mean_steps", ""),
-                **{f"cfg.{k}": f.get(k) for k in varying},
-            })
-    columns = BASE_COLUMNS + [f"cfg.{k}" for k in varying]
-    return columns, rows
+    configs: dict = {}
+    for run in runs:
+        configs.setdefault(config_id(run["config"]), []).append(run)
+    flat = {cid: flatten({k: v for k, v in group[0]["config"].items() if k != "seed"})
+            for cid, group in configs.items()}
+    varying = sorted(k for k in set().union(*flat.values()) if len({json.dumps(f.get(k)) for f in flat.values()}) > 1)
+    cfg = {cid: {f"cfg.{k}": flat[cid].get(k) for k in varying} for cid in configs}
+    rows, seed_rows, tasks = [], [], {}
+    for cid, group in configs.items():
+        group.sort(key=lambda r: r["config"]["seed"])
+        meta = {**_meta(group[0], cid), **cfg[cid]}
+        fit = round(sum(r["result"].get("fit_seconds") or 0.0 for r in group) / len(group), 1)
+        seeds = ",".join(str(r["config"]["seed"]) for r in group)
+        units = [_of_source(r["units"], MODEL) for r in group]
+        if all(u is not None for u in units):
+            rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in aggregate.rows(units)]
+            for run, u in zip(group, units):
+                seed_rows += [{"run_id": run["run_id"], **meta, "seed": run["config"]["seed"], **row,
+                               "seeds": run["config"]["seed"], "fit_seconds": round(run["result"].get("fit_seconds")
+                                                                                    or 0.0, 1)}
+                              for row in aggregate.rows([u])]
+        else:
+            for run in group:
+                seed_rows += [{"run_id": run["run_id"], **meta, "seed": run["config"]["seed"], **row}
+                              for row in _recorded_rows(run)]
+            rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in _recorded_rows(group[0])]
+        for run in group:
+            if run["units"] is not None:
+                tasks.setdefault(task_id(run["config"]), (run, cfg[cid]))
+    for tid, (run, extra) in tasks.items():  # the baselines: deterministic, one "seed" per task
+        for source in dict.fromkeys(run["units"]["source"].tolist()):
+            if source == MODEL:
+                continue
+            meta = {**_meta(run, f"{source}@{tid}"), "model": source, "params": "", "state_size": "",
+                    "layers": "", "loops": "", "d_model": "", **{k: "" for k in extra}}
+            got = aggregate.rows([_of_source(run["units"], source)])
+            rows += [{**meta, **row, "n_seeds": 0, "seeds": "-"} for row in got]
+            seed_rows += [{"run_id": "", **meta, "seed": "", **row, "n_seeds": 0, "seeds": "-"} for row in got]
+    extra = [f"cfg.{k}" for k in varying]
+    return COLUMNS + extra, rows, SEED_COLUMNS + extra, seed_rows
 
 
-def warn(message: str) -> None:
+def is_baseline(row: dict) -> bool:
+    return str(row.get("model", "")).startswith("baseline:")
+
+
+def _warn(message: str) -> None:
     import sys
 
     print(f"warning: {message}", file=sys.stderr)
@@ -99,12 +172,23 @@ def write_csv(path: str | Path, columns: list[str], rows: list[dict]) -> None:
     atomic_write(Path(path), lambda f: f.write(buf.getvalue().encode()))
 
 
-def read_csv(path: str | Path) -> list[dict]:
+def seeds_path(path: str | Path) -> Path:
+    """results.csv -> results.seeds.csv"""
     path = Path(path)
+    return path.with_name(path.name.removesuffix(".csv") + ".seeds.csv")
+
+
+def read_csv(path: str | Path, need=("k", "exact_match", "cell_accuracy")) -> list[dict]:
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"results file {str(path)!r} is a directory; give the CSV `testbed collect` wrote")
     if not path.is_file():
         raise ConfigError(f"results file {str(path)!r} does not exist; make one with `testbed collect`")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"k", "exact_match", "cell_accuracy"} <= set(rows[0]):
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"{str(path)!r} is not a CSV results table ({e})") from None
+    if not rows or not set(need) <= set(rows[0]):
         raise ConfigError(f"{str(path)!r} is not a results table from `testbed collect`")
     return rows

@@ -1,7 +1,11 @@
-"""Evaluation: a trained model scored on held-out examples, sliced by k (or another per-example key), at several
-iteration counts for weight-tied models, on interchange files, and in autoregressive rollout.
+"""Evaluation: a trained model and the task's baselines scored on the same held-out examples, sliced by k (or another
+per-example key), at several iteration counts for weight-tied models, on interchange files, and in autoregressive
+rollout.
 
-Task-specific behaviour (examples at one depth, formatting a file's orbits, rollout) comes from the generator's
+Every evaluation yields outcomes, one unit per example and slice (metrics.py), tagged with their source ("model" or
+"baseline:NAME"), the iteration count (0: the model's own) and the look-ahead of the example set (0: the task's own
+mix). Rows of rates are taken from them; the outcomes themselves are kept (outcomes.npz) for intervals over rules and
+seeds. Task-specific behaviour (examples at one depth, baselines, a file's orbits, rollout) comes from the generator's
 hooks; nothing here asks what kind of generator or model it holds.
 """
 
@@ -13,49 +17,98 @@ import torch
 from generators import ConfigError
 
 from . import metrics
-from .data import batches, fixed_batches
+from .data import batches, held_out
 from .spec import EvalConfig
+
+MODEL = "model"
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches, split: str = "test", iterations=(), by: str | None = None) -> list[dict]:
-    """Rows of sliced metrics over an iterable of tensor batches. With `iterations` (weight-tied models), one pass
-    at the largest count reads the output head out after every iteration and scores each requested count: rows get
-    an `iterations` field. `by` slices by a per-example key (e.g. rule_id) instead of k."""
+def predictions(model, examples: dict, batch_size: int, iterations=()) -> dict:
+    """{iteration count (0: the model's own): (predicted tokens (n, L), compute steps (n, L) or None)}; with
+    `iterations` (weight-tied models), one pass at the largest count read out after every iteration."""
     model.eval()
-    totals: dict = {}
-    name = "all"
-    for batch in batches:
-        name, groups = metrics.slice_groups(batch, by)
+    out: dict = {}
+    for batch in batches(examples, batch_size):
         if iterations:
-            outputs = model.forward_steps(batch["inputs"], max(iterations))
-            for r in iterations:
-                counts = metrics.count(outputs[r - 1].argmax(-1), batch["targets"], groups)
-                metrics.merge(totals.setdefault(r, {}), counts)
+            logits = model.forward_steps(batch["inputs"], max(iterations))
+            got = {r: (logits[r - 1].argmax(-1), None) for r in iterations}
         else:
             pred = model(batch["inputs"]).argmax(-1)
-            metrics.merge(totals.setdefault(None, {}), metrics.count(pred, batch["targets"], groups, model.steps_used))
-    rows = []
-    for r, total in totals.items():
-        rows += [{**row, "iterations": r} if r else row for row in metrics.rates(total, name, split)]
-    return rows
+            got = {0: (pred, model.steps_used)}
+        for r, (pred, steps) in got.items():
+            out.setdefault(r, []).append((pred.numpy(), None if steps is None else steps.float().numpy()))
+    return {r: (np.concatenate([p for p, _ in parts]),
+                None if parts[0][1] is None else np.concatenate([s for _, s in parts])) for r, parts in out.items()}
+
+
+def tagged(units: dict, source: str, iterations: int = 0, set_k: int = 0) -> dict:
+    n = len(units.get("exact", ()))
+    return {**units, "source": np.full(n, source, dtype="<U32"), "iterations": np.full(n, iterations, np.int16),
+            "set_k": np.full(n, set_k, np.int8)} if n else {}
+
+
+def score(model, generator, examples: dict, batch_size: int, iterations=(), by: str | None = None,
+          set_k: int = 0, baselines: bool = True) -> dict:
+    """Outcomes of the model (at its own iteration count, and at `iterations` for weight-tied models) and of the
+    task's baselines on one set of examples."""
+    key = generator.cluster_key
+    parts = []
+    for r, (pred, steps) in predictions(model, examples, batch_size).items():
+        parts.append(tagged(metrics.outcomes(pred, examples, key, by, steps=steps), MODEL, r, set_k))
+    if iterations and model.tied:
+        for r, (pred, _) in predictions(model, examples, batch_size, iterations).items():
+            parts.append(tagged(metrics.outcomes(pred, examples, key, by), MODEL, r, set_k))
+    if baselines:
+        for name, pred in generator.baselines(examples).items():
+            parts.append(tagged(metrics.outcomes(pred, examples, key, by), f"baseline:{name}", 0, set_k))
+    return metrics.concat(parts)
+
+
+def test_sets(generator, eval_cfg: EvalConfig) -> list[tuple[int, dict]]:
+    """(k, examples) of the test split: one fixed-k set per configured k, or the task's own examples (k = 0)."""
+    if not eval_cfg.k:
+        return [(0, held_out(generator, "test", eval_cfg.seed, eval_cfg.test_size))]
+    return [(k, held_out(generator, "test", eval_cfg.seed, eval_cfg.test_size, k=k)) for k in eval_cfg.k]
+
+
+def test_outcomes(model, generator, eval_cfg: EvalConfig, by: str | None = None, baselines: bool = True) -> dict:
+    """Outcomes of the model and the baselines on the test split (every set, every iteration count)."""
+    return metrics.concat([score(model, generator, examples, eval_cfg.batch_size, eval_cfg.iterations, by, k,
+                                 baselines) for k, examples in test_sets(generator, eval_cfg)])
+
+
+def rows(units: dict, split: str, source: str = MODEL) -> list[dict]:
+    """Rows of rates of one source: per example set and iteration count; a fixed-k set gives its per-k rows (its
+    overall row would repeat them), tagged with k when the slices are another key (`by`)."""
+    if not units:
+        return []
+    out = []
+    of_source = units["source"] == source
+    for r in sorted(set(units["iterations"][of_source].tolist())):
+        for k in dict.fromkeys(units["set_k"][of_source].tolist()):
+            keep = of_source & (units["iterations"] == r) & (units["set_k"] == k)
+            got = metrics.rates(metrics.select(units, keep), split)
+            if k:
+                got = [{**row, "k": k} if row["slice"] != "k" else row for row in got if row["slice"] != "all"]
+            out += [{**row, "iterations": r} if r else row for row in got]
+    return out
+
+
+def sources(units: dict) -> list[str]:
+    return list(dict.fromkeys(units["source"].tolist())) if units else []
 
 
 def test_rows(model, generator, eval_cfg: EvalConfig, by: str | None = None) -> list[dict]:
-    """Test-split metrics: at each configured k (one fixed-k test set per k), or the task's own slices; for
-    weight-tied models also at each configured iteration count. `by` slices by a per-example key as well."""
-    passes = [()] + ([tuple(eval_cfg.iterations)] if eval_cfg.iterations and model.tied else [])
-    rows = []
-    for iterations in passes:
-        if not eval_cfg.k:
-            sets = fixed_batches(generator, "test", eval_cfg.seed, eval_cfg.test_size, eval_cfg.batch_size)
-            rows += evaluate(model, sets, iterations=iterations, by=by)
-            continue
-        for k in eval_cfg.k:
-            sets = fixed_batches(generator, "test", eval_cfg.seed, eval_cfg.test_size, eval_cfg.batch_size, k=k)
-            rows += [{**r, "k": k} if by else r for r in evaluate(model, sets, iterations=iterations, by=by)
-                     if r["slice"] != "all"]
-    return rows
+    """The model's rows on the test split (see `rows`)."""
+    return rows(test_outcomes(model, generator, eval_cfg, by, baselines=False), "test")
+
+
+def evaluate(model, examples: dict, batch_size: int, split: str = "test") -> list[dict]:
+    """The model's rows on one set of examples (its own slices; clusters are the examples)."""
+    units = [tagged(metrics.outcomes(pred, examples, steps=steps), MODEL, r)
+             for r, (pred, steps) in predictions(model, examples, batch_size).items()]
+    return rows(metrics.concat(units), split)
 
 
 def predictor(model):
@@ -66,26 +119,30 @@ def predictor(model):
     return predict
 
 
-def rollout_rows(model, generator, eval_cfg: EvalConfig, steps: int) -> list[dict]:
-    """Rows per rollout step j = 1..steps (split "rollout", slice "k", value j): per-cell accuracy and exact match
-    of the j-th state the model predicts from its own earlier predictions, on held-out rules."""
+def rollout_outcomes(model, generator, eval_cfg: EvalConfig, steps: int) -> dict:
+    """Outcomes per rollout step j = 1..steps (slice "k", value j) of the j-th state the model predicts from its own
+    earlier predictions, on held-out rules, and of the baselines predicting j steps ahead of the same orbits."""
     model.eval()
     n = eval_cfg.test_size
     out = generator.rollout(predictor(model), "test", eval_cfg.seed, n, steps, eval_cfg.batch_size)
-    return [{"split": "rollout", "slice": "k", "value": j + 1,
-             "cell_accuracy": float(out["correct"][j].sum() / (n * out["cells"])),
-             "exact_match": float(out["exact"][j].mean()), "n": n} for j in range(steps)]
+    index, cells = np.arange(n), np.full(n, out["cells"], np.int32)
+
+    def units(correct, exact, source):
+        return metrics.concat([tagged({
+            "slice": np.full(n, "k", dtype="<U16"), "value": np.full(n, j + 1, np.int64), "index": index,
+            "cluster": out["rule_id"], "trivial": out["trivial"][j], "exact": exact[j],
+            "correct": correct[j].astype(np.int32), "cells": cells, "steps": np.full(n, np.nan, np.float32),
+        }, source) for j in range(steps)])
+
+    return metrics.concat([units(out["correct"], out["exact"], MODEL)] +
+                          [units(b["correct"], b["exact"], f"baseline:{name}") for name, b in out["baselines"].items()])
 
 
-def evaluate_file(model, generator, arrays: dict[str, np.ndarray], ks: list[int] | None,
-                  batch_size: int = 512) -> list[dict]:
-    """Metrics on the examples of an interchange file, formatted with the run's own task settings; an example set
-    at one look-ahead k gives its per-k row (its overall row would repeat it)."""
+def file_outcomes(model, generator, arrays: dict[str, np.ndarray], ks: list[int] | None,
+                  batch_size: int = 512) -> dict:
+    """Outcomes of the model and the baselines on the examples of an interchange file, formatted with the run's own
+    task settings (one example set per k where the task has a depth axis)."""
     sets = generator.examples_from_file(arrays, ks)
     if not sets or not len(sets[0][1]["inputs"]):
         raise ConfigError("the file holds no examples")
-    rows = []
-    for k, examples in sets:
-        got = evaluate(model, batches(examples, batch_size), "file")
-        rows += got if k is None else [r for r in got if r["slice"] != "all"]
-    return rows
+    return metrics.concat([score(model, generator, examples, batch_size, set_k=k or 0) for k, examples in sets])

@@ -1,75 +1,123 @@
-"""Per-cell accuracy and exact match, sliced by a per-position group (for CA: how many steps ahead, k).
+"""Scoring: predictions against targets, one outcome per unit (an example within a slice), and rates from outcomes.
 
-Counts are accumulated as sums so they add up across batches and processes; rates are taken at the end.
+A slice groups the scored positions of an example (for CA: how many steps ahead a target cell lies, k; for MQAR:
+the number of pairs); the `all` slice groups every scored position of the example. Each unit records its example
+index, its cluster (the unit of generalisation that intervals resample: the rule, for CA), whether it is trivial
+(a rule-free predictor gets it), the correct and scored cells, exact match (every cell right) and the compute steps
+an adaptive model spent on it. Rates are taken from the outcomes at the end, so units from many batches, processes
+or seeds add up exactly, and intervals can resample them (intervals.py).
 """
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from generators import ConfigError
 
-SLICE_KEYS = ("step", "k")  # preferred slicing metadata, per position then per example
+UNIT_FIELDS = ("slice", "value", "index", "cluster", "trivial", "exact", "correct", "cells", "steps")
 
 
-def slice_groups(batch: dict[str, torch.Tensor], by: str | None = None) -> tuple[str, torch.Tensor]:
-    """(slice name, (B, L) group id per scored position, -1 elsewhere); `by` names a per-example key to slice by
+def slice_groups(arrays: dict, by: str | None = None) -> tuple[str, np.ndarray]:
+    """(slice name, (n, L) group value per scored position, -1 elsewhere); `by` names a per-example key to slice by
     instead (e.g. rule_id)."""
-    mask = batch["loss_mask"]
+    mask = np.asarray(arrays["loss_mask"])
+    per_example = [k for k, v in arrays.items() if k not in ("inputs", "targets", "loss_mask") and np.ndim(v) == 1]
     if by is not None:
-        if by not in batch or batch[by].dim() != 1:
-            valid = [k for k, v in batch.items() if v.dim() == 1]
-            raise ConfigError(f"cannot slice by {by!r}: this task's per-example keys are {', '.join(valid) or 'none'}")
-        return by, torch.where(mask, batch[by].long()[:, None], -1)
-    if "step" in batch and batch["step"].shape == mask.shape:
-        return "k", torch.where(mask, batch["step"].long(), -1)
-    for key, value in batch.items():
-        if key not in ("inputs", "targets", "loss_mask") and value.dim() == 1:
-            return key, torch.where(mask, value.long()[:, None], -1)
-    return "all", torch.where(mask, 0, -1)
+        if by not in per_example:
+            keys = ", ".join(per_example) or "none"
+            raise ConfigError(f"cannot slice by {by!r}: this task's per-example keys are {keys}")
+        return by, np.where(mask, np.asarray(arrays[by], np.int64)[:, None], -1)
+    if "step" in arrays and np.shape(arrays["step"]) == mask.shape:
+        return "k", np.where(mask, np.asarray(arrays["step"], np.int64), -1)
+    if per_example:
+        return per_example[0], np.where(mask, np.asarray(arrays[per_example[0]], np.int64)[:, None], -1)
+    return "all", np.where(mask, 0, -1)
 
 
-def count(pred: torch.Tensor, targets: torch.Tensor, groups: torch.Tensor,
-          steps: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
-    """{group: [correct cells, scored cells, exact examples, examples, compute steps, cells with steps]} plus
-    group -1 for all scored positions. `steps` (B, L): compute steps per position of an adaptive model."""
+def _units(right, groups, trivial, steps, slice_name: str, cluster, index) -> dict[str, np.ndarray]:
+    """One unit per (example, group value) with at least one scored position."""
     scored = groups >= 0
-    right = pred == targets
-    out = {-1: _counts(right, scored, steps)}
-    for g in torch.unique(groups[scored]).tolist():
-        out[int(g)] = _counts(right, groups == g, steps)
-    return out
+    row_value = np.where(scored, groups, -1).max(axis=1)
+    if ((groups == row_value[:, None]) | ~scored).all():  # one value per example (a fixed-k set, n_pairs, rule_id)
+        values, masks = [None], [scored]
+    else:  # several values per example (O-O: one per predicted state)
+        values = np.unique(groups[scored]).tolist()
+        masks = [groups == g for g in values]
+    parts = []
+    for g, mask in zip(values, masks):
+        has = mask.any(axis=1)
+        if not has.any():
+            continue
+        m = mask[has]
+        parts.append({
+            "slice": np.full(int(has.sum()), slice_name, dtype="<U16"),
+            "value": row_value[has] if g is None else np.full(int(has.sum()), g, np.int64),
+            "index": index[has],
+            "cluster": cluster[has],
+            "trivial": (trivial[has] & m).any(axis=1) if trivial is not None else np.zeros(int(has.sum()), bool),
+            "exact": (right[has] | ~m).all(axis=1),
+            "correct": (right[has] & m).sum(axis=1).astype(np.int32),
+            "cells": m.sum(axis=1).astype(np.int32),
+            "steps": (np.where(m, steps[has], 0).sum(axis=1) if steps is not None
+                      else np.full(int(has.sum()), np.nan)).astype(np.float32),
+        })
+    return concat(parts)
 
 
-def _counts(right: torch.Tensor, mask: torch.Tensor, steps: torch.Tensor | None) -> torch.Tensor:
-    has = mask.any(dim=1)
-    exact = ((right | ~mask).all(dim=1) & has).sum()
-    cells = mask.sum()
-    step_sum = steps.to(right.device)[mask].double().sum() if steps is not None else torch.zeros((), dtype=torch.double)
-    with_steps = cells if steps is not None else torch.zeros_like(cells)
-    return torch.stack([(right & mask).sum().double(), cells.double(), exact.double(), has.sum().double(),
-                        step_sum.to(right.device), with_steps.double()])
+def outcomes(pred: np.ndarray, arrays: dict, cluster_key: str | None = None, by: str | None = None,
+             index: np.ndarray | None = None, steps: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Units of a batch of predictions (n, L): those of the `all` slice and those of the task's own slices (or of
+    the per-example key `by`). `index` numbers the examples (default 0..n-1); `steps` (n, L): compute steps per
+    position of an adaptive model."""
+    targets, mask = np.asarray(arrays["targets"]), np.asarray(arrays["loss_mask"])
+    n = len(targets)
+    index = np.arange(n) if index is None else np.asarray(index)
+    cluster = np.asarray(arrays[cluster_key], np.int64) if cluster_key else index.astype(np.int64)
+    trivial = np.asarray(arrays["trivial"]).astype(bool) if "trivial" in arrays else None
+    right = np.asarray(pred) == targets
+    name, groups = slice_groups(arrays, by)
+    every = _units(right, np.where(mask, 0, -1), trivial, steps, "all", cluster, index)
+    every["value"] = np.full(len(every["value"]), -1, np.int64)
+    return concat([every, _units(right, groups, trivial, steps, name, cluster, index)] if name != "all" else [every])
 
 
-def merge(total: dict[int, torch.Tensor], new: dict[int, torch.Tensor]) -> None:
-    for g, c in new.items():
-        total[g] = total[g] + c if g in total else c.clone()
+def concat(parts: list[dict]) -> dict[str, np.ndarray]:
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def rates(total: dict[int, torch.Tensor], slice_name: str, split: str) -> list[dict]:
-    """Rows {split, slice, value, cell_accuracy, exact_match, n}; slice 'all' for the overall row."""
+def rate_row(units: dict[str, np.ndarray]) -> dict:
+    """cell_accuracy, exact_match, n and their non-trivial versions (the units a rule-free predictor misses)."""
+    nt = ~units["trivial"]
+    row = {
+        "cell_accuracy": float(units["correct"].sum() / max(units["cells"].sum(), 1)),
+        "exact_match": float(units["exact"].mean()) if len(units["exact"]) else 0.0,
+        "n": int(len(units["exact"])),
+        "cell_accuracy_nontrivial": float(units["correct"][nt].sum() / units["cells"][nt].sum()) if nt.any() else None,
+        "exact_match_nontrivial": float(units["exact"][nt].mean()) if nt.any() else None,
+        "n_nontrivial": int(nt.sum()),
+    }
+    if np.isfinite(units["steps"]).any():  # an adaptive model: mean compute steps per scored cell
+        row["mean_steps"] = float(np.nansum(units["steps"]) / units["cells"].sum())
+    return row
+
+
+def select(units: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[keep] for k, v in units.items()}
+
+
+def rates(units: dict[str, np.ndarray], split: str) -> list[dict]:
+    """Rows {split, slice, value, cell_accuracy, exact_match, n, *_nontrivial, ...}: the `all` row first, then one
+    row per value of the slice."""
+    if not units:
+        return []
     rows = []
-    for g in sorted(total):
-        c = total[g].tolist()
-        row = {
-            "split": split,
-            "slice": "all" if g < 0 else slice_name,
-            "value": None if g < 0 else g,
-            "cell_accuracy": c[0] / max(c[1], 1),
-            "exact_match": c[2] / max(c[3], 1),
-            "n": int(c[3]),
-        }
-        if c[5] > 0:  # an adaptive model: mean compute steps per scored cell
-            row["mean_steps"] = c[4] / c[5]
-        rows.append(row)
+    for name in dict.fromkeys(units["slice"].tolist()):  # in order of appearance: "all" first
+        of_slice = units["slice"] == name
+        for value in sorted(set(units["value"][of_slice].tolist())):
+            keep = of_slice & (units["value"] == value)
+            rows.append({"split": split, "slice": name, "value": None if name == "all" else value,
+                         **rate_row(select(units, keep))})
     return rows

@@ -16,6 +16,7 @@ from generators.io import atomic_write  # noqa: E402
 
 from .tables import (  # noqa: E402
     RECALL_FLOOR,
+    by_layers,
     capacity,
     capacity_table,
     depth_table,
@@ -26,7 +27,13 @@ from .tables import (  # noqa: E402
     published_series,
 )
 
-NOT_SOLVED = 0.73  # per-cell accuracy of a model that has not inferred the rule (local statistics only)
+METRIC_NAMES = {
+    "exact_match_nontrivial": "exact match, non-trivial examples",
+    "exact_match": "exact match, every example",
+    "cell_accuracy": "per-cell accuracy",
+    "cell_accuracy_nontrivial": "per-cell accuracy, non-trivial examples",
+}
+BASELINE_STYLES = ["--", ":", "-.", (0, (1, 3))]
 
 
 def _finish(fig, out: str | Path, title: str) -> None:
@@ -44,85 +51,120 @@ def _save(fig, out: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None) -> None:
-    """Per-cell accuracy and exact match against k (one line per model); per-cell accuracy against layers (one line
-    per k). The published numbers of a spec's [paper] table are drawn beside ours as grey dashed lines."""
-    curves, by_layers = depth_table(rows)
+def _errorbar(ax, xs, points, **style) -> None:
+    """Means with their 95 % intervals as error bars (none where a point has no interval)."""
+    xs, mean = np.asarray(xs, float), np.array([p[0] for p in points])
+    lo, hi = np.array([p[1] for p in points]), np.array([p[2] for p in points])
+    err = np.where(np.isnan(lo), 0, [mean - lo, hi - mean])
+    ax.errorbar(xs, mean, yerr=np.maximum(err, 0), capsize=3, marker="o", ms=4, **style)
+
+
+def _baselines(ax, curves: dict) -> None:
+    for j, (name, ks) in enumerate(sorted(curves.items())):
+        xs = sorted(ks)
+        ax.plot(xs, [ks[x][0] for x in xs], ls=BASELINE_STYLES[j % len(BASELINE_STYLES)], color="gray", lw=1.2,
+                label=name)
+
+
+def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None,
+               metrics=("exact_match_nontrivial", "exact_match")) -> None:
+    """Each metric against k, one line per model with its 95 % interval (over seeds and rules), the baselines on
+    the same examples in grey; against layers as well (one line per k) when one family varies its depth. The
+    published numbers of a spec's [paper] table are drawn beside ours (dashed) on the panel of their metric."""
     axis, published = published_series(paper)
-    layer_values = sorted({layers for layers, _ in by_layers})
-    one_family = len({r["model"] for r in rows if r.get("slice") == "k"}) == 1  # layers only compare within a family
-    n_panels = 3 if len(layer_values) > 1 and one_family else 2
-    fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 4))
-    labels = sorted(curves)
-    for i, label in enumerate(labels):
-        ks = curves[label]
-        k = list(ks)
-        axes[0].plot(k, [ks[x][0] for x in k], "o-", color=f"C{i}", label=label)
-        axes[1].plot(k, [ks[x][1] for x in k], "o-", color=f"C{i}", label=label)
-    if axis == "k":
-        for name, points in published.items():  # same colour as our line of the same task, grey otherwise
-            match = [i for i, label in enumerate(labels) if label.split()[0] == name]
-            k = sorted(points)
-            axes[0].plot(k, [points[x] for x in k], "s--", color=f"C{match[0]}" if match else "gray", alpha=0.5,
-                         label=f"published {name}")
-    axes[0].axhline(NOT_SOLVED, color="red", lw=1, ls=":", label="≈0.73 not-solved floor")
-    axes[0].set(xlabel="steps ahead k", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
-    axes[1].set(xlabel="steps ahead k", ylabel="exact match (held-out rules)", ylim=(-0.02, 1.02))
-    for ax in axes[:2]:
-        ax.set_xticks(sorted({k for ks in curves.values() for k in ks}))
+    metric_of_paper = (paper or {}).get("metric", "cell_accuracy")
+    layers = by_layers(rows, metrics[0])
+    layer_values = sorted({d for d, _ in layers})
+    one_family = len({r["model"] for r in rows if not str(r["model"]).startswith("baseline:")}) == 1
+    n_panels = len(metrics) + (1 if len(layer_values) > 1 and one_family else 0)
+    fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 4.2), squeeze=False)
+    axes = axes[0]
+    for ax, metric in zip(axes, metrics):
+        curves, baselines = depth_table(rows, metric)
+        labels = sorted(curves)
+        for i, label in enumerate(labels):
+            ks = list(curves[label])
+            _errorbar(ax, [k + 0.06 * (i - len(labels) / 2) for k in ks], [curves[label][k] for k in ks],
+                      color=f"C{i}", label=label)
+        _baselines(ax, baselines)
+        if axis == "k" and metric == metric_of_paper:
+            for name, pts in published.items():  # same colour as our line of the same task, grey otherwise
+                match = [i for i, label in enumerate(labels) if label.split()[0] == name]
+                k = sorted(pts)
+                ax.plot(k, [pts[x] for x in k], "s--", color=f"C{match[0]}" if match else "gray", alpha=0.5,
+                        label=f"published {name}")
+        ax.set(xlabel="steps ahead k", ylabel=f"{METRIC_NAMES.get(metric, metric)} (held-out rules)",
+               ylim=(-0.02, 1.02), xticks=sorted({k for c in curves.values() for k in c}))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    if n_panels == 3:
-        ax = axes[2]
-        for i, k in enumerate(sorted({k for _, k in by_layers})):
-            xs = [layers for layers in layer_values if (layers, k) in by_layers]
-            ax.plot(xs, [by_layers[(x, k)] for x in xs], "o-", color=f"C{i}", label=f"k={k}")
-            if axis == "layers" and f"k={k}" in published:
+    if n_panels > len(metrics):
+        ax = axes[-1]
+        for i, k in enumerate(sorted({k for _, k in layers})):
+            xs = [d for d in layer_values if (d, k) in layers]
+            _errorbar(ax, xs, [layers[(x, k)] for x in xs], color=f"C{i}", label=f"k={k}")
+            if axis == "layers" and f"k={k}" in published and metrics[0] == metric_of_paper:
                 pts = published[f"k={k}"]
                 ax.plot(sorted(pts), [pts[x] for x in sorted(pts)], "s--", color=f"C{i}", alpha=0.5,
                         label=f"published k={k}")
-        ax.axhline(NOT_SOLVED, color="red", lw=1, ls=":")
         ticks = sorted(set(layer_values) | ({x for p in published.values() for x in p} if axis == "layers" else set()))
-        ax.set(xlabel="layers", ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02), xticks=ticks)
+        ax.set(xlabel="layers", ylabel=f"{METRIC_NAMES.get(metrics[0], metrics[0])} (held-out rules)",
+               ylim=(-0.02, 1.02), xticks=ticks)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     _finish(fig, out, title)
 
 
 def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
-    """Test-time compute: exact match against iterations (log scale), one panel per model, one line per k; the
-    training iteration count marked."""
+    """Test-time compute: exact match on the non-trivial stratum against iterations (log scale), one panel per
+    model, one line per k with its 95 % band; the best baseline of each k dotted in the same colour; the training
+    iteration count marked."""
     table = iterations_table(rows)
+    _, baselines = depth_table(rows)
+    best = {k: max(c[k][0] for c in baselines.values() if k in c) for k in {k for c in baselines.values() for k in c}}
     labels = sorted(table)
     fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 3.8), squeeze=False)
     for ax, label in zip(axes[0], labels):
         for i, (k, its) in enumerate(table[label].items()):
             xs = list(its)
-            ax.plot(xs, [its[x][1] for x in xs], "o-", color=f"C{i}", label=f"k={k}")
-        trained = [float(r["loops"]) for r in rows if r.get("loops") and label.startswith(r["model"])]
+            mean, lo, hi = (np.array([its[x][j] for x in xs]) for j in range(3))
+            ax.plot(xs, mean, "o-", color=f"C{i}", label=f"k={k}")
+            ax.fill_between(xs, lo, hi, color=f"C{i}", alpha=0.15)
+            if k in best:
+                ax.axhline(best[k], color=f"C{i}", ls=":", lw=1)
+        trained = [float(r["loops"]) for r in rows if r.get("loops") not in ("", None) and label.startswith(r["model"])]
         if trained:
             ax.axvline(trained[0], color="gray", ls=":", lw=1, label="training iterations")
         ax.set_xscale("log", base=2)
-        ax.set(xlabel="iterations at test time", ylabel="exact match (held-out rules)", ylim=(-0.02, 1.02))
+        ax.set(xlabel="iterations at test time", ylabel="exact match, non-trivial (held-out rules)", ylim=(-0.02, 1.02))
         ax.set_title(textwrap.fill(label, 40), fontsize=10)  # long labels would run into the next panel
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, title="dotted: best baseline", title_fontsize=7)
     _finish(fig, out, title)
 
 
 def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "layers") -> None:
-    """Exact match on held-out rules as a (depth, k) heat map: which depth solves which look-ahead."""
-    depths, ks, grid = heatmap_table(rows, by)
-    fig, ax = plt.subplots(figsize=(1.2 * len(ks) + 2.5, 0.45 * len(depths) + 1.8))
+    """Exact match on the non-trivial stratum of held-out rules as a (depth, k) heat map, each cell with its 95 %
+    half-width, the baselines as rows of their own below: which depth solves which look-ahead."""
+    depths, ks, mean, half = heatmap_table(rows, by)
+    _, baselines = depth_table(rows)
+    names = sorted(baselines)
+    grid = np.vstack([np.array([[baselines[b].get(k, (np.nan,))[0] for k in ks] for b in names]).reshape(-1, len(ks)),
+                      mean])
+    halves = np.vstack([np.full((len(names), len(ks)), np.nan), half])
+    ylabels = [b.removeprefix("baseline:") for b in names] + [str(d) for d in depths]
+    fig, ax = plt.subplots(figsize=(1.4 * len(ks) + 2.8, 0.5 * len(ylabels) + 1.8))
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto", origin="lower")
-    for i in range(len(depths)):
+    for i in range(grid.shape[0]):
         for j in range(len(ks)):
             if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                text = f"{grid[i, j]:.2f}" + (f"\n±{halves[i, j]:.2f}" if not np.isnan(halves[i, j]) else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="black" if grid[i, j] > 0.6 else "white")
-    ax.set(xticks=range(len(ks)), xticklabels=ks, yticks=range(len(depths)), yticklabels=depths,
-           xlabel="steps ahead k", ylabel=by)
-    fig.colorbar(im, ax=ax, label="exact match (held-out rules)")
+    if names:
+        ax.axhline(len(names) - 0.5, color="white", lw=3)
+    ax.set(xticks=range(len(ks)), xticklabels=ks, yticks=range(len(ylabels)), yticklabels=ylabels,
+           xlabel="steps ahead k", ylabel=f"{by} (baselines below the line)")
+    fig.colorbar(im, ax=ax, label="exact match, non-trivial (held-out rules)")
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -136,6 +178,12 @@ def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
     table = capacity_table(rows)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     styles = ["-", "--", ":", "-."]
+    guesses = {}  # baselines (a value of the context at random): recall per stored pairs, in grey
+    for r in rows:
+        if str(r.get("model", "")).startswith("baseline:") and r["slice"] == "n_pairs" and r["split"] == "test":
+            guesses.setdefault(r["model"], {})[int(r["value"])] = float(r["cell_accuracy"])
+    for j, (name, pts) in enumerate(sorted(guesses.items())):
+        axes[0].plot(sorted(pts), [pts[p] for p in sorted(pts)], ls=BASELINE_STYLES[j % 4], color="gray", label=name)
     for i, fam in enumerate(sorted(table)):
         for j, (d, pts) in enumerate(table[fam].items()):
             axes[0].plot(list(pts), [v[0] for v in pts.values()], styles[j % 4], marker="o", ms=3, color=f"C{i}",
@@ -222,7 +270,6 @@ def plot_series(points: list[dict], axis: str, out: str | Path, title: str = "",
             if pts:
                 ax.plot([x for x, _ in pts], [y for _, y in pts], style, color=f"C{i}",
                         alpha=1 if key == "ours" else 0.5, label=f"{name} ({label})")
-    ax.axhline(NOT_SOLVED, color="red", lw=1, ls=":", label="≈0.73 not-solved floor")
     ax.set(xlabel=xlabel or axis, ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -301,6 +301,11 @@ def run_id(resolved: dict) -> str:
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def config_id(resolved: dict) -> str:
+    """The run id without the seed: what the runs of one configuration, trained with several seeds, share."""
+    return run_id({**resolved, "seed": None})
+
+
 def component_config(resolved: dict, section: str) -> tuple[str, dict]:
     """(registered name, config dict) of the data or model section of a resolved config."""
     table = dict(resolved[section])

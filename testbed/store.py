@@ -202,6 +202,30 @@ class RunLocked(ConfigError):
     """Another process holds the run's lock."""
 
 
+def write_outcomes(run_dir: Path, units: dict, name: str = "outcomes.npz") -> None:
+    """outcomes.npz: the per-unit test outcomes of the model and the baselines (plain arrays, no pickle)."""
+    from generators.io import write_npz
+
+    atomic_write(Path(run_dir) / name, lambda f: write_npz(f, units))
+
+
+def read_outcomes(run_dir: Path) -> dict | None:
+    """The run's outcomes.npz, checked to hold every field; None for a run recorded before outcomes existed."""
+    from generators.io import load
+
+    from .metrics import UNIT_FIELDS
+
+    path = Path(run_dir) / "outcomes.npz"
+    if not path.is_file():
+        return None
+    arrays, _ = load(path)
+    missing = [k for k in (*UNIT_FIELDS, "source", "iterations", "set_k") if k not in arrays]
+    lengths = {len(v) for v in arrays.values()}
+    if missing or len(lengths) > 1:
+        raise damaged(path, f"missing {', '.join(missing)}" if missing else "arrays of different lengths")
+    return arrays
+
+
 def build(resolved: dict):
     """(generator, model) of a resolved config."""
     import generators

@@ -33,8 +33,7 @@ class TaskSystem(L.LightningModule):
     def __init__(self, model: torch.nn.Module, train_cfg):
         super().__init__()
         self.model, self.cfg = model, train_cfg
-        self._val: dict = {}
-        self._slice_name = "all"
+        self._val: list[dict] = []
         self.train_tokens = 0
         self.train_seconds = 0.0
 
@@ -60,17 +59,17 @@ class TaskSystem(L.LightningModule):
             self.train_seconds += time.perf_counter() - self._t0
 
     def validation_step(self, batch, batch_idx):
-        name, groups = metrics.slice_groups(batch)
-        self._slice_name = name
         pred = self.model(batch["inputs"]).argmax(-1)
-        metrics.merge(self._val, metrics.count(pred, batch["targets"], groups, self.model.steps_used))
+        arrays = {k: v.cpu().numpy() for k, v in batch.items()}
+        steps = None if self.model.steps_used is None else self.model.steps_used.float().cpu().numpy()
+        self._val.append(metrics.outcomes(pred.cpu().numpy(), arrays, steps=steps))
 
     def on_validation_epoch_end(self):
-        for row in metrics.rates(self._val, self._slice_name, "val"):
+        for row in metrics.rates(metrics.concat(self._val), "val"):
             suffix = "" if row["slice"] == "all" else f"@{row['slice']}={row['value']}"
             self.log(f"val/exact_match{suffix}", row["exact_match"], prog_bar=not suffix)
             self.log(f"val/cell_accuracy{suffix}", row["cell_accuracy"])
-        self._val = {}
+        self._val = []
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["rng"] = {"torch": torch.get_rng_state()}  # resumed runs draw what an uninterrupted one would

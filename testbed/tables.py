@@ -11,41 +11,101 @@ import numpy as np
 
 from generators import ConfigError
 
-
-def _label(row: dict, vary_task: bool) -> str:
-    label = f"{row['model']} L={row['layers']}" if row.get("layers") else row["model"]
-    return f"{row['task']} {label}" if vary_task else label
+HEADLINE = "exact_match_nontrivial"  # what depth figures lead with: exact match where a rule-free guess fails
+PROTOCOL_COLUMNS = ("exact_match_nontrivial", "exact_match_lo", "exact_match_hi", "n_seeds")
 
 
-def depth_table(rows: list[dict]):
-    """{label: {k: (mean cell acc, mean exact, n seeds)}} and {(layers, k): mean cell acc} over the test rows."""
-    # k = 0 marks the rule bits of O-SR (not a look-ahead): they are reported in the table, not drawn over k
-    rows = [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != "" and int(r["k"]) > 0
-            and not r.get("iterations")]  # rows at other iteration counts belong to the iterations view
+def require_protocol(rows: list[dict]) -> None:
+    """Depth views read intervals and the non-trivial stratum; a table collected before they existed cannot."""
+    missing = [c for c in PROTOCOL_COLUMNS if rows and c not in rows[0]]
+    if missing:
+        raise ConfigError(f"this results table predates intervals and the non-trivial stratum (no {missing[0]} "
+                          "column); collect the runs again: testbed collect RUNS_DIR --out results.csv")
+
+
+def point(row: dict, metric: str) -> tuple[float, float, float]:
+    """(mean, lo, hi) of a metric in a row; nan where the table has no value (no interval, an empty stratum)."""
+    def num(key):
+        v = row.get(key, "")
+        return float(v) if v not in ("", None) else float("nan")
+    return num(metric), num(f"{metric}_lo"), num(f"{metric}_hi")
+
+
+def is_baseline(row: dict) -> bool:
+    return str(row.get("model", "")).startswith("baseline:")
+
+
+def labels(rows: list[dict]) -> dict[str, str]:
+    """config_id -> a label: the model (its layers), the task where tasks differ, and the settings that tell apart
+    configurations that would otherwise share a label."""
+    by_config = {r["config_id"]: r for r in rows if not is_baseline(r)}
+    vary_task = len({r["task"] for r in by_config.values()}) > 1
+    base = {cid: (f"{r['task']} " if vary_task else "") + (f"{r['model']} L={r['layers']}" if r.get("layers")
+                                                              else r["model"]) for cid, r in by_config.items()}
+    out = {}
+    for cid, label in base.items():
+        twins = [c for c, other in base.items() if other == label]
+        if len(twins) > 1:
+            keys = sorted(k for k in by_config[cid] if k.startswith("cfg.") and k != "cfg.eval.iterations"
+                          and len({by_config[t].get(k) for t in twins}) > 1)
+            label += " " + " ".join(f"{k.split('.')[-1]}={by_config[cid][k]}" for k in keys)
+        out[cid] = label
+    return out
+
+
+def _k_rows(rows: list[dict], iterations: bool = False) -> list[dict]:
+    """Test rows of the k slice (k = 0, O-SR's rule bits, is not a look-ahead), at the model's own iteration count
+    or at the others."""
+    return [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] not in ("", None)
+            and int(r["k"]) > 0 and bool(r.get("iterations")) == iterations]
+
+
+def depth_table(rows: list[dict], metric: str = HEADLINE) -> tuple[dict, dict]:
+    """({label: {k: (mean, lo, hi)}} of the models, {baseline: {k: (mean, lo, hi)}}) on the test rows."""
+    require_protocol(rows)
+    rows = _k_rows(rows)
     if not rows:
         raise ConfigError("the results table has no per-k test rows to plot")
-    vary_task = len({r["task"] for r in rows}) > 1
-    acc = defaultdict(lambda: defaultdict(list))
+    names = labels(rows)
+    models, baselines = defaultdict(dict), defaultdict(dict)
     for r in rows:
-        acc[_label(r, vary_task)][int(r["k"])].append((float(r["cell_accuracy"]), float(r["exact_match"])))
-    curves = {lab: {k: (*np.mean(v, axis=0), len(v)) for k, v in sorted(ks.items())} for lab, ks in acc.items()}
-    by_layers = defaultdict(list)
-    for r in rows:
-        if r.get("layers"):
-            by_layers[(int(r["layers"]), int(r["k"]))].append(float(r["cell_accuracy"]))
-    return curves, {key: float(np.mean(v)) for key, v in by_layers.items()}
+        target = baselines[r["model"]] if is_baseline(r) else models[names[r["config_id"]]]
+        target[int(r["k"])] = point(r, metric)
+    return ({lab: dict(sorted(ks.items())) for lab, ks in models.items()},
+            {lab: dict(sorted(ks.items())) for lab, ks in baselines.items()})
+
+
+def by_layers(rows: list[dict], metric: str) -> dict:
+    """{(layers, k): (mean, lo, hi)} of one model family's per-k test rows."""
+    return {(int(r["layers"]), int(r["k"])): point(r, metric) for r in _k_rows(rows)
+            if not is_baseline(r) and r.get("layers") not in ("", None)}
+
+
+def fmt(p: tuple[float, float, float]) -> str:
+    """mean ± half-width of the interval (or the mean alone)."""
+    mean, lo, hi = p
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.3f}" if np.isnan(lo) else f"{mean:.3f} ± {(hi - lo) / 2:.3f}"
 
 
 def format_table(rows: list[dict]) -> str:
-    """Plain-text table: one line per model, exact match (cell accuracy) per k."""
-    curves, _ = depth_table(rows)
-    ks = sorted({k for c in curves.values() for k in c})
-    width = max(len(lab) for lab in curves) + 2
-    lines = ["model".ljust(width) + "".join(f"k={k:<14}" for k in ks)]
-    for label, c in sorted(curves.items()):
-        cells = "".join(f"{c[k][1]:.3f} ({c[k][0]:.3f})  " if k in c else " " * 16 for k in ks)
-        lines.append(label.ljust(width) + cells)
-    lines.append("exact match (per-cell accuracy) on held-out rules")
+    """Plain-text table: one line per model and baseline, exact match on the non-trivial stratum and overall per k
+    (mean ± half-width of the 95 % interval over seeds and rules)."""
+    lines = []
+    views = ((HEADLINE, "exact match, non-trivial stratum"), ("exact_match", "exact match, every example"))
+    for metric, title in views:
+        models, baselines = depth_table(rows, metric)
+        ks = sorted({k for c in [*models.values(), *baselines.values()] for k in c})
+        width = max(len(lab) for lab in [*models, *baselines]) + 2
+        lines += [f"{title} (mean ± 95 % half-width over seeds and held-out rules)",
+                  "model".ljust(width) + "".join(f"k={k:<16}" for k in ks)]
+        for label, c in [*sorted(models.items()), *sorted(baselines.items())]:
+            lines.append(label.ljust(width) + "".join(f"{fmt(c[k]) if k in c else '':<18}" for k in ks))
+    seeds = sorted({int(r["n_seeds"]) for r in _k_rows(rows) if not is_baseline(r)})
+    n_rules = sorted({int(r["n_rules"]) for r in _k_rows(rows) if r.get("n_rules") not in ("", None)})
+    lines.append(f"seeds per model: {', '.join(map(str, seeds))}; held-out rules per point: "
+                 f"{', '.join(map(str, n_rules))}")
     return "\n".join(lines)
 
 
@@ -62,25 +122,18 @@ def published_series(paper: dict | None) -> tuple[str | None, dict]:
     return axis, series
 
 
-def _test_k_rows(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["slice"] == "k" and r["split"] == "test" and r["k"] != "" and int(r["k"]) > 0]
-
-
-def iterations_table(rows: list[dict]) -> dict:
-    """{label: {k: {iterations: (mean cell acc, mean exact)}}} of the rows scored at several iteration counts."""
-    rows = [r for r in _test_k_rows(rows) if r.get("iterations")]
+def iterations_table(rows: list[dict], metric: str = HEADLINE) -> dict:
+    """{label: {k: {iterations: (mean, lo, hi)}}} of the rows scored at several iteration counts."""
+    require_protocol(rows)
+    rows = [r for r in _k_rows(rows, iterations=True) if not is_baseline(r)]
     if not rows:
         raise ConfigError("the results table has no rows at several iteration counts (train or eval with iterations)")
-    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    names = labels(rows)
+    table = defaultdict(lambda: defaultdict(dict))
     for r in rows:
-        label = f"{r['model']} (trained at {float(r['loops']):g})" if r.get("loops") else r["model"]
-        extra = {k: v for k, v in r.items()
-                 if k.startswith("cfg.") and k != "cfg.eval.iterations" and v not in ("", None)}
-        if extra:
-            label += " " + " ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(extra.items()) if "seed" not in k)
-        acc[label][int(r["k"])][int(r["iterations"])].append((float(r["cell_accuracy"]), float(r["exact_match"])))
-    return {lab: {k: {i: tuple(np.mean(v, axis=0)) for i, v in sorted(its.items())} for k, its in sorted(ks.items())}
-            for lab, ks in acc.items()}
+        label = names[r["config_id"]] + (f" (trained at {float(r['loops']):g})" if r.get("loops") else "")
+        table[label][int(r["k"])][int(r["iterations"])] = point(r, metric)
+    return {lab: {k: dict(sorted(its.items())) for k, its in sorted(ks.items())} for lab, ks in table.items()}
 
 
 def format_iterations(rows: list[dict]) -> str:
@@ -88,40 +141,40 @@ def format_iterations(rows: list[dict]) -> str:
     lines = []
     for label, ks in sorted(table.items()):
         its = sorted({i for v in ks.values() for i in v})
-        lines.append(f"{label}: exact match per iteration count")
-        lines.append("  k    " + "".join(f"{i:>7}" for i in its))
+        lines.append(f"{label}: exact match on the non-trivial stratum per iteration count (± 95 % half-width)")
+        lines.append("  k    " + "".join(f"{i:>16}" for i in its))
         for k, v in ks.items():
-            lines.append(f"  k={k:<3}" + "".join(f"{v[i][1]:>7.3f}" if i in v else " " * 7 for i in its))
+            lines.append(f"  k={k:<3}" + "".join(f"{fmt(v[i]) if i in v else '':>16}" for i in its))
     return "\n".join(lines)
 
 
 HEATMAP_AXES = ("layers", "loops", "iterations")
 
 
-def heatmap_table(rows: list[dict], by: str) -> tuple[list, list, np.ndarray]:
-    """(depth values, k values, mean exact match [depth, k]) over the test rows."""
+def heatmap_table(rows: list[dict], by: str, metric: str = HEADLINE) -> tuple[list, list, np.ndarray, np.ndarray]:
+    """(depth values, k values, mean [depth, k], half-width [depth, k]) of the models' test rows."""
     if by not in HEATMAP_AXES:
         raise ConfigError(f"unknown heat-map axis {by!r}; valid: {', '.join(HEATMAP_AXES)}")
-    rows = [r for r in _test_k_rows(rows)
-            if r.get(by) not in ("", None) and (by == "iterations" or not r.get("iterations"))]
+    require_protocol(rows)
+    rows = [r for r in _k_rows(rows, iterations=by == "iterations")
+            if r.get(by) not in ("", None) and not is_baseline(r)]
     if not rows:
         raise ConfigError(f"the results table has no test rows with a {by!r} value")
-    cells = defaultdict(list)
-    for r in rows:
-        cells[(int(float(r[by])), int(r["k"]))].append(float(r["exact_match"]))
+    cells = {(int(float(r[by])), int(r["k"])): point(r, metric) for r in rows}
     depths, ks = sorted({d for d, _ in cells}), sorted({k for _, k in cells})
-    grid = np.full((len(depths), len(ks)), np.nan)
-    for (d, k), v in cells.items():
-        grid[depths.index(d), ks.index(k)] = np.mean(v)
-    return depths, ks, grid
+    mean, half = np.full((len(depths), len(ks)), np.nan), np.full((len(depths), len(ks)), np.nan)
+    for (d, k), (m, lo, hi) in cells.items():
+        mean[depths.index(d), ks.index(k)], half[depths.index(d), ks.index(k)] = m, (hi - lo) / 2
+    return depths, ks, mean, half
 
 
 def format_heatmap(rows: list[dict], by: str = "layers") -> str:
-    depths, ks, grid = heatmap_table(rows, by)
-    lines = [f"{by:<10}" + "".join(f"k={k:<6}" for k in ks)]
+    depths, ks, mean, half = heatmap_table(rows, by)
+    lines = [f"{by:<10}" + "".join(f"k={k:<14}" for k in ks)]
     for i, d in enumerate(depths):
-        lines.append(f"{d:<10}" + "".join(f"{grid[i, j]:<8.3f}" for j in range(len(ks))))
-    lines.append("exact match on held-out rules")
+        lines.append(f"{d:<10}" + "".join(f"{fmt((mean[i, j], mean[i, j] - half[i, j], mean[i, j] + half[i, j])):<16}"
+                                           for j in range(len(ks))))
+    lines.append("exact match on the non-trivial stratum of held-out rules (± 95 % half-width)")
     return "\n".join(lines)
 
 
@@ -137,7 +190,8 @@ def _family(row: dict) -> str:
 def capacity_table(rows: list[dict]) -> dict:
     """{family: {d_model: {pairs: (recall accuracy, state size)}}} over the test rows sliced by n_pairs: the mean
     over seeds at the best learning rate when a sweep varies it."""
-    rows = [r for r in rows if r["split"] == "test" and r["slice"] == "n_pairs" and r.get("value") not in ("", None)]
+    rows = [r for r in rows if r["split"] == "test" and r["slice"] == "n_pairs" and r.get("value") not in ("", None)
+            and not is_baseline(r)]
     if not rows:
         raise ConfigError("the results table has no test rows sliced by n_pairs (train MQAR or kv_segments models)")
     acc = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
@@ -176,7 +230,8 @@ def format_capacity(rows: list[dict]) -> str:
 
 def memory_table(rows: list[dict]) -> dict:
     """{preset: {d: mean population error}} of linear-memory runs (error = 1 - exact match on the test split)."""
-    rows = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and r.get("d_model") not in ("", None)]
+    rows = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and r.get("d_model") not in ("", None)
+            and not is_baseline(r)]
     if not rows:
         raise ConfigError("the results table has no overall test rows with a memory size d")
     acc = defaultdict(lambda: defaultdict(list))

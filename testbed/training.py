@@ -22,9 +22,8 @@ import torch
 from generators import ConfigError
 from generators.io import atomic_write
 
-from . import store
+from . import evaluation, store
 from .environment import choose_threads, environment
-from .evaluation import test_rows
 from .spec import EvalConfig, TrainConfig, build_config, run_id
 
 
@@ -234,7 +233,10 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         with open(run_dir / "metrics.csv") as f:
             steps = 1 + max((int(r["step"]) for r in csv.DictReader(f) if r.get("step")), default=-1)
     atomic_write(run_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
-    rows = test_rows(model, generator, ecfg)
+    units = evaluation.test_outcomes(model, generator, ecfg)
+    store.write_outcomes(run_dir, units)
+    rows = evaluation.rows(units, "test")
+    baselines = {s: evaluation.rows(units, "test", s) for s in evaluation.sources(units) if s != evaluation.MODEL}
     result = {
         "run_id": rid,
         "status": "done",
@@ -249,6 +251,7 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         "train_tokens_per_s": system.train_tokens / system.train_seconds if system.train_seconds else None,
         "resumed": resume,
         "test": rows,
+        "baselines": baselines,
     }
     store.write_json(run_dir / "result.json", result)
     return run_dir, result, "trained"

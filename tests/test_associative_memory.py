@@ -72,6 +72,7 @@ PUBLISHED = {
 }
 
 
+@pytest.mark.slow
 def test_reproduces_published_scaling_laws():
     n, alpha = 1000, 2.0
     ours = {
@@ -103,6 +104,7 @@ JOINT = {  # thresholded, P = d // 12, rows T, columns d (published means of 20 
 }
 
 
+@pytest.mark.slow
 def test_reproduces_published_joint_d_t_grid():
     for samples, published in JOINT.items():
         runs = [error_vs_d(lambda d, s=s, t=samples: memory_weights("threshold", 1000, 2.0, d, samples=t, per=12,
@@ -160,7 +162,7 @@ def test_linear_memory_reference_options():
 def test_linear_memory_trains_through_the_cli(tmp_path):
     import json
 
-    from cli_helpers import run
+    from helpers import run
 
     spec = tmp_path / "mem.toml"
     spec.write_text("""
@@ -212,7 +214,7 @@ test_size = 20000
 def test_memory_law_command(tmp_path):
     import csv
 
-    from cli_helpers import one_line_error, run
+    from helpers import one_line_error, run
 
     res = run("memory-law", "error-vs-d", "--n", 60, "--d", "5,10,40", "--trials", 3, "--out", tmp_path / "e.csv",
               "--plot", tmp_path / "e.png")

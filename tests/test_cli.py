@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from cli_helpers import run
+from helpers import run
 
 
 def test_list_generators_shows_fields_and_defaults():
@@ -125,11 +125,21 @@ def test_plugins_from_environment(tmp_path, monkeypatch):
         GENERATORS.classes.pop("ca_from_env", None)
 
 
-def test_bench_generators_small(tmp_path):
-    res = run("bench", "generators", "--n", 2000, "--json", tmp_path / "b.json")
+@pytest.mark.slow
+def test_bench_generators_reports_ratios_of_rates_measured_in_one_run(tmp_path):
+    res = run("bench", "generators", "--n", 2000, "--radius", 1, "--width", 12, "--steps", 6,
+              "--json", tmp_path / "b.json")
     assert res.exit_code == 0, res.output
-    figures = json.loads((tmp_path / "b.json").read_text())
-    assert figures["cells_per_s"] > 0 and figures["speedup_vs_python"] > 1
+    f = json.loads((tmp_path / "b.json").read_text())
+    assert (f["radius"], f["width"], f["steps"], f["examples"]) == (1, 12, 6, 2000)
+    for name in ("cells_per_s", "evolve_cells_per_s", "reference_numpy_cells_per_s", "reference_python_cells_per_s",
+                 "gen_command_cells_per_s"):
+        assert np.isfinite(f[name]) and f[name] > 0, name
+    # every ratio is the quotient of the rates it names (no timing claim: machines are noisy)
+    assert f["speedup_vs_numpy"] == pytest.approx(f["cells_per_s"] / f["reference_numpy_cells_per_s"])
+    assert f["speedup_vs_python"] == pytest.approx(f["cells_per_s"] / f["reference_python_cells_per_s"])
+    assert f["gen_command_vs_numpy"] == pytest.approx(f["gen_command_cells_per_s"] / f["reference_numpy_cells_per_s"])
+    assert f"ratio {f['speedup_vs_numpy']:.1f}x" in res.output
 
 
 def test_help_texts_keep_square_brackets():

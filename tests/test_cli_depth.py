@@ -5,55 +5,23 @@ import csv
 import json
 
 import pytest
-from cli_helpers import one_line_error, run
-
-SPEC = """
-name = "families"
-seed = 0
-[data]
-generator = "ca"
-radius = 1
-width = 6
-steps = 7
-n_input = 3
-k = 2
-mixed_k = true
-[model]
-name = "transformer"
-n_layer = 1
-n_head = 2
-d_model = 16
-[train]
-batch_size = 16
-max_steps = 4
-val_every = 2
-val_size = 32
-threads = 1
-[eval]
-k = [1, 2]
-test_size = 32
-iterations = [1, 2, 4]
-[sweep]
-extra = [
-  { "model.n_layer" = 2 },
-  { model = { name = "recurrent_depth", n_prelude = 1, n_coda = 0, mean_iterations = 2, bptt = 2 } },
-  { model = { name = "looped", loops = 2 } },
-  { model = { name = "act" } },
-  { model = { name = "cot" }, data = { task = "O-O", mixed_k = false, m = 2 }, "eval.k" = [] },
-]
-"""
-
-
-
+from helpers import one_line_error, run
 
 
 @pytest.fixture
-def spec(tmp_path):
-    path = tmp_path / "families.toml"
-    path.write_text(SPEC)
-    return path
+def spec(tiny_spec):
+    return tiny_spec(filename="families.toml", name="families", data={"steps": 7}, eval={"iterations": [1, 2, 4]},
+                     sweep={"extra": [
+                         {"model.n_layer": 2},
+                         {"model": {"name": "recurrent_depth", "n_prelude": 1, "n_coda": 0, "mean_iterations": 2,
+                                    "bptt": 2}},
+                         {"model": {"name": "looped", "loops": 2}},
+                         {"model": {"name": "act"}},
+                         {"model": {"name": "cot"}, "data": {"task": "O-O", "mixed_k": False, "m": 2}, "eval.k": []},
+                     ]})
 
 
+@pytest.mark.slow
 def test_family_sweep_iterations_and_views(spec, tmp_path):
     runs = tmp_path / "runs"
     res = run("sweep", spec, "--out", runs)
@@ -63,7 +31,10 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
     assert run("collect", runs, "--out", results).exit_code == 0
     table = list(csv.DictReader(results.open()))
     models = {r["model"] for r in table}
-    assert models == {"transformer", "recurrent_depth", "looped", "act", "cot"}
+    baselines = {"baseline:copy_last", "baseline:period", "baseline:rule_lookup"}  # the rule is inferred: O-S, O-O
+    assert models == {"transformer", "recurrent_depth", "looped", "act", "cot"} | baselines
+    assert {r["task"] for r in table if r["model"] in baselines} == {"O-S", "O-O"}  # drawn beside each task's models
+    per_seed = list(csv.DictReader((tmp_path / "r.seeds.csv").open()))
     tied = [r for r in table if r["iterations"]]
     assert {r["model"] for r in tied} == {"recurrent_depth", "looped"}  # only weight-tied models have read-outs
     assert {int(r["iterations"]) for r in tied} == {1, 2, 4}
@@ -77,15 +48,15 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
         assert res.exit_code == 0, res.output
         assert out.read_bytes()[:4] == b"\x89PNG"
     res = run("plot", "iterations", results, "--out", tmp_path / "i.png")
-    assert "exact match per iteration count" in res.output
+    assert "non-trivial stratum per iteration count" in res.output
 
-    rd = next(r["run_id"] for r in table if r["model"] == "recurrent_depth")
+    rd = next(r["run_id"] for r in per_seed if r["model"] == "recurrent_depth")
     res = run("eval", runs / rd, "--iterations", "1,3,8", "--size", 16)
     assert res.exit_code == 0, res.output
     rows = json.loads((runs / rd / "eval-iterations.json").read_text())["rows"]
     assert sorted({r["iterations"] for r in rows}) == [1, 3, 8]
     assert {r["value"] for r in rows} == {1, 2}
-    plain = next(r["run_id"] for r in table if r["model"] == "transformer")
+    plain = next(r["run_id"] for r in per_seed if r["model"] == "transformer")
     one_line_error(run("eval", runs / plain, "--iterations", "2"), "is not weight-tied")
     res = run("eval", runs / plain, "--by", "rule_id", "--size", 64)  # which held-out rules are solved, per k
     assert res.exit_code == 0, res.output
@@ -114,46 +85,26 @@ def test_bad_depth_settings_are_one_line_errors(spec, tmp_path, sets, message):
     one_line_error(run("train", spec, "--out", tmp_path / "runs", *args), message)
 
 
-MQAR = """
-name = "capacity"
-seed = 0
-[data]
-generator = "mqar"
-vocab_size = 64
-seq_len = 32
-n_pairs = 2
-[model]
-name = "transformer"
-causal = true
-n_layer = 1
-n_head = 2
-d_model = 16
-[train]
-batch_size = 16
-max_steps = 3
-val_every = 3
-val_size = 32
-threads = 1
-[eval]
-test_size = 32
-[sweep.grid]
-model = [{ name = "transformer" }, { name = "fast_weights", rule = "delta" }]
-"model.d_model" = [8, 16]
-"data.n_pairs" = [2, 4]
-"""
-
-
-def test_capacity_sweep_and_plot(tmp_path):
-    spec = tmp_path / "capacity.toml"
-    spec.write_text(MQAR)
+@pytest.mark.slow
+def test_capacity_sweep_and_plot(tmp_path, tiny_spec):
+    spec = tiny_spec(filename="capacity.toml", name="capacity",
+                     data={"generator": "mqar", "vocab_size": 64, "seq_len": 32, "n_pairs": 2},
+                     model={"causal": True}, train={"max_steps": 3, "val_every": 3}, eval={"k": []},
+                     sweep={"grid": {"model": [{"name": "transformer"}, {"name": "fast_weights", "rule": "delta"}],
+                                     "model.d_model": [8, 16], "data.n_pairs": [2, 4]}})
     runs = tmp_path / "runs"
     res = run("sweep", spec, "--out", runs)
     assert res.exit_code == 0, res.output
     assert res.output.count("trained") == 8  # families x widths x pairs: section replacement first, then d_model
     assert run("collect", runs, "--out", tmp_path / "r.csv").exit_code == 0
-    table = list(csv.DictReader((tmp_path / "r.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    table = [r for r in rows if not r["model"].startswith("baseline:")]
     assert {(r["model"], r["d_model"]) for r in table} == {(m, d) for m in ("transformer", "fast_weights")
                                                            for d in ("8", "16")}
+    guess = {int(r["value"]): float(r["cell_accuracy"]) for r in rows
+             if r["model"] == "baseline:context_value" and r["slice"] == "n_pairs"}
+    assert set(guess) == {2, 4}
+    assert guess[2] == pytest.approx(1 / 2, abs=0.2) and guess[4] == pytest.approx(1 / 4, abs=0.15)
     assert all(int(r["state_size"]) > 0 for r in table)
     res = run("plot", "capacity", tmp_path / "r.csv", "--out", tmp_path / "c.png")
     assert res.exit_code == 0, res.output

@@ -50,9 +50,24 @@ def test_shapes_and_masking(name):
     model.train()
     loss, extras = model.training_loss(batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert model.num_params() == sum(p.numel() for p in model.parameters()) > 0
 
 
+def test_parameter_counts_follow_the_architecture():
+    lay = generators.make("ca", CA).layout()
+    v, length, d = len(lay.vocab), lay.seq_len, 32
+    block = (3 * d * d + 3 * d) + (d * d + d) + 2 * (2 * d) + (d * 4 * d + 4 * d) + (4 * d * d + d)  # attn, norms, mlp
+    embeddings = v * d + length * d  # tokens and learned absolute positions (the grid encoding keeps them)
+    assert build_model("transformer", SMALL, lay).num_params() == embeddings + 2 * block + 2 * d + d * v
+    looped = build_model("looped", {**SMALL, "n_layer": 1, "loops": 5}, lay)
+    assert looped.num_params() == embeddings + block + 2 * d + d * v  # one block, however many loops
+    # fixed random embeddings are buffers, not parameters: the memory is W alone
+    gen = generators.make("zipf_memory", {"n_tokens": 50, "n_classes": 5})
+    assert build_model("linear_memory", {"d": 12, "n_classes": 5}, gen.layout()).num_params() == 12 * 12
+    learned = build_model("linear_memory", {"d": 12, "n_classes": 5, "learn_embeddings": True}, gen.layout())
+    assert learned.num_params() == 12 * 12 + 50 * 12 + 5 * 12
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_every_family_overfits_a_tiny_fixed_batch(name):
     torch.manual_seed(0)

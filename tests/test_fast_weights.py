@@ -74,7 +74,7 @@ def test_mechanism_capacity_orders_the_memories():
 def test_capacity_command_writes_a_table_and_a_plot(tmp_path):
     import csv
 
-    from cli_helpers import one_line_error, run
+    from helpers import one_line_error, run
 
     res = run("capacity", "--families", "sum,delta", "--d", "8,16", "--pairs", "2,8,32", "--trials", 4,
               "--out", tmp_path / "cap.csv", "--plot", tmp_path / "cap.png")

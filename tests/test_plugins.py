@@ -6,7 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from cli_helpers import one_line_error, run
+from helpers import one_line_error, run
 
 PLUGIN = textwrap.dedent('''
     from dataclasses import dataclass, field
@@ -48,25 +48,9 @@ PLUGIN = textwrap.dedent('''
             return {"inputs": inputs, "targets": targets, "loss_mask": loss_mask}
 ''')
 
-SPEC = """
-name = "plugin"
-[data]
-generator = "{generator}"
-length = 4
-[model]
-name = "transformer"
-n_layer = 1
-n_head = 2
-d_model = 16
-[train]
-batch_size = 16
-max_steps = 4
-val_every = 2
-val_size = 32
-threads = 1
-[eval]
-test_size = 32
-"""
+def plugin_spec(tiny_spec, generator: str):
+    return tiny_spec(filename="plugin.toml", name="plugin", data={"generator": generator, "length": 4},
+                     eval={"k": []})
 
 
 def make_package(root: Path, entry_point: bool) -> None:
@@ -89,15 +73,14 @@ def forget_plugin():
         sys.modules.pop(name, None)
 
 
-def test_plugin_path_runs_through_gen_train_and_eval(tmp_path, monkeypatch):
+def test_plugin_path_runs_through_gen_train_and_eval(tmp_path, monkeypatch, tiny_spec):
     make_package(tmp_path, entry_point=False)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         path = "modchain_plugin.tasks:ModSum"
         res = run("gen", path, "--n", 4, "--modulus", 7, "--out", tmp_path / "x.npz", "--show", 2)
         assert res.exit_code == 0, res.output
-        spec = tmp_path / "plugin.toml"
-        spec.write_text(SPEC.format(generator=path))
+        spec = plugin_spec(tiny_spec, path)
         res = run("train", spec, "--out", tmp_path / "runs")
         assert res.exit_code == 0, res.output
         run_dir = Path(res.output.split()[1])
@@ -105,25 +88,24 @@ def test_plugin_path_runs_through_gen_train_and_eval(tmp_path, monkeypatch):
         res = run("eval", run_dir)
         assert res.exit_code == 0, res.output
         one_line_error(run("train", spec, "--out", tmp_path / "runs", "--set", "data.modulus=1"), "modulus >= 2")
-        spec.write_text(SPEC.format(generator="modchain_plugin.tasks:Nothing"))
+        spec = plugin_spec(tiny_spec, "modchain_plugin.tasks:Nothing")
         one_line_error(run("train", spec), "has no 'Nothing'")
-        spec.write_text(SPEC.format(generator="no_such_package.tasks:ModSum"))
+        spec = plugin_spec(tiny_spec, "no_such_package.tasks:ModSum")
         one_line_error(run("train", spec), "does not import")
-        spec.write_text(SPEC.format(generator="modchain_plugin.tasks:np"))
+        spec = plugin_spec(tiny_spec, "modchain_plugin.tasks:np")
         one_line_error(run("train", spec), "is not a registered generator")
     finally:
         forget_plugin()
 
 
-def test_installed_plugins_register_through_entry_points(tmp_path, monkeypatch):
+def test_installed_plugins_register_through_entry_points(tmp_path, monkeypatch, tiny_spec):
     make_package(tmp_path, entry_point=True)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         res = run("list")
         assert res.exit_code == 0, res.output
         assert "mod_sum" in res.output  # listed beside the built-in generators
-        spec = tmp_path / "plugin.toml"
-        spec.write_text(SPEC.format(generator="mod_sum"))
+        spec = plugin_spec(tiny_spec, "mod_sum")
         res = run("train", spec, "--out", tmp_path / "runs")
         assert res.exit_code == 0, res.output
     finally:

@@ -1,10 +1,11 @@
 """`testbed reproduce`: the figure list, the comparison with published numbers, end to end on tiny specs."""
 
 import csv
+import json
 import sys
 
 import pytest
-from cli_helpers import one_line_error, run
+from helpers import one_line_error, run
 
 import testbed.cli
 from testbed import figures as rp
@@ -15,43 +16,16 @@ ISSUE_FIGURES = {"p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-swee
                  "test-time-compute", "cabannes-error-vs-d", "cabannes-joint", "cabannes-optimizers", "mqar-width",
                  "retrieval-capacity"}
 
-TINY_ROLLOUT = """
-name = "p2-rollout"
-seed = 0
-[data]
-generator = "ca"
-radius = 1
-width = 6
-steps = 4
-n_input = 2
-task = "O-S"
-k = 1
-m = 2
-[model]
-name = "transformer"
-n_layer = 1
-n_head = 2
-d_model = 16
-[train]
-batch_size = 16
-max_steps = 4
-val_every = 2
-val_size = 16
-threads = 1
-[eval]
-test_size = 16
-[sweep]
-grid = { "data.task" = ["O-S", "RO-S", "O-O"] }
-[presets.cpu]
-[presets.paper]
-train = { max_steps = 6 }
-[paper]
-source = "tiny"
-metric = "cell_accuracy"
-step = [1, 2, 3]
-"O-S" = [0.9, 0.8, 0.7]
-"RO-S" = [1.0, 1.0, 1.0]
-"""
+ROLLOUT = {  # a tiny p2_rollout.toml: three tasks trained for k = 1, a published table of three steps
+    "name": "p2-rollout",
+    "data": {"steps": 4, "n_input": 2, "task": "O-S", "k": 1, "mixed_k": False, "m": 2},
+    "train": {"val_size": 16, "warmup_steps": 100},
+    "eval": {"k": [], "test_size": 16, "batch_size": 512},
+    "sweep": {"grid": {"data.task": ["O-S", "RO-S", "O-O"]}},
+    "presets": {"cpu": {}, "paper": {"train": {"max_steps": 6}}},
+    "paper": {"source": "tiny", "metric": "cell_accuracy", "step": [1, 2, 3], "O-S": [0.9, 0.8, 0.7],
+              "RO-S": [1.0, 1.0, 1.0]},
+}
 
 
 def read(path):
@@ -79,10 +53,10 @@ def test_compare_series_pairs_ours_with_the_published_points():
     assert "2 points" not in rp.summary(points) and "1 with a published number" in rp.summary(points)
 
 
-def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypatch):
+def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypatch, tiny_spec):
     experiments = tmp_path / "experiments"
     experiments.mkdir()
-    (experiments / "p2_rollout.toml").write_text(TINY_ROLLOUT)
+    tiny_spec(filename="experiments/p2_rollout.toml", **ROLLOUT)
     monkeypatch.setenv("TESTBED_EXPERIMENTS", str(experiments))
     out = tmp_path / "repro"
     res = run("reproduce", "p2-rollout", "--out", out, "--jobs", "1")
@@ -95,9 +69,19 @@ def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypa
     os1 = next(p for p in points if p["series"] == "O-S" and p["step"] == "1")
     assert float(os1["difference"]) == pytest.approx(float(os1["ours"]) - 0.9)
     assert next(p for p in points if p["series"] == "O-O")["published"] == ""  # the tiny table has no O-O row
-    # the first rollout step is the model's k = 1 prediction: it matches the test split's k = 1 accuracy
     results = read(fig_dir / "results.csv")
-    assert all(r["split"] == "rollout" for r in results) and len(results) == 9
+    models = [r for r in results if not r["model"].startswith("baseline:")]
+    assert all(r["split"] == "rollout" for r in results) and len(models) == 9
+    assert {r["model"] for r in results} >= {"baseline:copy_last", "baseline:step_then_period"}
+    # the first rollout step is the model's k = 1 prediction on the same held-out orbits: it is the test split's
+    # k = 1 accuracy (O-O: the first of its predicted states), to the last digit
+    for run_dir in (p for p in (out / "runs").iterdir() if (p / "result.json").is_file()):
+        result = json.loads((run_dir / "result.json").read_text())
+        config = json.loads((run_dir / "config.json").read_text())
+        test_k1 = next(r for r in result["test"] if r["slice"] == "k" and r["value"] == 1)
+        step1 = next(r for r in models if r["task"] == config["data"]["task"] and r["k"] == "1")
+        assert float(step1["cell_accuracy"]) == pytest.approx(test_k1["cell_accuracy"], abs=1e-12)
+        assert float(step1["exact_match"]) == pytest.approx(test_k1["exact_match"], abs=1e-12)
     again = run("reproduce", "p2-rollout", "--out", out, "--jobs", "1")
     assert again.exit_code == 0 and again.output.count("] skipped") == 3 and "rolling out" not in again.output
     assert read(fig_dir / "comparison.csv") == points
@@ -126,6 +110,7 @@ SWEEP_FIGURES = ["p2-lookahead", "p2-input-length", "p2-depth-sweep", "p1-compar
                  "cabannes-optimizers", "mqar-width"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SWEEP_FIGURES)
 def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path, monkeypatch):
     """The real specs and code paths, with at most 4 runs of 2 steps each: results, figure and comparison appear."""
@@ -147,10 +132,11 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
     assert "| series |" in (fig_dir / "comparison.md").read_text()
 
 
-def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tmp_path, monkeypatch):
+def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tmp_path, monkeypatch, tiny_spec):
     experiments = tmp_path / "experiments"
     experiments.mkdir()
-    (experiments / "p2_lookahead.toml").write_text(TINY_ROLLOUT.replace("step = ", "k = "))
+    paper = {**{k: v for k, v in ROLLOUT["paper"].items() if k != "step"}, "k": [1, 2, 3]}
+    tiny_spec(filename="experiments/p2_lookahead.toml", **{**ROLLOUT, "name": "p2-lookahead", "paper": paper})
     monkeypatch.setenv("TESTBED_EXPERIMENTS", str(experiments))
     full = Figure.runs
 

@@ -4,45 +4,17 @@ import json
 
 import pytest
 import torch
-from cli_helpers import one_line_error, run
+from helpers import one_line_error, run
 
 from testbed.data import StepBatches
 
-SPEC = """
-name = "scale"
-seed = 0
-[data]
-generator = "ca"
-radius = 1
-width = 8
-steps = 4
-n_input = 2
-task = "RO-S"
-k = 1
-[model]
-name = "transformer"
-n_layer = 1
-n_head = 2
-d_model = 16
-[train]
-batch_size = 8
-max_steps = 12
-val_every = 6
-val_size = 16
-threads = 1
-accelerator = "cpu"
-[eval]
-test_size = 32
-[sweep]
-grid = { "model.n_layer" = [1, 2, 3] }
-"""
-
 
 @pytest.fixture
-def spec(tmp_path):
-    path = tmp_path / "scale.toml"
-    path.write_text(SPEC)
-    return path
+def spec(tiny_spec):
+    return tiny_spec(filename="scale.toml", name="scale",
+                     data={"width": 8, "steps": 4, "n_input": 2, "task": "RO-S", "k": 1, "mixed_k": False},
+                     train={"batch_size": 8, "max_steps": 12, "val_every": 6, "val_size": 16, "accelerator": "cpu"},
+                     eval={"k": [], "batch_size": 512}, sweep={"grid": {"model.n_layer": [1, 2, 3]}})
 
 
 def weights(runs_dir):
@@ -59,6 +31,7 @@ def test_ranks_split_the_single_process_batch():
         assert sorted(ranks[0][step] + ranks[1][step]) == single[step]
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(spec, tmp_path):
     """Two gloo ranks of 4 examples each reproduce one process of 8: the same data split in two and the gradients
     averaged. Had both ranks seen the same examples, the weights would follow a batch of 4 instead (checked too)."""
@@ -78,6 +51,7 @@ def test_two_process_ddp_matches_one_process(spec, tmp_path):
         assert a["exact_match"] == pytest.approx(b["exact_match"], abs=1 / 32)
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_reports_a_failed_job_and_finishes_the_others(spec, tmp_path):
     pytest.importorskip("submitit")
     out = tmp_path / "runs"
@@ -114,6 +88,7 @@ def test_a_refused_submission_is_reported_in_one_line(spec, tmp_path, monkeypatc
     assert res.output.strip().splitlines()[-1].startswith("error: 3 of 3 runs failed")
 
 
+@pytest.mark.slow
 def test_submitit_reports_a_recorded_divergence_without_resubmitting(spec, tmp_path):
     pytest.importorskip("submitit")
     out = tmp_path / "runs"

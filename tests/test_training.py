@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import TINY as BASE
+from helpers import merged
 
 import generators
 from generators import ConfigError
@@ -15,40 +17,32 @@ from testbed.sweep import points, resolve_all
 from testbed.system import lr_factor
 from testbed.training import train
 
-TINY = {
-    "name": "tiny",
-    "seed": 0,
-    "data": {"generator": "ca", "radius": 1, "width": 6, "steps": 5, "n_input": 3, "k": 2, "mixed_k": True},
-    "model": {"name": "transformer", "n_layer": 1, "n_head": 2, "d_model": 16},
-    "train": {"batch_size": 16, "max_steps": 6, "val_every": 3, "val_size": 32, "warmup_steps": 2, "threads": 1},
-    "eval": {"k": [1, 2], "test_size": 32, "batch_size": 32},
-}
+TINY = merged(BASE, {"train": {"max_steps": 6, "val_every": 3}})
 
 
 def test_metrics_on_hand_made_predictions():
-    targets = torch.tensor([[0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 1]])
-    pred = torch.tensor([[0, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 1]])
+    targets = np.array([[0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 1]])
+    pred = np.array([[0, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 1]])
     # positions 0-1 are k=1 targets, position 2 a k=2 target, position 3 unscored
-    groups = torch.tensor([[1, 1, 2, -1]] * 3)
-    counts = metrics.count(pred, targets, groups)
-    rows = {(r["slice"], r["value"]): r for r in metrics.rates(counts, "k", "test")}
+    step = np.array([[1, 1, 2, -1]] * 3)
+    arrays = {"targets": targets, "loss_mask": step >= 0, "step": step}
+    units = metrics.outcomes(pred, arrays)
+    rows = {(r["slice"], r["value"]): r for r in metrics.rates(units, "test")}
     assert rows[("all", None)]["cell_accuracy"] == pytest.approx(8 / 9)
     assert rows[("all", None)]["exact_match"] == pytest.approx(2 / 3)  # position 3 is ignored
     assert rows[("k", 1)]["cell_accuracy"] == pytest.approx(5 / 6)
     assert rows[("k", 1)]["exact_match"] == pytest.approx(2 / 3)
     assert rows[("k", 2)]["cell_accuracy"] == 1.0 and rows[("k", 2)]["exact_match"] == 1.0
-    total = {}
-    metrics.merge(total, counts)
-    metrics.merge(total, counts)
-    assert metrics.rates(total, "k", "test")[0]["n"] == 6
+    twice = metrics.concat([units, units])  # outcomes of two batches add up
+    assert metrics.rates(twice, "test")[0]["n"] == 6
 
 
 def test_slice_groups_prefers_per_position_step():
     gen = generators.make("ca", {k: v for k, v in TINY["data"].items() if k != "generator"})
-    batch = {k: torch.as_tensor(v) for k, v in gen.sample("test", 0, range(8)).items()}
+    batch = gen.sample("test", 0, range(8))
     name, groups = metrics.slice_groups(batch)
     assert name == "k"
-    assert torch.equal(groups[batch["loss_mask"]].reshape(8, -1)[:, 0], batch["k"])
+    assert np.array_equal(groups[batch["loss_mask"]].reshape(8, -1)[:, 0], batch["k"])
     assert (groups[~batch["loss_mask"]] == -1).all()
 
 

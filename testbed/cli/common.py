@@ -94,14 +94,17 @@ def load_spec(path: Path, preset: Optional[str]) -> dict:
 
 
 def print_rows(rows: list[dict]) -> None:
+    """Rows of rates as a table; the non-trivial stratum (the examples a rule-free predictor misses) beside."""
     typer.echo(f"  {'split':<6} {'iters':>5} {'slice':<8} {'value':>8} {'cell acc':>9} {'exact':>7} {'n':>6} "
-               f"{'steps':>6}")
+               f"{'exact (non-trivial)':>20} {'steps':>6}")
     for r in rows:
         value = "" if r["value"] is None else r["value"]
-        steps = f"{r['mean_steps']:.2f}" if "mean_steps" in r else ""
+        steps = f"{r['mean_steps']:.2f}" if r.get("mean_steps") is not None else ""
         value = f"{value}@k={r['k']}" if "k" in r else value
+        nt = r.get("exact_match_nontrivial")
+        nontrivial = f"{nt:.4f} of {r['n_nontrivial']}" if nt is not None else "-"
         typer.echo(f"  {r['split']:<6} {r.get('iterations') or '':>5} {r['slice']:<8} {value!s:>8} "
-                   f"{r['cell_accuracy']:>9.4f} {r['exact_match']:>7.4f} {r['n']:>6} {steps:>6}")
+                   f"{r['cell_accuracy']:>9.4f} {r['exact_match']:>7.4f} {r['n']:>6} {nontrivial:>20} {steps:>6}")
 
 
 SetOption = typer.Option(None, "--set", help="override a spec value: section.key=value (repeatable)")

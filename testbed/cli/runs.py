@@ -77,7 +77,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file; weight-tied models
     also at other iteration counts than they were trained with."""
-    from ..evaluation import evaluate_file, rollout_rows, test_rows
+    from .. import evaluation
     from ..spec import EvalConfig, build_config
     from ..store import open_run, write_json
 
@@ -101,21 +101,28 @@ def eval_cmd(
             raise ConfigError("--rollout is scored on the held-out test split alone "
                               "(no --k, --iterations, --by, --data)")
         ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n}, where="[eval]")
-        rows, name = rollout_rows(model, generator, ecfg, rollout), "eval-rollout.json"
+        units, split, name = evaluation.rollout_outcomes(model, generator, ecfg, rollout), "rollout", "eval-rollout"
     elif data is not None:
         if iters or by:
             raise ConfigError("--iterations and --by apply to the held-out test split, not to --data files")
         arrays, _ = gio.load(data)
-        rows = evaluate_file(model, generator, arrays, ks)
-        name = f"eval-{data.name.removesuffix('.npz')}.json"
+        units, split = evaluation.file_outcomes(model, generator, arrays, ks), "file"
+        name = f"eval-{data.name.removesuffix('.npz')}"
     else:
         ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n, "k": ks or resolved["eval"]["k"],
                                          "iterations": iters}, where="[eval]")
-        rows = test_rows(model, generator, ecfg, by=by)
-        rows = [r for r in rows if r.get("iterations")] if iters else rows
-        name = "eval-iterations.json" if iters else f"eval-by-{by}.json" if by else "eval-test.json"
-    write_json(run_dir / name, {"data": str(data) if data else "test split", "rows": rows})
+        units, split = evaluation.test_outcomes(model, generator, ecfg, by=by), "test"
+        name = "eval-iterations" if iters else f"eval-by-{by}" if by else "eval-test"
+    rows = evaluation.rows(units, split)
+    rows = [r for r in rows if r.get("iterations")] if iters else rows
+    baselines = {s: evaluation.rows(units, split, s) for s in evaluation.sources(units) if s != evaluation.MODEL}
+    name += ".json"
+    write_json(run_dir / name, {"data": str(data) if data else "test split", "rows": rows, "baselines": baselines})
+    typer.echo(f"{resolved['model']['name']}:")
     print_rows(rows)
+    for source, got in baselines.items():
+        typer.echo(f"{source} (the same examples):")
+        print_rows(got)
     typer.echo(f"wrote {run_dir / name}")
 
 
@@ -161,9 +168,13 @@ def collect(
 ) -> None:
     """One tidy CSV row per run x split x slice (run_id, model, params, layers, k, cell_accuracy, exact_match, ...)."""
     from ..collect import collect as collect_runs
-    from ..collect import write_csv
+    from ..collect import seeds_path, write_csv
 
     gio.check_writable(out)
-    columns, rows = collect_runs(runs_dir)
+    warn = lambda message: typer.echo(f"warning: {message}", err=True)  # noqa: E731
+    columns, rows, seed_columns, seed_rows = collect_runs(runs_dir, warn=warn)
     write_csv(out, columns, rows)
-    typer.echo(f"wrote {out} ({len(rows)} rows from {len({r['run_id'] for r in rows})} runs)")
+    write_csv(seeds_path(out), seed_columns, seed_rows)
+    runs = len({r["run_id"] for r in seed_rows if r["run_id"]})
+    typer.echo(f"wrote {out} ({len(rows)} rows over seeds, baselines included) and {seeds_path(out)} "
+               f"({len(seed_rows)} rows per seed) from {runs} runs")

@@ -25,6 +25,18 @@ from generators.io import atomic_write
 from .. import spec as specs
 
 
+@dataclass
+class Results:
+    """Our numbers for a figure: the table over seeds (what is compared and drawn), the table per seed, and the
+    error of runs that failed (the figure is drawn from those that finished)."""
+
+    columns: list
+    rows: list
+    seed_columns: list = field(default_factory=list)
+    seed_rows: list = field(default_factory=list)
+    failure: str | None = None
+
+
 @dataclass(frozen=True)
 class Figure:
     name: str
@@ -51,8 +63,8 @@ class Figure:
             out += resolve_all(specs.with_preset(spec, p), {})
         return out
 
-    def results(self, preset: str, runs_dir: Path, launch, experiments: Path, echo) -> tuple[list, list, str | None]:
-        """(columns, rows of our numbers, the error of runs that failed or None): train what is missing, collect."""
+    def results(self, preset: str, runs_dir: Path, launch, experiments: Path, echo) -> Results:
+        """Train what is missing, collect: our numbers over seeds and per seed."""
         from ..collect import collect
 
         resolved = self.runs(preset, experiments)
@@ -62,8 +74,7 @@ class Figure:
             launch(resolved, runs_dir, force=False, echo=echo)
         except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
             failure = str(e)
-        columns, rows = collect(runs_dir, run_ids={specs.run_id(r) for r in resolved})
-        return columns, rows, failure
+        return Results(*collect(runs_dir, run_ids={specs.run_id(r) for r in resolved}), failure=failure)
 
     def compare(self, rows: list[dict], paper: dict) -> list[dict]:
         raise NotImplementedError
@@ -81,13 +92,15 @@ class Figure:
         paper = specs.load(experiments / self.spec).get("paper", {})
         out = out_root / self.name
         out.mkdir(parents=True, exist_ok=True)
-        columns, rows, failure = self.results(preset, runs_dir, launch, experiments, echo)
-        write_csv(out / "results.csv", columns, rows)
-        points = self.compare(rows, paper)
-        self.draw(rows, points, out / "figure.png", f"{self.shows} ({self.paper}; ours: {preset} preset)", paper)
+        res = self.results(preset, runs_dir, launch, experiments, echo)
+        write_csv(out / "results.csv", res.columns, res.rows)
+        if res.seed_rows:
+            write_csv(out / "results.seeds.csv", res.seed_columns, res.seed_rows)
+        points = self.compare(res.rows, paper)
+        self.draw(res.rows, points, out / "figure.png", f"{self.shows} ({self.paper}; ours: {preset} preset)", paper)
         write_comparison(out, self, preset, points)
         write_meta(out, self, preset, time.time() - t0)
-        return points, failure
+        return points, res.failure
 
 
 def compare_series(ours: dict, paper: dict, axis: str) -> list[dict]:

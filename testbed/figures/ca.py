@@ -10,11 +10,12 @@ import numpy as np
 
 from .. import plots, tables
 from .. import spec as specs
-from .base import Figure, compare_series
+from .base import Figure, Results, compare_series
 
 
 def _test_rows(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["split"] == "test" and not r.get("iterations")]
+    """The models' test rows at their own iteration count (baselines are compared separately)."""
+    return [r for r in rows if r["split"] == "test" and not r.get("iterations") and not tables.is_baseline(r)]
 
 
 def _mean(points: dict) -> dict:
@@ -48,7 +49,7 @@ def ours_by_input_length(rows, metric):
 def ours_by_rollout(rows, metric):
     pts = defaultdict(list)
     for r in rows:
-        if r["split"] == "rollout":
+        if r["split"] == "rollout" and not tables.is_baseline(r):
             pts[(r["task"], int(r["k"]))].append(float(r[metric]))
     return _mean(pts)
 
@@ -91,53 +92,73 @@ class InputLength(SeriesFigure):
     axis, xlabel = "n_input", "input states"
 
     def results(self, preset, runs_dir, launch, experiments, echo):
-        columns, rows, failure = super().results(preset, runs_dir, launch, experiments, echo)
-        n_input = {specs.run_id(r): r["data"]["n_input"] for r in self.runs(preset, experiments)}
-        return columns + ["n_input"], [{**r, "n_input": n_input[r["run_id"]]} for r in rows], failure
+        from ..collect import task_id
+
+        res = super().results(preset, runs_dir, launch, experiments, echo)
+        n_input = {}
+        for r in self.runs(preset, experiments):  # configurations by id, baselines by the task they were scored on
+            n_input[specs.config_id(r)] = n_input[task_id(r)] = r["data"]["n_input"]
+        res.rows = [{**r, "n_input": n_input.get(r["config_id"].rsplit("@", 1)[-1], "")} for r in res.rows]
+        res.columns = res.columns + ["n_input"]
+        return res
 
     def ours(self, rows, metric):
         return ours_by_input_length(rows, metric)
 
 
 class Rollout(SeriesFigure):
-    """Models trained for the next state, fed their own predictions: rows per rollout step (cached per run)."""
+    """Models trained for the next state, fed their own predictions: outcomes per rollout step (cached per run in
+    RUN/rollout.npz), over seeds and rules like every other result, the baselines beside."""
 
     axis, xlabel = "step", "rollout step"
 
     def results(self, preset, runs_dir, launch, experiments, echo):
-        from ..collect import BASE_COLUMNS
-
-        _, _, failure = super().results(preset, runs_dir, launch, experiments, echo)
+        res = super().results(preset, runs_dir, launch, experiments, echo)
         steps = len(specs.load(experiments / self.spec)["paper"]["step"])  # as many steps as the paper shows
         ids = [specs.run_id(r) for r in self.runs(preset, experiments)]
-        return BASE_COLUMNS, rollout_results([runs_dir / rid for rid in ids if (runs_dir / rid / "model.pt").is_file()],
-                                             steps, echo), failure
+        done = [runs_dir / rid for rid in ids if (runs_dir / rid / "model.pt").is_file()]
+        return Results(res.columns, rollout_results(done, steps, echo), failure=res.failure)
 
     def ours(self, rows, metric):
         return ours_by_rollout(rows, metric)
 
 
 def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
-    """Rollout rows of every run (cached in RUN/eval-rollout.json), in the format of `testbed collect`."""
-    from ..evaluation import rollout_rows
-    from ..spec import EvalConfig, build_config
-    from ..store import open_run, read_config, read_json, read_result, write_json
+    """Rollout rows over the seeds of each configuration (and of the baselines), the format of `testbed collect`."""
+    from generators.io import load
 
-    rows = []
+    from .. import aggregate
+    from ..collect import task_id
+    from ..evaluation import MODEL, rollout_outcomes
+    from ..spec import EvalConfig, build_config
+    from ..store import open_run, read_config, write_outcomes
+
+    groups, baselines = {}, {}
     for run_dir in run_dirs:
-        cached = run_dir / "eval-rollout.json"
-        config = read_config(run_dir)
-        got = read_json(cached)["rows"] if cached.is_file() else []
-        if len(got) < steps:
+        cached, config = run_dir / "rollout.npz", read_config(run_dir)
+        units = load(cached)[0] if cached.is_file() else None
+        if units is None or int(units["value"].max()) < steps:
             echo(f"rolling out {run_dir.name} ({config['data']['task']}), {steps} steps")
             resolved, model, generator = open_run(run_dir)
-            got = rollout_rows(model, generator, build_config(EvalConfig, resolved["eval"], where="[eval]"), steps)
-            write_json(cached, {"data": "test split", "rows": got})
-        result = read_result(run_dir)
-        rows += [{"run_id": run_dir.name, "name": config["name"], "preset": config.get("preset") or "",
-                  "model": config["model"]["name"], "params": result["params"],
-                  "layers": result.get("model", {}).get("layers"),
-                  "task": config["data"]["task"], "seed": config["seed"], **r, "k": r["value"]} for r in got[:steps]]
+            ecfg = build_config(EvalConfig, resolved["eval"], where="[eval]")
+            units = rollout_outcomes(model, generator, ecfg, steps)
+            write_outcomes(run_dir, units, "rollout.npz")
+        units = {k: v[units["value"] <= steps] for k, v in units.items()}
+        model_units = {k: v[units["source"] == MODEL] for k, v in units.items()}
+        groups.setdefault(specs.config_id(config), (config, [], []))[1].append(model_units)
+        groups[specs.config_id(config)][2].append(config["seed"])
+        baselines.setdefault(task_id(config), (config, {k: v[units["source"] != MODEL] for k, v in units.items()}))
+    rows = []
+    for cid, (config, units, seeds) in groups.items():
+        meta = {"config_id": cid, "name": config["name"], "model": config["model"]["name"],
+                "task": config["data"]["task"], "seeds": ",".join(map(str, seeds))}
+        rows += [{**meta, **row} for row in aggregate.rows(units, "rollout")]
+    for tid, (config, units) in baselines.items():
+        for source in dict.fromkeys(units["source"].tolist()):
+            keep = {k: v[units["source"] == source] for k, v in units.items()}
+            rows += [{"config_id": f"{source}@{tid}", "name": config["name"], "model": source,
+                      "task": config["data"]["task"], **row, "n_seeds": 0, "seeds": "-"}
+                     for row in aggregate.rows([keep], "rollout")]
     return rows
 
 

@@ -4,7 +4,7 @@ and the retrieval capacity of the memory mechanisms."""
 from __future__ import annotations
 
 from .. import plots, tables
-from .base import Figure, compare_series
+from .base import Figure, Results, compare_series
 
 CAPACITY = {"cpu": dict(ds=[8, 16, 32, 64], trials=20), "paper": dict(ds=[8, 16, 32, 64, 128], trials=50)}
 CAPACITY_PAIRS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -27,7 +27,7 @@ class MemoryLaw(Figure):
             rows = law.joint_rows(paper["d"], paper["T"], n, m, alpha, 20)
         else:
             rows = law.error_vs_d_rows(paper["d"], n, m, alpha, 100)
-        return list(rows[0]), rows, None
+        return Results(list(rows[0]), rows)
 
     def compare(self, rows, paper):
         joint = any(r.get("T") not in ("", None) for r in rows)
@@ -75,7 +75,7 @@ class RetrievalCapacity(Figure):
         self.check_preset(preset)
         setting = CAPACITY[preset]
         rows = capacity_rows(["attention", "sum", "delta", "armt"], setting["ds"], CAPACITY_PAIRS, setting["trials"])
-        return BASE_COLUMNS, rows, None
+        return Results(BASE_COLUMNS, rows)
 
     def compare(self, rows, paper):
         out = []

@@ -1,0 +1,94 @@
+"""Outcomes (metrics.py) into rows of results with 95 % intervals (intervals.py): per seed (over rules) and over
+seeds (over seeds and rules), overall and on the non-trivial stratum, and paired differences between two
+configurations scored on the same seeds and examples.
+
+A row is one configuration (or baseline) x split x iteration count x example set x slice value; its columns:
+
+    exact_match, exact_match_lo, exact_match_hi                   every unit
+    exact_match_nontrivial, exact_match_nontrivial_lo, ..._hi     units a rule-free predictor misses
+    cell_accuracy[_nontrivial][_lo | _hi]                         the same for per-cell accuracy
+    n, n_nontrivial, nontrivial_fraction, n_rules, n_seeds, seeds, mean_steps
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import intervals
+from .metrics import select
+
+METRICS = {"exact_match": ("exact", None), "cell_accuracy": ("correct", "cells")}
+STRATA = ("", "_nontrivial")
+METRIC_COLUMNS = [f"{m}{s}{b}" for m in METRICS for s in STRATA for b in ("", "_lo", "_hi")]
+COUNT_COLUMNS = ["n", "n_nontrivial", "nontrivial_fraction", "n_rules", "n_seeds", "seeds", "mean_steps"]
+
+
+def keys(units: dict) -> list[tuple]:
+    """(iterations, set_k, slice, value) of every row the units make, in order of appearance."""
+    return list(dict.fromkeys(zip(units["iterations"].tolist(), units["set_k"].tolist(), units["slice"].tolist(),
+                                  units["value"].tolist())))
+
+
+def _of_key(units: dict, key: tuple) -> np.ndarray:
+    r, k, name, value = key
+    return (units["iterations"] == r) & (units["set_k"] == k) & (units["slice"] == name) & (units["value"] == value)
+
+
+def stats(units_by_seed: list[dict], key: tuple) -> dict:
+    """The metric and count columns of one row: every seed's units of `key`, resampled over seeds and rules."""
+    row = {}
+    for metric, (score, count) in METRICS.items():
+        for stratum in STRATA:
+            def keep(u, stratum=stratum):
+                mask = _of_key(u, key)
+                return mask & ~u["trivial"] if stratum else mask
+            num, den = intervals.cell_sums(units_by_seed, score, count, keep)
+            est, lo, hi = intervals.bootstrap(num, den)
+            row[f"{metric}{stratum}"], row[f"{metric}{stratum}_lo"], row[f"{metric}{stratum}_hi"] = est, lo, hi
+    first = select(units_by_seed[0], _of_key(units_by_seed[0], key))
+    nontrivial = int((~first["trivial"]).sum())
+    steps = np.concatenate([u["steps"][_of_key(u, key)] for u in units_by_seed])
+    cells = sum(int(u["cells"][_of_key(u, key)].sum()) for u in units_by_seed)
+    n = len(first["exact"])
+    row.update(n=n, n_nontrivial=nontrivial, nontrivial_fraction=nontrivial / max(n, 1),
+               n_rules=len(np.unique(first["cluster"])), n_seeds=len(units_by_seed),
+               mean_steps=float(np.nansum(steps) / cells) if np.isfinite(steps).any() else "")
+    return row
+
+
+def rows(units_by_seed: list[dict], split: str = "test") -> list[dict]:
+    """Rows over the given seeds' units (all of one source): one per key any seed has."""
+    if not units_by_seed:
+        return []
+    out = []
+    for key in dict.fromkeys(k for u in units_by_seed for k in keys(u)):
+        r, k, name, value = key
+        present = [u for u in units_by_seed if _of_key(u, key).any()]
+        out.append({"split": split, "iterations": r or "", "slice": name, "value": "" if name == "all" else value,
+                    "k": value if name == "k" else (k or ""), **stats(present, key)})
+    return out
+
+
+def aligned(a: list[dict], b: list[dict], key_a: tuple, key_b: tuple) -> bool:
+    """Whether two configurations' units of these keys cover the same examples in every seed (pairable)."""
+    for ua, ub in zip(a, b):
+        sa, sb = select(ua, _of_key(ua, key_a)), select(ub, _of_key(ub, key_b))
+        if not (np.array_equal(sa["index"], sb["index"]) and np.array_equal(sa["cluster"], sb["cluster"])):
+            return False
+    return True
+
+
+def paired_difference(a: list[dict], b: list[dict], key_a: tuple, key_b: tuple, metric: str = "exact_match",
+                      nontrivial: bool = True) -> dict:
+    """Configuration a minus configuration b, seed by seed on the same examples (common random numbers):
+    {difference, lo, hi, n_seeds}. `a` and `b` hold the units of the same seeds, in the same order."""
+    if len(a) != len(b) or not aligned(a, b, key_a, key_b):
+        raise ValueError("a paired difference needs the same seeds and test examples on both sides")
+    score, count = METRICS[metric]
+
+    def sums(units, key):
+        return intervals.cell_sums(units, score, count,
+                                   lambda u: _of_key(u, key) & (~u["trivial"] if nontrivial else True))
+
+    est, lo, hi = intervals.paired(sums(a, key_a), sums(b, key_b))
+    return {"difference": est, "lo": lo, "hi": hi, "n_seeds": len(a)}
