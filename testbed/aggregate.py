@@ -29,7 +29,7 @@ def keys(units: dict) -> list[tuple]:
                                   units["value"].tolist())))
 
 
-def _of_key(units: dict, key: tuple) -> np.ndarray:
+def of_key(units: dict, key: tuple) -> np.ndarray:
     r, k, name, value = key
     return (units["iterations"] == r) & (units["set_k"] == k) & (units["slice"] == name) & (units["value"] == value)
 
@@ -40,15 +40,15 @@ def stats(units_by_seed: list[dict], key: tuple) -> dict:
     for metric, (score, count) in METRICS.items():
         for stratum in STRATA:
             def keep(u, stratum=stratum):
-                mask = _of_key(u, key)
+                mask = of_key(u, key)
                 return mask & ~u["trivial"] if stratum else mask
             num, den = intervals.cell_sums(units_by_seed, score, count, keep)
             est, lo, hi = intervals.bootstrap(num, den)
             row[f"{metric}{stratum}"], row[f"{metric}{stratum}_lo"], row[f"{metric}{stratum}_hi"] = est, lo, hi
-    first = select(units_by_seed[0], _of_key(units_by_seed[0], key))
+    first = select(units_by_seed[0], of_key(units_by_seed[0], key))
     nontrivial = int((~first["trivial"]).sum())
-    steps = np.concatenate([u["steps"][_of_key(u, key)] for u in units_by_seed])
-    cells = sum(int(u["cells"][_of_key(u, key)].sum()) for u in units_by_seed)
+    steps = np.concatenate([u["steps"][of_key(u, key)] for u in units_by_seed])
+    cells = sum(int(u["cells"][of_key(u, key)].sum()) for u in units_by_seed)
     n = len(first["exact"])
     row.update(n=n, n_nontrivial=nontrivial, nontrivial_fraction=nontrivial / max(n, 1),
                n_rules=len(np.unique(first["cluster"])), n_seeds=len(units_by_seed),
@@ -63,7 +63,7 @@ def rows(units_by_seed: list[dict], split: str = "test") -> list[dict]:
     out = []
     for key in dict.fromkeys(k for u in units_by_seed for k in keys(u)):
         r, k, name, value = key
-        present = [u for u in units_by_seed if _of_key(u, key).any()]
+        present = [u for u in units_by_seed if of_key(u, key).any()]
         out.append({"split": split, "iterations": r or "", "slice": name, "value": "" if name == "all" else value,
                     "k": value if name == "k" else (k or ""), **stats(present, key)})
     return out
@@ -72,7 +72,7 @@ def rows(units_by_seed: list[dict], split: str = "test") -> list[dict]:
 def aligned(a: list[dict], b: list[dict], key_a: tuple, key_b: tuple) -> bool:
     """Whether two configurations' units of these keys cover the same examples in every seed (pairable)."""
     for ua, ub in zip(a, b):
-        sa, sb = select(ua, _of_key(ua, key_a)), select(ub, _of_key(ub, key_b))
+        sa, sb = select(ua, of_key(ua, key_a)), select(ub, of_key(ub, key_b))
         if not (np.array_equal(sa["index"], sb["index"]) and np.array_equal(sa["cluster"], sb["cluster"])):
             return False
     return True
@@ -88,7 +88,7 @@ def paired_difference(a: list[dict], b: list[dict], key_a: tuple, key_b: tuple, 
 
     def sums(units, key):
         return intervals.cell_sums(units, score, count,
-                                   lambda u: _of_key(u, key) & (~u["trivial"] if nontrivial else True))
+                                   lambda u: of_key(u, key) & (~u["trivial"] if nontrivial else True))
 
     est, lo, hi = intervals.paired(sums(a, key_a), sums(b, key_b))
     return {"difference": est, "lo": lo, "hi": hi, "n_seeds": len(a)}

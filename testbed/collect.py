@@ -103,26 +103,40 @@ def _recorded_rows(run: dict) -> list[dict]:
              "mean_steps": r.get("mean_steps", ""), "n_seeds": 1} for r in run["result"]["test"]]
 
 
-def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], list[dict], list[str], list[dict]]:
-    """(columns, rows over seeds, seed columns, rows per seed) of every finished run under runs_root (only those in
-    `run_ids`, when given)."""
-    runs_root = Path(runs_root)
-    if not runs_root.is_dir():
-        raise ConfigError(f"runs directory {str(runs_root)!r} does not exist")
-    runs = scan(runs_root, run_ids, warn)
-    if not runs:
-        raise ConfigError(f"no finished runs (result.json) under {str(runs_root)!r}")
+def configurations(runs: list[dict]) -> dict[str, dict]:
+    """config_id -> {runs (sorted by seed), meta (the row columns that describe it, cfg.* among them)}."""
     configs: dict = {}
     for run in runs:
         configs.setdefault(config_id(run["config"]), []).append(run)
     flat = {cid: flatten({k: v for k, v in group[0]["config"].items() if k != "seed"})
             for cid, group in configs.items()}
     varying = sorted(k for k in set().union(*flat.values()) if len({json.dumps(f.get(k)) for f in flat.values()}) > 1)
-    cfg = {cid: {f"cfg.{k}": flat[cid].get(k) for k in varying} for cid in configs}
-    rows, seed_rows, tasks = [], [], {}
+    out = {}
     for cid, group in configs.items():
         group.sort(key=lambda r: r["config"]["seed"])
-        meta = {**_meta(group[0], cid), **cfg[cid]}
+        out[cid] = {"runs": group, "meta": {**_meta(group[0], cid), **{f"cfg.{k}": flat[cid].get(k) for k in varying}},
+                    "varying": [f"cfg.{k}" for k in varying]}
+    return out
+
+
+def _runs(runs_root: str | Path, run_ids, warn) -> list[dict]:
+    runs_root = Path(runs_root)
+    if not runs_root.is_dir():
+        raise ConfigError(f"runs directory {str(runs_root)!r} does not exist")
+    runs = scan(runs_root, run_ids, warn)
+    if not runs:
+        raise ConfigError(f"no finished runs (result.json) under {str(runs_root)!r}")
+    return runs
+
+
+def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], list[dict], list[str], list[dict]]:
+    """(columns, rows over seeds, seed columns, rows per seed) of every finished run under runs_root (only those in
+    `run_ids`, when given)."""
+    configs = configurations(_runs(runs_root, run_ids, warn))
+    varying = next(iter(configs.values()))["varying"]
+    rows, seed_rows, tasks = [], [], {}
+    for c in configs.values():
+        group, meta = c["runs"], c["meta"]
         fit = round(sum(r["result"].get("fit_seconds") or 0.0 for r in group) / len(group), 1)
         seeds = ",".join(str(r["config"]["seed"]) for r in group)
         units = [_of_source(r["units"], MODEL) for r in group]
@@ -130,8 +144,8 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
             rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in aggregate.rows(units)]
             for run, u in zip(group, units):
                 seed_rows += [{"run_id": run["run_id"], **meta, "seed": run["config"]["seed"], **row,
-                               "seeds": run["config"]["seed"], "fit_seconds": round(run["result"].get("fit_seconds")
-                                                                                    or 0.0, 1)}
+                               "seeds": run["config"]["seed"],
+                               "fit_seconds": round(run["result"].get("fit_seconds") or 0.0, 1)}
                               for row in aggregate.rows([u])]
         else:
             for run in group:
@@ -140,7 +154,7 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
             rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in _recorded_rows(group[0])]
         for run in group:
             if run["units"] is not None:
-                tasks.setdefault(task_id(run["config"]), (run, cfg[cid]))
+                tasks.setdefault(task_id(run["config"]), (run, varying))
     for tid, (run, extra) in tasks.items():  # the baselines: deterministic, one "seed" per task
         for source in dict.fromkeys(run["units"]["source"].tolist()):
             if source == MODEL:
@@ -150,8 +164,66 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
             got = aggregate.rows([_of_source(run["units"], source)])
             rows += [{**meta, **row, "n_seeds": 0, "seeds": "-"} for row in got]
             seed_rows += [{"run_id": "", **meta, "seed": "", **row, "n_seeds": 0, "seeds": "-"} for row in got]
-    extra = [f"cfg.{k}" for k in varying]
-    return COLUMNS + extra, rows, SEED_COLUMNS + extra, seed_rows
+    return COLUMNS + varying, rows, SEED_COLUMNS + varying, seed_rows
+
+
+PAIRED_COLUMNS = ["config_id", "model", "layers", "loops", "task", "against", "split", "iterations", "slice", "value",
+                  "k", "metric", "difference", "difference_lo", "difference_hi", "n_seeds", "seeds"]
+
+
+def parse_against(text: str) -> tuple[str, str]:
+    column, eq, value = text.partition("=")
+    if not eq or not column or not value:
+        raise ConfigError(f"--against takes COLUMN=VALUE, e.g. model=transformer or layers=2; got {text!r}")
+    return column.strip(), value.strip()
+
+
+def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exact_match_nontrivial",
+           warn=None) -> tuple[list[str], list[dict]]:
+    """Every configuration minus the one of the same task whose `COLUMN=VALUE` (e.g. model=transformer), on the
+    same seeds and test examples: paired differences with their 95 % intervals (aggregate.paired_difference)."""
+    column, value = parse_against(against)
+    base_metric, nontrivial = metric.removesuffix("_nontrivial"), metric.endswith("_nontrivial")
+    if base_metric not in aggregate.METRICS:
+        valid = ", ".join(m + s for m in aggregate.METRICS for s in aggregate.STRATA)
+        raise ConfigError(f"unknown metric {metric!r}; valid: {valid}")
+    configs = configurations(_runs(runs_root, run_ids, warn))
+    bases = {}
+    for cid, c in configs.items():
+        if str(c["meta"].get(column, "")) == value:
+            tid = task_id(c["runs"][0]["config"])
+            if tid in bases:
+                raise ConfigError(f"--against {against} matches more than one configuration of the same task; narrow "
+                                  "it (e.g. add the runs of one sweep only)")
+            bases[tid] = cid
+    if column not in next(iter(configs.values()))["meta"]:
+        raise ConfigError(f"unknown column {column!r} for --against; e.g. model, layers, loops, task or a cfg.* column")
+    if not bases:
+        raise ConfigError(f"no configuration has {column} = {value!r}; nothing to compare against")
+    rows = []
+    for cid, c in configs.items():
+        tid = task_id(c["runs"][0]["config"])
+        if cid in bases.values() or tid not in bases:
+            continue
+        base = configs[bases[tid]]
+        seeds = sorted({r["config"]["seed"] for r in c["runs"]} & {r["config"]["seed"] for r in base["runs"]})
+        a = [_of_source(r["units"], MODEL) for r in c["runs"] if r["config"]["seed"] in seeds]
+        b = [_of_source(r["units"], MODEL) for r in base["runs"] if r["config"]["seed"] in seeds]
+        if not seeds or any(u is None for u in a + b):
+            continue
+        for key in aggregate.keys(a[0]):
+            r, k, name, v = key
+            partner = (0, k, name, v)  # against the base at its own iteration count
+            if name == "all" or not all(aggregate.of_key(u, partner).any() for u in b):
+                continue
+            diff = aggregate.paired_difference(a, b, key, partner, base_metric, nontrivial)
+            rows.append({"config_id": cid, "model": c["meta"]["model"], "layers": c["meta"]["layers"],
+                         "loops": c["meta"]["loops"], "task": c["meta"]["task"],
+                         "against": f"{column}={value} ({bases[tid]})", "split": "test", "iterations": r or "",
+                         "slice": name, "value": v, "k": v if name == "k" else (k or ""), "metric": metric,
+                         "difference": diff["difference"], "difference_lo": diff["lo"], "difference_hi": diff["hi"],
+                         "n_seeds": diff["n_seeds"], "seeds": ",".join(map(str, seeds))})
+    return PAIRED_COLUMNS, rows
 
 
 def is_baseline(row: dict) -> bool:
@@ -176,6 +248,12 @@ def seeds_path(path: str | Path) -> Path:
     """results.csv -> results.seeds.csv"""
     path = Path(path)
     return path.with_name(path.name.removesuffix(".csv") + ".seeds.csv")
+
+
+def paired_path(path: str | Path) -> Path:
+    """results.csv -> results.paired.csv"""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".csv") + ".paired.csv")
 
 
 def read_csv(path: str | Path, need=("k", "exact_match", "cell_accuracy")) -> list[dict]:

@@ -258,19 +258,27 @@ def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None
 
 
 def plot_series(points: list[dict], axis: str, out: str | Path, title: str = "", xlabel: str = "") -> None:
-    """Ours (solid) beside the published values (dashed, same colour) per series, from `reproduce` comparison
-    points {series, <axis>, ours, published}."""
+    """Ours (solid, with 95 % intervals) beside the published values (dashed, same colour) per series, the
+    baselines on the same examples in grey, from `reproduce` comparison points {series, <axis>, ours, published}."""
     series = sorted({p["series"] for p in points})
     if not series:
         raise ConfigError("no points to plot")
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for i, name in enumerate(series):
-        for key, style, label in (("ours", "o-", "ours"), ("published", "s--", "published")):
-            pts = sorted((p[axis], p[key]) for p in points if p["series"] == name and p[key] is not None)
-            if pts:
-                ax.plot([x for x, _ in pts], [y for _, y in pts], style, color=f"C{i}",
-                        alpha=1 if key == "ours" else 0.5, label=f"{name} ({label})")
-    ax.set(xlabel=xlabel or axis, ylabel="per-cell accuracy (held-out rules)", ylim=(0.45, 1.02))
+    models = [n for n in series if "baseline:" not in n]
+    for i, name in enumerate(models):
+        mine = sorted((p for p in points if p["series"] == name and p["ours"] is not None), key=lambda p: p[axis])
+        if mine:
+            _errorbar(ax, [p[axis] for p in mine], [(p["ours"], *((p["ours_lo"], p["ours_hi"]) if p.get("ours_lo")
+                                                                   is not None else (np.nan, np.nan)))
+                                                    for p in mine], color=f"C{i}", label=f"{name} (ours)")
+        pub = sorted((p[axis], p["published"]) for p in points if p["series"] == name and p["published"] is not None)
+        if pub:
+            ax.plot([x for x, _ in pub], [y for _, y in pub], "s--", color=f"C{i}", alpha=0.5,
+                    label=f"{name} (published)")
+    for j, name in enumerate(n for n in series if "baseline:" in n):
+        pts = sorted((p[axis], p["ours"]) for p in points if p["series"] == name and p["ours"] is not None)
+        ax.plot([x for x, _ in pts], [y for _, y in pts], ls=BASELINE_STYLES[j % 4], color="gray", lw=1, label=name)
+    ax.set(xlabel=xlabel or axis, ylabel="per-cell accuracy (held-out rules)", ylim=(0.3, 1.02))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
     _finish(fig, out, title)

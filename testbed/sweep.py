@@ -21,8 +21,25 @@ from . import spec as specs
 SWEEP_KEYS = ("seeds", "grid", "zip", "one_factor", "extra")
 
 
-def points(spec: dict) -> list[tuple[dict, int]]:
-    """(overrides, seed) of every run of a spec (the base spec alone when it has no [sweep])."""
+def parse_seeds(text: str | None) -> list[int] | None:
+    """`--seeds 0,1,2`: distinct non-negative integers (None: the spec's own)."""
+    if text is None:
+        return None
+    from generators.registry import coerce
+
+    seeds = list(coerce(tuple[int, ...], text, "--seeds"))
+    if not seeds:
+        raise ConfigError("--seeds is empty; give seeds such as --seeds 0,1,2")
+    if min(seeds) < 0:
+        raise ConfigError(f"--seeds must be non-negative integers, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds lists a seed twice: {text!r}")
+    return seeds
+
+
+def points(spec: dict, seeds: list[int] | None = None) -> list[tuple[dict, int]]:
+    """(overrides, seed) of every run of a spec (the base spec alone when it has no [sweep]); `seeds` replaces the
+    spec's seeds."""
     sweep = spec.get("sweep", {})
     specs.check_keys(sweep, SWEEP_KEYS, "[sweep]")
     grid, zipped, one = sweep.get("grid", {}), sweep.get("zip", {}), sweep.get("one_factor", {})
@@ -42,16 +59,16 @@ def points(spec: dict) -> list[tuple[dict, int]]:
     if not isinstance(extra, list) or not all(isinstance(p, dict) for p in extra):
         raise ConfigError("[sweep] extra must be a list of tables of dotted keys, e.g. [{ \"data.task\" = \"O-O\" }]")
     combos += extra
-    seeds = sweep.get("seeds", [spec.get("seed", 0)])
+    seeds = seeds if seeds is not None else sweep.get("seeds", [spec.get("seed", 0)])
     if not isinstance(seeds, list) or not seeds:
         raise ConfigError("[sweep] seeds must be a non-empty list of integers")
     return [(c, s) for c in combos for s in seeds]
 
 
-def resolve_all(spec: dict, sets: dict) -> list[dict]:
+def resolve_all(spec: dict, sets: dict, seeds: list[int] | None = None) -> list[dict]:
     """Resolved configs of every sweep point (command-line --set applied last), validated before any training."""
     resolved, seen = [], set()
-    for overrides, seed in points(spec):
+    for overrides, seed in points(spec, seeds):
         r = specs.resolve(spec, {**overrides, **sets}, seed=seed)
         rid = specs.run_id(r)
         if rid not in seen:

@@ -65,7 +65,10 @@ def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypa
     fig_dir = out / "p2-rollout"
     assert (fig_dir / "figure.png").stat().st_size > 1000 and (fig_dir / "comparison.md").is_file()
     points = read(fig_dir / "comparison.csv")
-    assert {(p["series"], p["step"]) for p in points} == {(t, s) for t in ("O-S", "RO-S", "O-O") for s in "123"}
+    ours = [p for p in points if "baseline:" not in p["series"]]
+    assert {(p["series"], p["step"]) for p in ours} == {(t, s) for t in ("O-S", "RO-S", "O-O") for s in "123"}
+    assert {p["series"] for p in points} - {p["series"] for p in ours} >= {"RO-S baseline:step_then_period",
+                                                                          "O-S baseline:rule_lookup"}
     os1 = next(p for p in points if p["series"] == "O-S" and p["step"] == "1")
     assert float(os1["difference"]) == pytest.approx(float(os1["ours"]) - 0.9)
     assert next(p for p in points if p["series"] == "O-O")["published"] == ""  # the tiny table has no O-O row
@@ -116,8 +119,8 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
     """The real specs and code paths, with at most 4 runs of 2 steps each: results, figure and comparison appear."""
     full = Figure.runs
 
-    def shrunk(fig, preset, experiments):
-        runs = full(fig, preset, experiments)
+    def shrunk(fig, preset, experiments, seeds=None):
+        runs = full(fig, preset, experiments, seeds)
         runs = runs[:: max(1, len(runs) // 4)][:4]
         small = {"max_steps": 2, "val_every": 2, "val_size": 16, "warmup_steps": 0, "threads": 1}
         return [{**r, "train": {**r["train"], **small}, "eval": {**r["eval"], "test_size": 16}} for r in runs]
@@ -140,8 +143,8 @@ def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tm
     monkeypatch.setenv("TESTBED_EXPERIMENTS", str(experiments))
     full = Figure.runs
 
-    def one_diverges(fig, preset, exp):
-        runs = full(fig, preset, exp)
+    def one_diverges(fig, preset, exp, seeds=None):
+        runs = full(fig, preset, exp, seeds)
         bad = {"lr": 1e30, "warmup_steps": 0, "grad_clip": 0.0, "max_steps": 30}
         return [{**runs[0], "train": {**runs[0]["train"], **bad}}] + runs[1:]
 
@@ -153,7 +156,7 @@ def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tm
         assert ("--force retrains it" in res.output) == (attempt == 1)  # the second call reads the recorded outcome
         assert (tmp_path / "out" / "p2-lookahead" / "figure.png").is_file()
         drawn = {p["series"] for p in read(tmp_path / "out" / "p2-lookahead" / "comparison.csv") if p["ours"]}
-        assert drawn == {"RO-S", "O-O"}
+        assert {s for s in drawn if "baseline:" not in s} == {"RO-S", "O-O"}
     assert "] trained" not in res.output
 
 

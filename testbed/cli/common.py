@@ -109,6 +109,7 @@ def print_rows(rows: list[dict]) -> None:
 
 SetOption = typer.Option(None, "--set", help="override a spec value: section.key=value (repeatable)")
 PresetOption = typer.Option(None, help="preset of the spec (default: cpu when it has one)")
+SeedsOption = typer.Option(None, "--seeds", help="training seeds, e.g. 0,1,2 (instead of the spec's [sweep] seeds)")
 LoggerOption = typer.Option(None, "--logger", help="csv | tensorboard | wandb (also [train] logger; metrics.csv is "
                             "always written)")
 

@@ -48,21 +48,29 @@ def list_cmd(
                 typer.echo(f"  {option:<18} {kind:<12} {default:<16} {field_help(f)}")
             typer.echo("")
     elif what == "rules":
-        from generators.cellular_automata import radius1_split, split_of_rule
+        from generators import ca_rules
 
         if not 1 <= radius <= 4:
             raise ConfigError(f"radius must be in 1..4, got {radius}")
         if rule is not None:
             number = generators.registry.coerce(int, rule, "rule")
             generators.make("ca", {"radius": radius, "rule": [number], "n_input": 1, "width": 2 * radius + 1})
-            typer.echo(f"rule {number} (radius {radius}): {split_of_rule(number, radius)}")
+            table = ca_rules.rule_table(number, radius)
+            members = sorted({ca_rules.rule_number(t) for t in ca_rules.images(table)})
+            typer.echo(f"rule {number} (radius {radius}): {ca_rules.split_of_rule(number, radius)}; its class "
+                       f"(mirror, complement, both): {' '.join(map(str, members))}")
         elif radius == 1:
-            for split, pool in radius1_split().items():
-                typer.echo(f"{split} ({len(pool)} rules): {' '.join(map(str, pool.tolist()))}")
+            split = {int(n): s for s, pool in ca_rules.radius1_split().items() for n in pool}
+            classes = ca_rules.radius1_classes()
+            for name in ("train", "val", "test"):
+                mine = [members for _, members in classes if split[members[0]] == name]
+                typer.echo(f"{name} ({len(mine)} classes, {sum(map(len, mine))} rules): "
+                           + " ".join("{" + " ".join(map(str, m)) + "}" for m in mine))
         else:
             typer.echo(
-                f"radius {radius}: 2^{1 << (2 * radius + 1)} rules; a rule's split is fixed by a hash of its truth "
-                "table (train 0.8, val 0.1, test 0.1 of rule space). Ask for one with --rule N."
+                f"radius {radius}: 2^{1 << (2 * radius + 1)} rules; a rule's split is fixed by a hash of its symmetry "
+                "class (the rule, its mirror, its complement and both: the smallest of their numbers; train 0.8, val "
+                "0.1, test 0.1 of rule space). Ask for one with --rule N."
             )
     else:
         raise ConfigError(f"unknown listing {what!r}; valid: generators, models, rules")

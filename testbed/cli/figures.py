@@ -11,7 +11,7 @@ from generators import ConfigError
 from generators import io as gio
 from generators.registry import did_you_mean
 
-from .common import SetOption, experiments_dir, friendly, launcher_options, load_spec, quiet_lightning
+from .common import SeedsOption, SetOption, experiments_dir, friendly, launcher_options, load_spec, quiet_lightning
 
 
 def register(app: typer.Typer) -> None:
@@ -82,11 +82,13 @@ def reproduce(
     preset: str = typer.Option("cpu", help="cpu (2 CPU cores, minutes) | paper (the published recipe, GPU)"),
     out: Path = typer.Option(Path("reproductions"), help="directory for each figure's results, plot and comparison"),
     runs: Optional[Path] = typer.Option(None, help="runs directory (default OUT/runs; shared by every figure)"),
+    seeds: Optional[str] = SeedsOption,
     launch=None,
 ) -> None:
     """Reproduce a published figure: run its sweep (finished runs are skipped), collect, draw ours beside the
     published numbers and write the comparison table (per point: ours, published, difference)."""
     from .. import figures
+    from ..sweep import parse_seeds
 
     quiet_lightning()
     if list_figures:
@@ -107,7 +109,8 @@ def reproduce(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot create the output directory {str(out)!r}: {e.strerror}") from None
-    points, failure = fig.reproduce(preset, out, runs or out / "runs", launch, experiments_dir(), echo=typer.echo)
+    ctx = figures.Context(preset, runs or out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds))
+    points, failure = fig.reproduce(ctx, out)
     typer.echo(figures.comparison_markdown(fig, preset, points))
     typer.echo(figures.summary(points))
     typer.echo(f"wrote {out / fig.name}/results.csv, figure.png, comparison.csv, comparison.md")
@@ -120,6 +123,7 @@ def reproduce(
 def quickstart(
     out: Path = typer.Option(Path("quickstart"), help="directory for runs, results.csv and depth_curve.png"),
     sets: Optional[list[str]] = SetOption,
+    seeds: Optional[str] = SeedsOption,
     launch=None,
 ) -> None:
     """Train small transformers of a few depths on held-out-rule CA and draw the reasoning-depth curve."""
@@ -127,12 +131,12 @@ def quickstart(
     from ..collect import collect as collect_runs
     from ..collect import write_csv
     from ..plots import plot_depth
-    from ..sweep import resolve_all
+    from ..sweep import parse_seeds, resolve_all
     from ..tables import format_table
 
     quiet_lightning()
     spec_file = experiments_dir() / "quickstart.toml"
-    resolved = resolve_all(load_spec(spec_file, None), specs.parse_sets(sets))
+    resolved = resolve_all(load_spec(spec_file, None), specs.parse_sets(sets), parse_seeds(seeds))
     resolved.sort(key=lambda r: -r["model"].get("n_layer", 0))  # deepest first: the pool finishes sooner
     out.mkdir(parents=True, exist_ok=True)
     typer.echo(f"quickstart: {len(resolved)} runs from {spec_file.name} into {out / 'runs'}")

@@ -14,6 +14,7 @@ from generators.registry import coerce
 from .common import (
     LoggerOption,
     PresetOption,
+    SeedsOption,
     SetOption,
     friendly,
     launcher_options,
@@ -74,6 +75,8 @@ def eval_cmd(
                                      "held-out rules are solved, per k)"),
     rollout: int = typer.Option(0, "--rollout", help="feed the model its own next-state predictions this many "
                                 "times (P2's autoregressive rollout); accuracy per rollout step"),
+    baseline: Optional[list[str]] = typer.Option(None, "--baseline", help="print only these baselines of the task "
+                                                 "(repeatable; default: every one)"),
 ) -> None:
     """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file; weight-tied models
     also at other iteration counts than they were trained with."""
@@ -116,6 +119,13 @@ def eval_cmd(
     rows = evaluation.rows(units, split)
     rows = [r for r in rows if r.get("iterations")] if iters else rows
     baselines = {s: evaluation.rows(units, split, s) for s in evaluation.sources(units) if s != evaluation.MODEL}
+    if baseline:
+        have = [s.removeprefix("baseline:") for s in baselines]
+        unknown = [b for b in baseline if b not in have]
+        if unknown:
+            raise ConfigError(f"task {resolved['data']['generator']!r} ({resolved['data'].get('task', '-')}) has no "
+                              f"baseline {unknown[0]!r}; its baselines: {', '.join(have) or 'none'}")
+        baselines = {f"baseline:{b}": baselines[f"baseline:{b}"] for b in baseline}
     name += ".json"
     write_json(run_dir / name, {"data": str(data) if data else "test split", "rows": rows, "baselines": baselines})
     typer.echo(f"{resolved['model']['name']}:")
@@ -139,16 +149,18 @@ def sweep(
     num_nodes: Optional[int] = NodesOption,
     strategy: Optional[str] = StrategyOption,
     logger: Optional[str] = LoggerOption,
+    seeds: Optional[str] = SeedsOption,
     launch=None,
 ) -> None:
     """Expand a spec's sweep (grid / zip / one_factor axes, seeds) and run every point; finished runs are skipped.
     `--launcher submitit` submits the runs as a SLURM job array instead (pip install 'testbed[cluster]')."""
     from .. import spec as specs
-    from ..sweep import resolve_all
+    from ..sweep import parse_seeds, resolve_all
 
     quiet_lightning()
     spec = load_spec(spec_file, preset)
-    resolved = resolve_all(spec, specs.parse_sets(run_sets(sets, devices, num_nodes, strategy, logger)))
+    resolved = resolve_all(spec, specs.parse_sets(run_sets(sets, devices, num_nodes, strategy, logger)),
+                           parse_seeds(seeds))
     if dry_run:
         for r in resolved:
             rid = specs.run_id(r)
@@ -164,13 +176,22 @@ def sweep(
 @friendly
 def collect(
     runs_dir: Path = typer.Argument(..., metavar="RUNS_DIR", help="directory holding run directories"),
-    out: Path = typer.Option(Path("results.csv"), help="CSV to write"),
+    out: Path = typer.Option(Path("results.csv"), help="CSV to write (and OUT.seeds.csv, per seed, beside it)"),
+    against: Optional[str] = typer.Option(None, "--against", help="also write OUT.paired.csv: every configuration "
+                                          "minus the one of its task with COLUMN=VALUE (e.g. model=transformer, "
+                                          "layers=2), paired on the same seeds and examples"),
 ) -> None:
-    """One tidy CSV row per run x split x slice (run_id, model, params, layers, k, cell_accuracy, exact_match, ...)."""
+    """Results over seeds (mean and 95 % interval over seeds and held-out rules, overall and on the non-trivial
+    stratum; baselines as rows model = baseline:NAME) in OUT, one row per configuration x slice; per seed in
+    OUT.seeds.csv; with --against, paired differences in OUT.paired.csv."""
     from ..collect import collect as collect_runs
-    from ..collect import seeds_path, write_csv
+    from ..collect import paired, paired_path, seeds_path, write_csv
 
     gio.check_writable(out)
+    if against is not None:
+        from ..collect import parse_against
+
+        parse_against(against)
     warn = lambda message: typer.echo(f"warning: {message}", err=True)  # noqa: E731
     columns, rows, seed_columns, seed_rows = collect_runs(runs_dir, warn=warn)
     write_csv(out, columns, rows)
@@ -178,3 +199,11 @@ def collect(
     runs = len({r["run_id"] for r in seed_rows if r["run_id"]})
     typer.echo(f"wrote {out} ({len(rows)} rows over seeds, baselines included) and {seeds_path(out)} "
                f"({len(seed_rows)} rows per seed) from {runs} runs")
+    if against is not None:
+        paired_columns, paired_rows = paired(runs_dir, against, warn=lambda m: None)
+        write_csv(paired_path(out), paired_columns, paired_rows)
+        for r in paired_rows:
+            typer.echo(f"  {r['model']:<16} L={r['layers'] or '-':<3} {r['slice']}={r['value']:<3} "
+                       f"{r['metric']}: {r['difference']:+.3f} [{r['difference_lo']:+.3f}, {r['difference_hi']:+.3f}]"
+                       f" against {r['against']}, {r['n_seeds']} seeds")
+        typer.echo(f"wrote {paired_path(out)} ({len(paired_rows)} paired differences)")

@@ -26,6 +26,22 @@ from .. import spec as specs
 
 
 @dataclass
+class Context:
+    """Where and how a reproduction runs: the preset, the shared runs directory, the launcher, the specs, the seeds
+    (None: the spec's own) and where progress lines go."""
+
+    preset: str
+    runs_dir: Path
+    launch: object
+    experiments: Path
+    echo: object = print
+    seeds: list | None = None
+
+    def runs(self, fig: "Figure") -> list[dict]:
+        return fig.runs(self.preset, self.experiments, self.seeds)
+
+
+@dataclass
 class Results:
     """Our numbers for a figure: the table over seeds (what is compared and drawn), the table per seed, and the
     error of runs that failed (the figure is drawn from those that finished)."""
@@ -35,6 +51,7 @@ class Results:
     seed_columns: list = field(default_factory=list)
     seed_rows: list = field(default_factory=list)
     failure: str | None = None
+    paired: list = field(default_factory=list)  # paired differences against a reference configuration
 
 
 @dataclass(frozen=True)
@@ -52,51 +69,57 @@ class Figure:
         if preset not in self.presets:
             raise ConfigError(f"figure {self.name} has no preset {preset!r}; valid: {', '.join(self.presets)}")
 
-    def runs(self, preset: str, experiments: Path) -> list[dict]:
-        """Resolved configs of every run the figure trains at this preset."""
+    def runs(self, preset: str, experiments: Path, seeds: list[int] | None = None) -> list[dict]:
+        """Resolved configs of every run the figure trains at this preset (`seeds`: instead of the spec's)."""
         from ..sweep import resolve_all
 
         self.check_preset(preset)
         spec = specs.load(experiments / self.spec)
         out = []
         for p in self.presets[preset]:
-            out += resolve_all(specs.with_preset(spec, p), {})
+            out += resolve_all(specs.with_preset(spec, p), {}, seeds)
         return out
 
-    def results(self, preset: str, runs_dir: Path, launch, experiments: Path, echo) -> Results:
+    def results(self, ctx: Context) -> Results:
         """Train what is missing, collect: our numbers over seeds and per seed."""
         from ..collect import collect
 
-        resolved = self.runs(preset, experiments)
-        echo(f"{self.name}: {len(resolved)} runs ({preset} preset) in {runs_dir}")
+        resolved = ctx.runs(self)
+        ctx.echo(f"{self.name}: {len(resolved)} runs ({ctx.preset} preset) in {ctx.runs_dir}")
         failure = None
         try:
-            launch(resolved, runs_dir, force=False, echo=echo)
+            ctx.launch(resolved, ctx.runs_dir, force=False, echo=ctx.echo)
         except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
             failure = str(e)
-        return Results(*collect(runs_dir, run_ids={specs.run_id(r) for r in resolved}), failure=failure)
+        return Results(*collect(ctx.runs_dir, run_ids={specs.run_id(r) for r in resolved}), failure=failure)
 
-    def compare(self, rows: list[dict], paper: dict) -> list[dict]:
+    def compare(self, res: Results, paper: dict) -> list[dict]:
+        """Comparison points: per point, series, x, ours, published, difference."""
         raise NotImplementedError
 
     def draw(self, rows: list[dict], points: list[dict], out: Path, title: str, paper: dict) -> None:
         raise NotImplementedError
 
-    def reproduce(self, preset: str, out_root: Path, runs_dir: Path, launch, experiments: Path, echo=print):
+    def reproduce(self, ctx: Context, out_root: Path):
         """Run (or skip) everything the figure needs, draw it, write the comparison. Returns (comparison points, the
         error of the runs that failed or None): the figure is drawn from the runs that finished either way."""
         from ..collect import write_csv
 
+        preset = ctx.preset
         self.check_preset(preset)
         t0 = time.time()
-        paper = specs.load(experiments / self.spec).get("paper", {})
+        paper = specs.load(ctx.experiments / self.spec).get("paper", {})
         out = out_root / self.name
         out.mkdir(parents=True, exist_ok=True)
-        res = self.results(preset, runs_dir, launch, experiments, echo)
+        res = self.results(ctx)
         write_csv(out / "results.csv", res.columns, res.rows)
         if res.seed_rows:
             write_csv(out / "results.seeds.csv", res.seed_columns, res.seed_rows)
-        points = self.compare(res.rows, paper)
+        if res.paired:
+            from ..collect import PAIRED_COLUMNS
+
+            write_csv(out / "results.paired.csv", PAIRED_COLUMNS, res.paired)
+        points = self.compare(res, paper)
         self.draw(res.rows, points, out / "figure.png", f"{self.shows} ({self.paper}; ours: {preset} preset)", paper)
         write_comparison(out, self, preset, points)
         write_meta(out, self, preset, time.time() - t0)
@@ -104,16 +127,24 @@ class Figure:
 
 
 def compare_series(ours: dict, paper: dict, axis: str) -> list[dict]:
-    """One row per published point (and per point of ours the paper lacks): series, x, ours, published, diff."""
+    """One row per published point (and per point of ours the paper lacks): series, x, ours (with its interval when
+    ours holds (mean, lo, hi) triples), published, difference, ratio."""
     xs = paper.get(axis, [])  # a [paper] table without this axis has nothing to pair with
     published = {(name, x): y for name, ys in paper.items() if isinstance(ys, list) and name != axis
                  and len(ys) == len(xs) for x, y in zip(xs, ys)}
     keys = sorted(set(published) | set(ours), key=lambda t: (t[0], t[1]))
+    triples = any(isinstance(v, tuple) for v in ours.values())
     out = []
     for key in keys:
         a, b = ours.get(key), published.get(key)
+        lo = hi = None
+        if isinstance(a, tuple):
+            a, lo, hi = a
         both = a is not None and b is not None
-        out.append({"series": key[0], axis: key[1], "ours": a, "published": b, "difference": a - b if both else None,
+        row = {"series": key[0], axis: key[1], "ours": a}
+        if triples:
+            row.update(ours_lo=lo, ours_hi=hi)
+        out.append({**row, "published": b, "difference": a - b if both else None,
                     "ratio": a / b if both and b else None})
     return out
 
@@ -127,12 +158,12 @@ def _cell(v) -> str:
 
 
 def comparison_markdown(fig: Figure, preset: str, points: list[dict]) -> str:
-    columns = list(points[0]) if points else ["series", "x", "ours", "published", "difference"]
+    columns = list(dict.fromkeys(c for p in points for c in p)) or ["series", "x", "ours", "published", "difference"]
     lines = [f"# {fig.name} ({fig.paper}), preset {preset}", "", fig.shows + ".", "", fig.note, "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for p in points:
-        cells = [f"{p[c]:+.4f}" if c == "difference" and isinstance(p[c], float)
-                 else f"{p[c]:.2f}" if c == "ratio" and p[c] is not None else _cell(p[c]) for c in columns]
+        cells = [f"{p.get(c):+.4f}" if c == "difference" and isinstance(p.get(c), float)
+                 else f"{p[c]:.2f}" if c == "ratio" and p.get(c) is not None else _cell(p.get(c)) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -141,7 +172,7 @@ def write_comparison(out: Path, fig: Figure, preset: str, points: list[dict]) ->
     from ..collect import write_csv
 
     if points:
-        write_csv(out / "comparison.csv", list(points[0]), points)
+        write_csv(out / "comparison.csv", list(dict.fromkeys(c for p in points for c in p)), points)
     text = comparison_markdown(fig, preset, points)
     atomic_write(out / "comparison.md", lambda f: f.write(text.encode()))
 

@@ -6,104 +6,105 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 from .. import plots, tables
 from .. import spec as specs
 from .base import Figure, Results, compare_series
 
 
-def _test_rows(rows: list[dict]) -> list[dict]:
-    """The models' test rows at their own iteration count (baselines are compared separately)."""
-    return [r for r in rows if r["split"] == "test" and not r.get("iterations") and not tables.is_baseline(r)]
+def _test_rows(rows: list[dict], baselines: bool = False) -> list[dict]:
+    """Test rows at the model's own iteration count: the models', or the baselines'."""
+    return [r for r in rows if r["split"] == "test" and not r.get("iterations") and tables.is_baseline(r) == baselines]
 
 
-def _mean(points: dict) -> dict:
-    return {key: float(np.mean(v)) for key, v in points.items()}
+def _k(r) -> int | None:
+    return int(r["k"]) if r["slice"] == "k" and r["k"] not in ("", None) and int(r["k"]) > 0 else None
 
 
-def ours_by_task_k(rows, metric):
-    pts = defaultdict(list)
-    for r in _test_rows(rows):
-        if r["slice"] == "k" and r["k"] not in ("", None) and int(r["k"]) > 0:
-            pts[(r["task"], int(r["k"]))].append(float(r[metric]))
-    return _mean(pts)
+def ours_by_task_k(rows, metric, baselines=False):
+    """{(series, k): (mean, lo, hi)}: a model's series is its task; a baseline's, 'TASK baseline:NAME'."""
+    return {((f"{r['task']} {r['model']}" if baselines else r["task"]), _k(r)): tables.point(r, metric)
+            for r in _test_rows(rows, baselines) if _k(r)}
 
 
-def ours_by_layers(rows, metric):
-    pts = defaultdict(list)
-    for r in _test_rows(rows):
-        if r["slice"] == "k" and r["k"] not in ("", None):
-            pts[(f"k={int(r['k'])}", int(r["layers"]))].append(float(r[metric]))
-    return _mean(pts)
+def ours_by_layers(rows, metric, baselines=False):
+    if baselines:
+        return {}
+    return {(f"k={_k(r)}", int(r["layers"])): tables.point(r, metric) for r in _test_rows(rows) if _k(r)}
 
 
-def ours_by_input_length(rows, metric):
-    pts = defaultdict(list)
-    for r in _test_rows(rows):
-        if r["slice"] == "all":
-            pts[(r["task"], int(r["n_input"]))].append(float(r[metric]))
-    return _mean(pts)
+def ours_by_input_length(rows, metric, baselines=False):
+    return {((f"{r['task']} {r['model']}" if baselines else r["task"]), int(r["n_input"])): tables.point(r, metric)
+            for r in _test_rows(rows, baselines) if r["slice"] == "all" and r.get("n_input") not in ("", None)}
 
 
-def ours_by_rollout(rows, metric):
-    pts = defaultdict(list)
-    for r in rows:
-        if r["split"] == "rollout" and not tables.is_baseline(r):
-            pts[(r["task"], int(r["k"]))].append(float(r[metric]))
-    return _mean(pts)
+def ours_by_rollout(rows, metric, baselines=False):
+    return {((f"{r['task']} {r['model']}" if baselines else r["task"]), int(r["k"])): tables.point(r, metric)
+            for r in rows if r["split"] == "rollout" and tables.is_baseline(r) == baselines}
 
 
 class SeriesFigure(Figure):
-    """Ours keyed like the published points, {(series, x): value}, compared point by point."""
+    """Ours keyed like the published points, {(series, x): (mean, lo, hi)}, compared point by point in the
+    published metric (P2: per-bit accuracy over every example), with the non-trivial stratum and the baselines on
+    the same examples beside."""
 
     axis = "k"
     xlabel = ""
 
-    def ours(self, rows, metric) -> dict:
+    def ours(self, rows, metric, baselines=False) -> dict:
         raise NotImplementedError
 
-    def compare(self, rows, paper):
-        return compare_series(self.ours(rows, paper.get("metric", "cell_accuracy")), paper, self.axis)
+    def compare(self, res, paper):
+        metric = paper.get("metric", "cell_accuracy")
+        points = compare_series(self.ours(res.rows, metric), paper, self.axis)
+        nontrivial = self.ours(res.rows, f"{metric}_nontrivial")
+        for p in points:  # the same point on the examples a rule-free predictor misses
+            mean, lo, hi = nontrivial.get((p["series"], p[self.axis]), (None, None, None))
+            p.update(ours_nontrivial=mean, ours_nontrivial_lo=lo, ours_nontrivial_hi=hi)
+        base = compare_series(self.ours(res.rows, metric, baselines=True), {}, self.axis)
+        nt = self.ours(res.rows, f"{metric}_nontrivial", baselines=True)
+        for p in base:
+            mean, lo, hi = nt.get((p["series"], p[self.axis]), (None, None, None))
+            p.update(ours_nontrivial=mean, ours_nontrivial_lo=lo, ours_nontrivial_hi=hi)
+        return points + base
 
     def draw(self, rows, points, out, title, paper):
         plots.plot_series(points, self.axis, out, title, self.xlabel)
 
 
 class Lookahead(SeriesFigure):
-    def ours(self, rows, metric):
-        return ours_by_task_k(rows, metric)
+    def ours(self, rows, metric, baselines=False):
+        return ours_by_task_k(rows, metric, baselines)
 
     def draw(self, rows, points, out, title, paper):
-        plots.plot_depth(rows, out, title, paper)
+        plots.plot_depth(rows, out, title, paper, metrics=("cell_accuracy", "exact_match_nontrivial"))
 
 
 class DepthSweep(SeriesFigure):
     axis = "layers"
 
-    def ours(self, rows, metric):
-        return ours_by_layers(rows, metric)
+    def ours(self, rows, metric, baselines=False):
+        return ours_by_layers(rows, metric, baselines)
 
     def draw(self, rows, points, out, title, paper):
-        plots.plot_depth(rows, out, title, paper)
+        plots.plot_depth(rows, out, title, paper, metrics=("cell_accuracy", "exact_match_nontrivial"))
 
 
 class InputLength(SeriesFigure):
     axis, xlabel = "n_input", "input states"
 
-    def results(self, preset, runs_dir, launch, experiments, echo):
+    def results(self, ctx):
         from ..collect import task_id
 
-        res = super().results(preset, runs_dir, launch, experiments, echo)
+        res = super().results(ctx)
         n_input = {}
-        for r in self.runs(preset, experiments):  # configurations by id, baselines by the task they were scored on
+        for r in ctx.runs(self):  # configurations by id, baselines by the task they were scored on
             n_input[specs.config_id(r)] = n_input[task_id(r)] = r["data"]["n_input"]
         res.rows = [{**r, "n_input": n_input.get(r["config_id"].rsplit("@", 1)[-1], "")} for r in res.rows]
         res.columns = res.columns + ["n_input"]
         return res
 
-    def ours(self, rows, metric):
-        return ours_by_input_length(rows, metric)
+    def ours(self, rows, metric, baselines=False):
+        return ours_by_input_length(rows, metric, baselines)
 
 
 class Rollout(SeriesFigure):
@@ -112,15 +113,15 @@ class Rollout(SeriesFigure):
 
     axis, xlabel = "step", "rollout step"
 
-    def results(self, preset, runs_dir, launch, experiments, echo):
-        res = super().results(preset, runs_dir, launch, experiments, echo)
-        steps = len(specs.load(experiments / self.spec)["paper"]["step"])  # as many steps as the paper shows
-        ids = [specs.run_id(r) for r in self.runs(preset, experiments)]
-        done = [runs_dir / rid for rid in ids if (runs_dir / rid / "model.pt").is_file()]
-        return Results(res.columns, rollout_results(done, steps, echo), failure=res.failure)
+    def results(self, ctx):
+        res = super().results(ctx)
+        steps = len(specs.load(ctx.experiments / self.spec)["paper"]["step"])  # as many steps as the paper shows
+        ids = [specs.run_id(r) for r in ctx.runs(self)]
+        done = [ctx.runs_dir / rid for rid in ids if (ctx.runs_dir / rid / "model.pt").is_file()]
+        return Results(res.columns, rollout_results(done, steps, ctx.echo), failure=res.failure)
 
-    def ours(self, rows, metric):
-        return ours_by_rollout(rows, metric)
+    def ours(self, rows, metric, baselines=False):
+        return ours_by_rollout(rows, metric, baselines)
 
 
 def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
@@ -163,19 +164,43 @@ def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
 
 
 class FamilyComparison(Figure):
-    """Exact match per family and k, and the largest k solved (>= 0.9 exact) against P1's qualitative verdict."""
+    """Exact match on the non-trivial stratum per family and k, each family's paired difference against the
+    same-size transformer (the same seeds and examples), and the largest k solved (the interval's lower bound at or
+    above 0.9 for it and every smaller k) against P1's qualitative verdict."""
 
-    def compare(self, rows, paper):
+    reference = "model=transformer"
+
+    def results(self, ctx):
+        from ..collect import paired
+
+        res = super().results(ctx)
+        ids = {specs.run_id(r) for r in ctx.runs(self)}
+        res.paired = paired(ctx.runs_dir, self.reference, run_ids=ids)[1]
+        return res
+
+    def compare(self, res, paper):
+        metric = tables.HEADLINE
         table = defaultdict(dict)
-        for (label, k), v in ours_by_task_k([{**r, "task": r["model"]} for r in rows], "exact_match").items():
-            table[label][k] = v
+        for (model, k), p in ours_by_task_k([{**r, "task": r["model"]} for r in res.rows], metric).items():
+            table[model][k] = p
+        diffs = {(d["model"], int(d["k"])): d for d in res.paired if d["slice"] == "k" and not d["iterations"]}
         out = []
         for model, ks in sorted(table.items()):
-            solved = max([0] + [k for k, v in ks.items() if v >= 0.9 and all(ks.get(j, 0) >= 0.9 for j in range(1, k))])
-            out.append({"series": model, "x": "largest k solved (exact >= 0.9)", "ours": solved,
-                        "published": paper.get(model, "-"), "difference": None})
-            out += [{"series": model, "x": f"exact match k={k}", "ours": v, "published": None, "difference": None}
-                    for k, v in sorted(ks.items())]
+            solved = 0
+            for k in sorted(ks):
+                if ks[k][1] < 0.9 or solved != k - 1:
+                    break
+                solved = k
+            out.append({"series": model, "x": "largest k solved (lower bound >= 0.9)", "ours": solved,
+                        "published": paper.get(model, "-"), "difference": None})  # P1's verdicts are qualitative
+            for k, (mean, lo, hi) in sorted(ks.items()):
+                d = diffs.get((model, k), {})
+                out.append({"series": model, "x": f"exact match (non-trivial) k={k}", "ours": mean, "ours_lo": lo,
+                            "ours_hi": hi, "vs transformer": d.get("difference"), "vs_lo": d.get("difference_lo"),
+                            "vs_hi": d.get("difference_hi")})
+        for (series, k), (mean, lo, hi) in sorted(ours_by_task_k(res.rows, metric, baselines=True).items()):
+            out.append({"series": series, "x": f"exact match (non-trivial) k={k}", "ours": mean, "ours_lo": lo,
+                        "ours_hi": hi})
         return out
 
     def draw(self, rows, points, out, title, paper):
@@ -183,18 +208,19 @@ class FamilyComparison(Figure):
 
 
 class TestTimeCompute(Figure):
-    """Exact match per iteration count of weight-tied models, against the published shape."""
+    """Exact match on the non-trivial stratum per iteration count of weight-tied models, against the published
+    shape (rises to the training count, flat beyond)."""
 
-    def compare(self, rows, paper):
+    def compare(self, res, paper):
         out = []
-        for label, ks in tables.iterations_table(rows).items():
+        for label, ks in tables.iterations_table(res.rows).items():
             for k, its in ks.items():
                 counts = sorted(its)
-                values = [its[i][1] for i in counts]
-                out.append({"series": label, "x": f"k={k}: exact at {'/'.join(map(str, counts))} iterations",
-                            "ours": " ".join(f"{v:.2f}" for v in values),
+                best = max(counts, key=lambda i: its[i][0])
+                out.append({"series": label, "x": f"k={k}", "ours": " / ".join(f"{i}: {tables.fmt(its[i])}"
+                                                                                 for i in counts),
                             "published": "non-decreasing up to the training mean, flat beyond",
-                            "difference": f"drop beyond best {max(values) - values[-1]:.2f}"})
+                            "difference": f"best at {best}; last minus best {its[counts[-1]][0] - its[best][0]:+.3f}"})
         return out
 
     def draw(self, rows, points, out, title, paper):

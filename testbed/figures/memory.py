@@ -16,12 +16,13 @@ class MemoryLaw(Figure):
 
     trains = False
 
-    def results(self, preset, runs_dir, launch, experiments, echo):
+    def results(self, ctx):
         from .. import spec as specs
         from ..memory import law
 
+        preset = ctx.preset
         self.check_preset(preset)
-        paper = specs.load(experiments / self.spec)["paper"]
+        paper = specs.load(ctx.experiments / self.spec)["paper"]
         n, m, alpha = (paper["setting"][k] for k in ("n", "m", "alpha"))
         if self.presets[preset] == ("joint",):
             rows = law.joint_rows(paper["d"], paper["T"], n, m, alpha, 20)
@@ -29,7 +30,8 @@ class MemoryLaw(Figure):
             rows = law.error_vs_d_rows(paper["d"], n, m, alpha, 100)
         return Results(list(rows[0]), rows)
 
-    def compare(self, rows, paper):
+    def compare(self, res, paper):
+        rows = res.rows
         joint = any(r.get("T") not in ("", None) for r in rows)
         ours = {((f"T={r['T']}" if joint else r["scheme"]), int(r["d"])): float(r["error"]) for r in rows}
         return compare_series(ours, {k: v for k, v in paper.items() if k in ("d",) or (k.startswith("T=") == joint)},
@@ -40,7 +42,8 @@ class MemoryLaw(Figure):
 
 
 class OptimizerMemories(Figure):
-    def compare(self, rows, paper):
+    def compare(self, res, paper):
+        rows = res.rows
         ours = {(preset, d): err for preset, ds in tables.memory_table(rows).items() for d, err in ds.items()}
         return compare_series(ours, paper, "d")
 
@@ -49,7 +52,8 @@ class OptimizerMemories(Figure):
 
 
 class MQARWidth(Figure):
-    def compare(self, rows, paper):
+    def compare(self, res, paper):
+        rows = res.rows
         out = []
         for fam, ds in sorted(tables.capacity_table(rows).items()):
             for d, pts in ds.items():
@@ -68,16 +72,17 @@ class RetrievalCapacity(Figure):
 
     trains = False
 
-    def results(self, preset, runs_dir, launch, experiments, echo):
+    def results(self, ctx):
         from ..collect import BASE_COLUMNS
         from ..memory.capacity import capacity_rows
 
-        self.check_preset(preset)
-        setting = CAPACITY[preset]
+        self.check_preset(ctx.preset)
+        setting = CAPACITY[ctx.preset]
         rows = capacity_rows(["attention", "sum", "delta", "armt"], setting["ds"], CAPACITY_PAIRS, setting["trials"])
         return Results(BASE_COLUMNS, rows)
 
-    def compare(self, rows, paper):
+    def compare(self, res, paper):
+        rows = res.rows
         out = []
         for fam, ds in sorted(tables.capacity_table(rows).items()):
             for d, pts in ds.items():
