@@ -1,7 +1,6 @@
 """The measurement protocol: baselines against brute-force loops, trivial flags by hand, symmetry-disjoint splits,
 the intervals against known answers, the locked test split, and targets that never reach the logits they score."""
 
-import itertools
 
 import numpy as np
 import pytest
@@ -10,7 +9,8 @@ import torch
 import generators
 from generators import ca_baselines, ca_rules
 from generators.cellular_automata import CellularAutomata, rule_number, rule_table
-from testbed import intervals, spec as specs
+from testbed import intervals
+from testbed import spec as specs
 from testbed.models import MODELS, build_model
 
 

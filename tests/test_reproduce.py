@@ -119,8 +119,8 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
     """The real specs and code paths, with at most 4 runs of 2 steps each: results, figure and comparison appear."""
     full = Figure.runs
 
-    def shrunk(fig, preset, experiments, seeds=None):
-        runs = full(fig, preset, experiments, seeds)
+    def shrunk(fig, preset, experiments, *args):
+        runs = full(fig, preset, experiments, *args)
         runs = runs[:: max(1, len(runs) // 4)][:4]
         small = {"max_steps": 2, "val_every": 2, "val_size": 16, "warmup_steps": 0, "threads": 1}
         return [{**r, "train": {**r["train"], **small}, "eval": {**r["eval"], "test_size": 16}} for r in runs]
@@ -143,8 +143,8 @@ def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tm
     monkeypatch.setenv("TESTBED_EXPERIMENTS", str(experiments))
     full = Figure.runs
 
-    def one_diverges(fig, preset, exp, seeds=None):
-        runs = full(fig, preset, exp, seeds)
+    def one_diverges(fig, preset, exp, *args):
+        runs = full(fig, preset, exp, *args)
         bad = {"lr": 1e30, "warmup_steps": 0, "grad_clip": 0.0, "max_steps": 30}
         return [{**runs[0], "train": {**runs[0]["train"], **bad}}] + runs[1:]
 

@@ -11,13 +11,14 @@ from generators import ConfigError
 from generators import io as gio
 from generators.registry import did_you_mean
 
-from .common import SeedsOption, SetOption, experiments_dir, friendly, launcher_options, load_spec, quiet_lightning
+from .common import SeedsOption, SetOption, experiments_dir, friendly, launcher_options, quiet_lightning
 
 
 def register(app: typer.Typer) -> None:
     app.command()(plot)
     app.command()(reproduce)
     app.command()(quickstart)
+    app.command()(docs)
 
 
 def _views() -> dict:
@@ -110,7 +111,7 @@ def reproduce(
     except OSError as e:
         raise ConfigError(f"cannot create the output directory {str(out)!r}: {e.strerror}") from None
     ctx = figures.Context(preset, runs or out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds))
-    points, failure = fig.reproduce(ctx, out)
+    points, failure = fig.reproduce(ctx, out / fig.name)
     typer.echo(figures.comparison_markdown(fig, preset, points))
     typer.echo(figures.summary(points))
     typer.echo(f"wrote {out / fig.name}/results.csv, figure.png, comparison.csv, comparison.md")
@@ -121,29 +122,45 @@ def reproduce(
 @friendly
 @launcher_options(jobs=2)
 def quickstart(
-    out: Path = typer.Option(Path("quickstart"), help="directory for runs, results.csv and depth_curve.png"),
+    out: Path = typer.Option(Path("quickstart"), help="directory for runs/, results.csv, figure.png, comparison.md"),
     sets: Optional[list[str]] = SetOption,
     seeds: Optional[str] = SeedsOption,
     launch=None,
 ) -> None:
-    """Train small transformers of a few depths on held-out-rule CA and draw the reasoning-depth curve."""
-    from .. import spec as specs
-    from ..collect import collect as collect_runs
-    from ..collect import write_csv
-    from ..plots import plot_depth
-    from ..sweep import parse_seeds, resolve_all
+    """The first reasoning-depth curve: small transformers of a few depths, three seeds, on held-out CA rules;
+    exact match on the non-trivial stratum per k with 95 % intervals, the baselines beside (testbed reproduce
+    quickstart, into OUT)."""
+    from .. import figures
+    from ..sweep import parse_seeds
     from ..tables import format_table
 
     quiet_lightning()
-    spec_file = experiments_dir() / "quickstart.toml"
-    resolved = resolve_all(load_spec(spec_file, None), specs.parse_sets(sets), parse_seeds(seeds))
-    resolved.sort(key=lambda r: -r["model"].get("n_layer", 0))  # deepest first: the pool finishes sooner
-    out.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"quickstart: {len(resolved)} runs from {spec_file.name} into {out / 'runs'}")
-    launch(resolved, out / "runs", force=False, echo=typer.echo)
-    columns, rows, seed_columns, seed_rows = collect_runs(out / "runs", run_ids={specs.run_id(r) for r in resolved})
-    write_csv(out / "results.csv", columns, rows)
-    write_csv(out / "results.seeds.csv", seed_columns, seed_rows)
-    plot_depth(rows, out / "depth_curve.png", "Reasoning depth: held-out CA rules (given as input), r=1, W=12")
-    typer.echo(format_table(rows))
-    typer.echo(f"wrote {out / 'results.csv'} and {out / 'depth_curve.png'}")
+    from .. import spec as specs
+
+    fig = figures.figure("quickstart")
+    ctx = figures.Context("cpu", out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds),
+                          specs.parse_sets(sets))
+    points, failure = fig.reproduce(ctx, out)
+    from ..collect import read_csv
+
+    typer.echo(format_table(read_csv(out / "results.csv")))
+    typer.echo(f"wrote {out}/results.csv, results.seeds.csv, figure.png, comparison.md")
+    if failure:
+        raise ConfigError(f"{failure} (the figure is drawn from the runs that finished)")
+
+
+@friendly
+def docs(
+    reproductions: Path = typer.Argument(Path("reproductions"), help="what `testbed reproduce` wrote (OUT)"),
+    to: Optional[Path] = typer.Option(None, help="pages directory (default: docs/figures of this clone)"),
+) -> None:
+    """Results pages from reproductions: docs/figures/FIGURE.md (with its picture and comparison) for every figure
+    reproduced, and the figure tables of README.md and experiments/README.md regenerated from them."""
+    from .. import docs as pages
+
+    root = experiments_dir().parent
+    done = pages.publish(reproductions, to or root / "docs" / "figures")
+    for path, table in pages.tables_of(root).items():
+        changed = pages.replace_table(path, table)
+        typer.echo(f"{'updated' if changed else 'unchanged'} the figure table of {path}")
+    typer.echo(f"published {len(done)} figure pages: {', '.join(done) or 'none'}")

@@ -36,9 +36,10 @@ class Context:
     experiments: Path
     echo: object = print
     seeds: list | None = None
+    sets: dict = field(default_factory=dict)  # --set overrides applied to every run
 
     def runs(self, fig: "Figure") -> list[dict]:
-        return fig.runs(self.preset, self.experiments, self.seeds)
+        return fig.runs(self.preset, self.experiments, self.seeds, self.sets)
 
 
 @dataclass
@@ -69,15 +70,17 @@ class Figure:
         if preset not in self.presets:
             raise ConfigError(f"figure {self.name} has no preset {preset!r}; valid: {', '.join(self.presets)}")
 
-    def runs(self, preset: str, experiments: Path, seeds: list[int] | None = None) -> list[dict]:
-        """Resolved configs of every run the figure trains at this preset (`seeds`: instead of the spec's)."""
+    def runs(self, preset: str, experiments: Path, seeds: list[int] | None = None,
+             sets: dict | None = None) -> list[dict]:
+        """Resolved configs of every run the figure trains at this preset (`seeds`: instead of the spec's; `sets`:
+        overrides of every run)."""
         from ..sweep import resolve_all
 
         self.check_preset(preset)
         spec = specs.load(experiments / self.spec)
         out = []
         for p in self.presets[preset]:
-            out += resolve_all(specs.with_preset(spec, p), {}, seeds)
+            out += resolve_all(specs.with_preset(spec, p), sets or {}, seeds)
         return out
 
     def results(self, ctx: Context) -> Results:
@@ -100,16 +103,16 @@ class Figure:
     def draw(self, rows: list[dict], points: list[dict], out: Path, title: str, paper: dict) -> None:
         raise NotImplementedError
 
-    def reproduce(self, ctx: Context, out_root: Path):
-        """Run (or skip) everything the figure needs, draw it, write the comparison. Returns (comparison points, the
-        error of the runs that failed or None): the figure is drawn from the runs that finished either way."""
+    def reproduce(self, ctx: Context, out: Path):
+        """Run (or skip) everything the figure needs, draw it, write the comparison into `out`. Returns (comparison
+        points, the error of the runs that failed or None): the figure is drawn from the runs that finished either
+        way."""
         from ..collect import write_csv
 
         preset = ctx.preset
         self.check_preset(preset)
         t0 = time.time()
         paper = specs.load(ctx.experiments / self.spec).get("paper", {})
-        out = out_root / self.name
         out.mkdir(parents=True, exist_ok=True)
         res = self.results(ctx)
         write_csv(out / "results.csv", res.columns, res.rows)

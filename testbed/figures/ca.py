@@ -207,6 +207,28 @@ class FamilyComparison(Figure):
         plots.plot_depth(rows, out, title, paper)
 
 
+class DepthCurve(Figure):
+    """The quickstart: exact match on the non-trivial stratum against k, one line per depth, baselines in grey."""
+
+    def compare(self, res, paper):
+        names = tables.labels(res.rows)
+        out = []
+        for r in _test_rows(res.rows) + _test_rows(res.rows, baselines=True):
+            if _k(r):
+                mean, lo, hi = tables.point(r, tables.HEADLINE)
+                all_mean, all_lo, all_hi = tables.point(r, "exact_match")
+                out.append({"series": r["model"] if tables.is_baseline(r) else names[r["config_id"]], "k": _k(r),
+                            "exact match (non-trivial)": mean, "exact match (non-trivial)_lo": lo,
+                            "exact match (non-trivial)_hi": hi, "exact match": all_mean, "exact match_lo": all_lo,
+                            "exact match_hi": all_hi, "non-trivial share": r["nontrivial_fraction"],
+                            "seeds": r["n_seeds"], "rules": r["n_rules"]})
+        return out
+
+    def draw(self, rows, points, out, title, paper):
+        plots.plot_depth(rows, out, "Reasoning depth on held-out rules: each step ahead needs another rule "
+                                    "application", metrics=(tables.HEADLINE,))
+
+
 class TestTimeCompute(Figure):
     """Exact match on the non-trivial stratum per iteration count of weight-tied models, against the published
     shape (rises to the training count, flat beyond)."""
@@ -228,6 +250,10 @@ class TestTimeCompute(Figure):
 
 
 FIGURES = [
+    DepthCurve("quickstart", "-", "exact match on held-out rules vs steps ahead k, one line per depth",
+               "quickstart.toml", {"cpu": 5.0}, presets={"cpu": ("cpu",)},
+               note="The first curve: small transformers of a few depths execute an unseen rule (given as input) k "
+                    "steps ahead; three seeds, the baselines on the same examples."),
     Lookahead("p2-lookahead", "P2 (Burtsev 2024)", "per-bit accuracy vs steps ahead k for O-S, O-O, O-SR, RO-S",
               "p2_lookahead.toml", {"cpu": 7.9, "paper": "13 runs of 25k-105k steps, d = 512: ~1 GPU-day"},
               note="cpu: radius 1, width 12, d = 64, 2,000 steps, one mixed-k model per task; P2: radius 2, width 20, "

@@ -1,0 +1,122 @@
+"""The READMEs against the code: the figure tables are the generated ones, every command line parses, the worked
+examples run, the module map names every module."""
+
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+
+import generators
+from testbed import docs
+from testbed.cli import app
+from testbed.models import MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
+READMES = [ROOT / "README.md", ROOT / "experiments" / "README.md", ROOT / "CONTRIBUTING.md"]
+
+
+def test_figure_tables_are_the_generated_ones():
+    for path, table in docs.tables_of(ROOT).items():
+        text = path.read_text()
+        assert table in text, f"{path.name}: the figure table is stale; regenerate it with `testbed docs reproductions`"
+
+
+PLACEHOLDERS = {"NAME": "ca", "FIGURE": "quickstart", "RUN": "runs/run", "RUNS": "runs", "FILE.npz": "f.npz",
+                "SPEC": "experiments/quickstart.toml"}
+
+
+def command_lines():
+    """Every `testbed ...` line of the READMEs' bash blocks and inline code, comments and shell plumbing removed."""
+    for path in READMES:
+        text = path.read_text()
+        for span in re.findall(r"(?<!`)`(testbed [^`]+)`", text):
+            span = span.replace("--field value …", "")  # a template's placeholders become concrete values
+            yield path.name, [PLACEHOLDERS.get(w, w) for w in shlex.split(span)[1:]]
+        for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                for part in line.split("#")[0].split("&&"):
+                    words = shlex.split(part)
+                    while words and ("=" in words[0] or words[0] in ("for", "do", "done")):
+                        words = words[1:]
+                    if words and words[0].endswith("testbed"):
+                        yield path.name, words[1:]
+
+
+def test_every_command_line_of_the_readmes_parses():
+    group = typer.main.get_command(app)
+    lines = list(command_lines())
+    assert len(lines) >= 20
+    for where, args in lines:
+        command, rest = group, list(args)
+        while hasattr(command, "commands") and rest:  # the command (and the subcommand of a group such as bench)
+            name, rest = rest[0], rest[1:]
+            assert name in command.commands, (where, args)
+            command = command.commands[name]
+        if len(args) == 1 or hasattr(command, "commands"):
+            continue  # a command named in passing: that it exists is what the text claims
+        parsed = command.make_context(name, rest)  # raises on an unknown option or a missing argument
+        if name == "gen":  # the generator's own options are checked by building its config
+            from testbed.cli.common import parse_extra_options
+
+            generators.registry.GENERATORS.config(parsed.params["name"], parse_extra_options(parsed.args))
+        assert parsed is not None, (where, args)
+
+
+def python_block(marker: str) -> str:
+    return re.search(r"```python\n(" + re.escape(marker) + r".*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+
+
+def test_the_adding_a_model_example_trains(tmp_path):
+    from testbed import spec as specs
+    from testbed.training import train
+
+    namespace: dict = {}
+    try:
+        exec(compile(python_block("# my_models/bag.py"), "README-model-example", "exec"), namespace)
+        resolved = specs.resolve({
+            "data": {"generator": "ca", "radius": 1, "width": 6, "steps": 5, "n_input": 3},
+            "model": {"name": "bag_of_tokens", "n_layer": 1, "d_model": 8},
+            "train": {"batch_size": 8, "max_steps": 3, "val_every": 3, "val_size": 16, "threads": 1},
+            "eval": {"test_size": 16},
+        })
+        _, result, status = train(resolved, tmp_path, quiet=True)
+        assert status == "trained" and result["steps"] == 3
+        assert result["model"] == {"layers": 1, "width": 8, "loops": None}
+        layout = generators.make("ca", {"radius": 1, "width": 6, "steps": 5, "n_input": 3}).layout()
+        v, n, d = len(layout.vocab), layout.seq_len, 8
+        assert result["params"] == v * d + n * d + (2 * d * 2 * d + 2 * d) + (2 * d * v + v)
+    finally:
+        MODELS.classes.pop("bag_of_tokens", None)
+
+
+def test_the_module_map_names_every_module():
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Layout"):]
+    for package in ("generators", "testbed"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT / package)
+            if rel.name == "__init__.py" or rel.parts[0] in ("models", "cli", "figures", "memory") or \
+                    rel.name == "__main__.py":
+                continue
+            name = rel.stem
+            assert re.search(rf"\b{re.escape(name)}\b", layout), f"{package}/{rel} is missing from the README's layout"
+    for folder in ("cli/", "figures/", "models/", "memory/"):
+        assert folder in layout
+
+
+def test_the_radius1_class_counts_in_the_readme_are_the_code_s():
+    from generators import ca_rules
+
+    split = {int(r): s for s, pool in ca_rules.radius1_split().items() for r in pool}
+    counts = {s: sum(1 for _, m in ca_rules.radius1_classes() if split[m[0]] == s) for s in ("train", "val", "test")}
+    assert f"{counts['train']} / {counts['val']} / {counts['test']} of Wolfram's 88 classes" in \
+        (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("marker", ["# my_generators/parity.py"])
+def test_the_readme_python_blocks_exist(marker):
+    assert python_block(marker)
+    assert np  # the generator example itself runs in tests/test_registry.py
