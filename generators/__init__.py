@@ -1,11 +1,11 @@
 """Task generators (numpy only, no torch): registered by name, deterministic per (seed, split, index)."""
 
 from . import cellular_automata, kv_segments, mad, mqar, zipf_memory  # noqa: F401  (register the built-in generators)
-from .base import SPLITS, Generator, Layout, check_seed, check_split
+from .base import MAX_SEQ_LEN, MAX_VOCAB, SPLITS, Generator, Layout, check_seed, check_size, check_split
 from .errors import ConfigError
 from .registry import build_config, get, make, names, option, register, to_dict
 
 __all__ = [
-    "SPLITS", "ConfigError", "Generator", "Layout", "build_config", "check_seed", "check_split", "get", "make",
-    "names", "option", "register", "to_dict",
+    "MAX_SEQ_LEN", "MAX_VOCAB", "SPLITS", "ConfigError", "Generator", "Layout", "build_config", "check_seed",
+    "check_size", "check_split", "get", "make", "names", "option", "register", "to_dict",
 ]

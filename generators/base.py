@@ -23,6 +23,14 @@ import numpy as np
 from .errors import ConfigError
 
 SPLITS = ("train", "val", "test")
+# Beyond these no model here could be built or trained, and a layout would itself exhaust memory: configs refuse them.
+MAX_SEQ_LEN = 2**16
+MAX_VOCAB = 2**24
+
+
+def check_size(name: str, value: int, limit: int, what: str) -> None:
+    if value > limit:
+        raise ConfigError(f"{name} = {value:,} gives {what} over the {limit:,} this testbed supports; lower it")
 _SPLIT_ALIASES = {"validation": "val", "valid": "val", "eval": "test"}
 
 
@@ -94,6 +102,10 @@ class Generator:
     def rollout(self, predict, split: str, seed: int, n: int, steps: int, batch_size: int) -> list[dict]:
         """Feed `predict` (inputs -> predicted tokens, numpy) its own predictions for `steps` steps."""
         raise ConfigError(f"--rollout needs a task that predicts the next state (cellular automata), not {self.name!r}")
+
+    def export_bytes(self, n: int) -> int:
+        """About how many bytes `export(split, seed, n)` allocates (checked against the memory cap first)."""
+        return n * (40 * self.layout().seq_len + 64)
 
     def export(self, split: str, seed: int, n: int) -> dict[str, np.ndarray]:
         """The arrays `testbed gen` writes; by default the model-ready sample itself."""

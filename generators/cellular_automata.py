@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ca_baselines
-from .base import Generator, Layout, check_seed, check_split
+from .base import MAX_SEQ_LEN, Generator, Layout, check_seed, check_size, check_split
 from .ca_rules import (  # noqa: F401  (re-exported: the module's public face)
     SPLIT_CODE,
     evolve,
@@ -86,6 +86,10 @@ class CAConfig:
     def check_task(self) -> None:
         """What formatting examples of the task needs beyond the orbit fields (plain orbits, `testbed gen ca`, do
         not depend on it)."""
+        rows = self.m if self.task in MULTI_STATE else 1
+        length = (self.n_input * (self.width + 1) + rows * (self.width + 1) + int(self.mixed_k)
+                  + (1 + self.table_size) * ((self.task in RULE_GIVEN) + (self.task == "O-SR")))
+        check_size("the width and n_input", length, MAX_SEQ_LEN, "sequences of that many tokens")
         if self.mixed_k and self.task in MULTI_STATE:
             raise ConfigError(f"mixed_k does not apply to task {self.task}, which predicts the next m states")
         if self.states_needed > self.steps:
@@ -367,6 +371,10 @@ class CellularAutomata(Generator):
         return Layout(VOCAB, int(p["seq_len"]), p["coords"], int(p["n_rows"]), int(p["n_cols"]), self.config.width)
 
     # --- interchange and display ------------------------------------------------------------------------------
+
+    def export_bytes(self, n: int) -> int:
+        c = self.config  # the orbits, the tables, and the evolution's padded working copy
+        return n * (2 * c.steps * (c.width + 2 * c.radius) + 3 * c.table_size + 16)
 
     def export(self, split: str, seed: int, n: int) -> dict[str, np.ndarray]:
         states, tables = self.orbits(split, seed, np.arange(n))

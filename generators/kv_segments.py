@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import SPLITS, Generator, Layout, check_seed, check_split
+from .base import MAX_SEQ_LEN, MAX_VOCAB, SPLITS, Generator, Layout, check_seed, check_size, check_split
 from .errors import ConfigError
 from .registry import option as _f
 from .registry import register
@@ -32,6 +32,10 @@ class KVSegmentsConfig:
     def __post_init__(self):
         if self.n_symbols < 2 or self.key_len < 1 or self.value_len < 1 or self.n_pairs < 1:
             raise ConfigError("n_symbols must be >= 2 and key_len, value_len, n_pairs >= 1")
+        check_size("n_symbols", self.n_symbols, MAX_VOCAB, "a vocabulary")
+        check_size("n_symbols ** key_len", self.n_symbols ** min(self.key_len, 64), MAX_VOCAB, "a key space drawn from")
+        check_size("n_pairs and the key and value lengths", (self.n_pairs + 1) * (self.key_len + self.value_len),
+                   MAX_SEQ_LEN, "sequences of that many tokens")
         if self.mode not in ("remember", "rewrite"):
             raise ConfigError(f"unknown mode {self.mode!r}; valid: remember, rewrite")
         if self.n_symbols**self.key_len < self.n_pairs:

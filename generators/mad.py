@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import SPLITS, Generator, Layout, check_seed, check_split
+from .base import MAX_SEQ_LEN, MAX_VOCAB, SPLITS, Generator, Layout, check_seed, check_size, check_split
 from .errors import ConfigError
 from .registry import option as _f
 from .registry import register
@@ -25,6 +25,11 @@ from .rng import draw_distinct, hash64, to_unit
 
 _KEYS, _MAP, _NOISE, _POS, _TOKENS, _LENGTHS, _ORDER = 1, 2, 3, 4, 5, 6, 7
 _FIXED_MAP_SALT = 0x3E3
+
+
+def _check_sizes(vocab_size: int, seq_len: int) -> None:
+    check_size("vocab_size", vocab_size, MAX_VOCAB, "a vocabulary")
+    check_size("seq_len", seq_len, MAX_SEQ_LEN, "sequences of that many tokens")
 
 
 def _line(length: int) -> np.ndarray:
@@ -39,10 +44,12 @@ class RecallConfig:
     noise_fraction: float = _f(0.0, "share of pairs replaced by noise pairs; 0 is plain in-context recall")
 
     def __post_init__(self):
+        _check_sizes(self.vocab_size, self.seq_len)
         if self.vocab_size < 4 or self.vocab_size % 2:
             raise ConfigError(f"vocab_size must be even and at least 4, got {self.vocab_size}")
         if self.seq_len < 4 or self.seq_len % 2:
             raise ConfigError(f"seq_len must be even and at least 4, got {self.seq_len}")
+        check_size("noise_vocab", self.noise_vocab, MAX_VOCAB, "a vocabulary")
         if not 0 <= self.noise_fraction < 1 or self.noise_vocab < 1:
             raise ConfigError("noise_fraction must be in [0, 1) and noise_vocab at least 1")
 
@@ -104,6 +111,7 @@ class FuzzyRecallConfig:
     n_keys: int = _f(8, "distinct key motifs per sequence (each with one value motif)")
 
     def __post_init__(self):
+        _check_sizes(self.vocab_size, self.seq_len)
         if self.vocab_size < 4 or self.vocab_size % 2:
             raise ConfigError(f"vocab_size must be even and at least 4, got {self.vocab_size}")
         if self.max_motif < 1 or self.n_keys < 1:
@@ -176,6 +184,7 @@ class MemorizationConfig:
     seq_len: int = _f(32, "L, even: L/2 keys, each followed by its masked value")
 
     def __post_init__(self):
+        _check_sizes(self.vocab_size, self.seq_len)
         if self.vocab_size < 4 or self.vocab_size % 2 or self.seq_len < 2 or self.seq_len % 2:
             raise ConfigError("vocab_size and seq_len must be even (vocab_size >= 4, seq_len >= 2)")
 
@@ -216,6 +225,7 @@ class SelectiveCopyingConfig:
     n_copy: int = _f(16, "tokens to copy")
 
     def __post_init__(self):
+        _check_sizes(self.vocab_size, self.seq_len)
         if self.vocab_size < 2 or self.n_copy < 1 or self.seq_len < 2 * self.n_copy + 1:
             raise ConfigError(
                 f"need vocab_size >= 2, n_copy >= 1 and seq_len >= 2 n_copy + 1, got V = {self.vocab_size}, "

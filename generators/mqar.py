@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import SPLITS, Generator, Layout, check_seed, check_split
+from .base import MAX_SEQ_LEN, MAX_VOCAB, SPLITS, Generator, Layout, check_seed, check_size, check_split
 from .errors import ConfigError
 from .registry import option as _f
 from .registry import register
@@ -38,6 +38,8 @@ class MQARConfig:
     power_a: float = _f(0.01, "query-slot law p(j) ∝ a (j+1)^(a-1): small a puts queries soon after the context")
 
     def __post_init__(self):
+        check_size("vocab_size", self.vocab_size, MAX_VOCAB, "a vocabulary")
+        check_size("seq_len", self.seq_len, MAX_SEQ_LEN, "sequences of that many tokens")
         v, length, d = self.vocab_size, self.seq_len, self.n_pairs
         if length < 4 or length % 2:
             raise ConfigError(f"seq_len L must be even and at least 4, got {length}")

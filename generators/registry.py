@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import math
 import os
 import types
 import typing
@@ -213,14 +214,19 @@ def coerce(tp, value, name: str):
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{name} must be a number, got {value!r}")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(number):  # no config field means anything by nan or inf
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import SPLITS, Generator, Layout, check_seed, check_split
+from .base import MAX_VOCAB, SPLITS, Generator, Layout, check_seed, check_size, check_split
 from .errors import ConfigError
 from .registry import option as _f
 from .registry import register
@@ -25,7 +25,8 @@ class ZipfMemoryConfig:
     mapping: str = _f("mod", "f*(x): mod (x mod M, as the public code) | random (a fixed random map)")
 
     def __post_init__(self):
-        if self.alpha <= 0:
+        check_size("n_tokens", self.n_tokens, MAX_VOCAB, "a vocabulary")
+        if not self.alpha > 0:
             raise ConfigError(f"alpha must be positive, got {self.alpha}")
         if self.n_classes < 1 or self.n_tokens < self.n_classes:
             raise ConfigError(f"need 1 <= M <= N, got N = {self.n_tokens}, M = {self.n_classes}")

@@ -226,6 +226,11 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
     return PAIRED_COLUMNS, rows
 
 
+NUMERIC = {"params", "state_size", "layers", "loops", "d_model", "iterations", "value", "k", *aggregate.METRIC_COLUMNS,
+           "n", "n_nontrivial", "nontrivial_fraction", "n_rules", "n_seeds", "mean_steps", "fit_seconds",
+           "cell_accuracy", "exact_match", "d", "T", "error", "std"}
+
+
 def is_baseline(row: dict) -> bool:
     return str(row.get("model", "")).startswith("baseline:")
 
@@ -269,4 +274,14 @@ def read_csv(path: str | Path, need=("k", "exact_match", "cell_accuracy")) -> li
         raise ConfigError(f"{str(path)!r} is not a CSV results table ({e})") from None
     if not rows or not set(need) <= set(rows[0]):
         raise ConfigError(f"{str(path)!r} is not a results table from `testbed collect`")
+    numeric = [c for c in rows[0] if c in NUMERIC or c.endswith(("_lo", "_hi"))]
+    for i, row in enumerate(rows, 2):  # line numbers of the file (the header is line 1)
+        if None in row or None in row.values():
+            raise ConfigError(f"{str(path)!r} line {i}: the row has {'more' if None in row else 'fewer'} cells than "
+                              "the header (a truncated or edited file?)")
+        for c in numeric:
+            try:
+                float(row[c]) if row[c] != "" else None
+            except ValueError:
+                raise ConfigError(f"{str(path)!r} line {i}: column {c} holds {row[c]!r}, not a number") from None
     return rows

@@ -68,18 +68,20 @@ class TrainConfig:
     threads: int = _f(0, "torch CPU threads; 0 chooses from the cores free now", hash="never")
     num_workers: int = _f(0, "data-loader worker processes", hash="never")
     logger: str = _f("csv", "csv | tensorboard | wandb (metrics.csv is always written as well)", hash="never")
+    max_memory_gb: float = _f(0.0, "memory cap of the run's estimated needs, GiB; 0: --max-memory, else 80 % of RAM",
+                              hash="never")
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "val_every", "val_size", "devices", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "early_stop_at", "max_time_s"):
+        for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "early_stop_at", "max_time_s", "max_memory_gb"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"train.{name} must be a finite number, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
-        if min(self.weight_decay, self.min_lr_ratio, self.grad_clip, self.max_time_s) < 0:
-            raise ConfigError("train.weight_decay, min_lr_ratio, grad_clip and max_time_s must be >= 0")
+        if min(self.weight_decay, self.min_lr_ratio, self.grad_clip, self.max_time_s, self.max_memory_gb) < 0:
+            raise ConfigError("train.weight_decay, min_lr_ratio, grad_clip, max_time_s and max_memory_gb must be >= 0")
         if not 0 < self.early_stop_at <= 1:
             raise ConfigError(f"train.early_stop_at must be in (0, 1], got {self.early_stop_at}")
         if self.optimizer not in ("adamw", "sgd"):

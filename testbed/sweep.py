@@ -120,8 +120,12 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
     else:
         import multiprocessing as mp
 
+        from .limits import cost
+
+        # the longest runs first, so that the pool's jobs finish together
+        ordered = sorted(resolved, key=cost, reverse=True)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, r, str(runs_root), force, 0, jobs): r for r in resolved}
+            futures = {pool.submit(_run_one, r, str(runs_root), force, 0, jobs): r for r in ordered}
             try:
                 for i, fut in enumerate(as_completed(futures), 1):
                     finish(i, futures[fut], fut.result, Exception)

@@ -116,8 +116,11 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
           share: int = 1):
     """Train (or skip, or resume) the run of a resolved config. Returns (run_dir, result, status). `share`: how
     many runs share this machine's cores (a sweep's jobs)."""
+    from .limits import check_run
+
     rid = run_id(resolved)
     run_dir = Path(runs_root) / rid
+    check_run(resolved)  # before anything is written or allocated
     if run_dir.is_file():
         raise ConfigError(f"{str(run_dir)!r} is a file where the run directory belongs; remove it")
     if (run_dir / "result.json").is_file() and not force:

@@ -3,7 +3,9 @@ and exit code 2 (never a traceback), Ctrl-C into one line and 130, and a closed 
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -58,7 +60,16 @@ for group in (data, runs, figures, memory, bench):
 
 @app.callback(invoke_without_command=True)
 @friendly
-def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", help="print the version and exit"),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="cap of what a command may allocate, e.g. "
+                                             "8G (default: $TESTBED_MAX_MEMORY, else 80 % of RAM)"),
+) -> None:
+    if max_memory is not None:
+        from ..limits import ENV, parse_size
+
+        parse_size(max_memory)
+        os.environ[ENV] = max_memory  # read by this process and inherited by its workers
     generators.registry.load_plugins()
     if version:
         typer.echo(f"testbed {__version__}")

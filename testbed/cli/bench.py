@@ -23,10 +23,12 @@ def register(app: typer.Typer) -> None:
 
 def _bench_generators(radius: int, width: int, steps: int, n: int) -> dict:
     from ..bench import bench_generators
+    from ..limits import check
 
-    generators.make("ca", {"radius": radius, "width": width, "steps": steps, "n_input": 1})
+    gen = generators.make("ca", {"radius": radius, "width": width, "steps": steps, "n_input": 1})
     if n < 1:
         raise ConfigError(f"--n must be positive, got {n}")
+    check("the benchmark's orbits", 4 * gen.export_bytes(n), "--n, --width or --steps")  # ours and the references
     res = bench_generators(radius, width, steps, n)
     typer.echo(f"cellular automata r={radius} W={width} T={steps}, {n} orbits, one core")
     typer.echo(f"  testbed generator (rules + init + evolve) {res['cells_per_s'] / 1e6:10.1f} M cells/s")

@@ -105,6 +105,9 @@ def gen(
     if out is not None:
         gio.check_writable(out)
         gio.check_writable(gio.meta_path(out))
+    from ..limits import check
+
+    check(f"generating {n:,} examples", generator.export_bytes(n), "--n or the generator's sizes")
     arrays = generator.export(split, seed, n)
     if out is not None:
         meta = {

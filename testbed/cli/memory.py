@@ -33,10 +33,16 @@ def capacity_cmd(
     """Retrieval capacity of the memory mechanisms at each state size: store random pairs, read them back."""
     from .. import plots, tables
     from ..collect import BASE_COLUMNS, write_csv
+    from ..limits import check
     from ..memory.capacity import capacity_rows
 
     ds = list(coerce(tuple[int, ...], d, "--d"))
     ps = list(coerce(tuple[int, ...], pairs, "--pairs"))
+    if not ds or not ps or min(ds + ps) < 1 or trials < 1:
+        raise ConfigError("--d, --pairs and --trials must be positive")
+    big_d, big_s = max(ds), max(ps)  # keys, values and reads of every trial, the largest DPFP-3 matrix
+    floats = trials * (6 * big_s * big_d + 2 * (6 * big_d) ** 2 + big_s * big_s)
+    check("the memories", 4 * floats, "--d, --pairs or --trials")
     gio.check_writable(out)
     if plot_out is not None:
         gio.check_writable(plot_out)
@@ -72,7 +78,12 @@ def memory_law_cmd(
     figures = ("error-vs-d", "joint")
     if figure not in figures:
         raise ConfigError(f"unknown figure {figure!r}{did_you_mean(figure, figures)}; valid: {', '.join(figures)}")
+    from ..limits import check
+
     ds = list(coerce(tuple[int, ...], d, "--d"))
+    if not ds or min(ds) < 1:
+        raise ConfigError("--d must be positive memory sizes")
+    check("the Gram matrices", 8 * (3 * n * n + 2 * n * max(ds)), "--n or --d")
     if n < m or m < 1 or not math.isfinite(alpha) or alpha <= 0 or trials < 0:
         raise ConfigError(f"need N >= M >= 1, a finite alpha > 0 and trials >= 0, got N = {n}, M = {m}, "
                           f"alpha = {alpha}")

@@ -94,7 +94,11 @@ def eval_cmd(
         raise ConfigError(f"--size must be positive, got {size}")
     if rollout < 0:
         raise ConfigError(f"--rollout must be at least 1, got {rollout}")
+    from ..limits import check, examples_bytes
+
     resolved, model, generator = open_run(run_dir)
+    n_sets = max(1, len(ks or resolved["eval"]["k"]))
+    check("the evaluation set", examples_bytes(generator, (size or resolved["eval"]["test_size"]) * n_sets), "--size")
     if iters and not model.tied:
         raise ConfigError(f"model {resolved['model']['name']!r} is not weight-tied: --iterations needs looped or "
                           "recurrent_depth")
@@ -108,7 +112,9 @@ def eval_cmd(
     elif data is not None:
         if iters or by:
             raise ConfigError("--iterations and --by apply to the held-out test split, not to --data files")
-        arrays, _ = gio.load(data)
+        from ..limits import cap
+
+        arrays, _ = gio.load(data, max_bytes=cap())
         units, split = evaluation.file_outcomes(model, generator, arrays, ks), "file"
         name = f"eval-{data.name.removesuffix('.npz')}"
     else:
@@ -170,6 +176,10 @@ def sweep(
                        f"layers={m.get('n_layer', '-')} task={r['data'].get('task', '-')}")
         typer.echo(f"{len(resolved)} runs")
         return
+    from ..limits import check_run
+
+    for r in resolved:  # every run's sizes, before the first one starts
+        check_run(r)
     launch(resolved, out, force=force, echo=typer.echo)
 
 

@@ -33,9 +33,18 @@ def masked_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.T
     return F.cross_entropy(logits[mask].float(), batch["targets"][mask])
 
 
+MAX_LAYERS = 1024  # deeper stacks would take minutes to build before the memory guard could even size them
+
+
 def check_iterations(value: int, what: str = "iterations") -> int:
     if value < 1:
         raise ConfigError(f"{what} must be at least 1, got {value}")
+    return value
+
+
+def check_layers(value: int, what: str = "n_layer") -> int:
+    if not 1 <= value <= MAX_LAYERS:
+        raise ConfigError(f"{what} must be in 1..{MAX_LAYERS}, got {value}")
     return value
 
 
@@ -63,6 +72,13 @@ class SequenceModel(nn.Module):
     def describe(self) -> dict:
         """Layers, residual width and training iteration count (weight-tied families) for results tables."""
         return {"layers": self.config.n_layer, "width": self.config.d_model, "loops": None}
+
+    def activation_floats(self, batch: int, seq_len: int) -> int:
+        """An upper estimate of the floats one training step keeps for backward (the memory guard's): per position
+        and layer application, a few times the width plus the attention scores."""
+        info = self.describe()
+        applications = (info["layers"] or 1) * round(info["loops"] or 1)
+        return batch * seq_len * applications * (24 * (info["width"] or 1) + 4 * seq_len)
 
     def state_size(self) -> int | None:
         """Floats of the state the model carries along a sequence (what bounds its recall): the key-value cache of

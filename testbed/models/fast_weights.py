@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from generators import ConfigError
 from generators.registry import option as _f
 
-from .base import SequenceModel, register_model
+from .base import SequenceModel, check_layers, register_model
 from .transformer import MLP
 
 
@@ -67,7 +67,8 @@ class FastWeightConfig:
                          "content alone cannot do: MQAR needs it", hash="if_set")
 
     def __post_init__(self):
-        if min(self.n_layer, self.n_head, self.d_model, self.nu) < 1:
+        check_layers(self.n_layer)
+        if min(self.n_head, self.d_model, self.nu) < 1:
             raise ConfigError("n_layer, n_head, d_model and nu must be positive")
         if self.short_conv < 0:
             raise ConfigError(f"short_conv must be >= 0 (0: none), got {self.short_conv}")

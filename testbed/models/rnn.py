@@ -12,7 +12,7 @@ import torch.nn as nn
 from generators import ConfigError
 from generators.registry import option as _f
 
-from .base import SequenceModel, register_model
+from .base import SequenceModel, check_layers, register_model
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class LSTMConfig:
     bidirectional: bool = _f(False, "also read right to left (sees the whole sequence, like the encoder)")
 
     def __post_init__(self):
-        if self.n_layer < 1 or self.d_model < 1:
+        check_layers(self.n_layer)
+        if self.d_model < 1:
             raise ConfigError("n_layer and d_model must be at least 1")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from generators import ConfigError
 from generators.registry import option as _f
 
-from .base import SequenceModel, register_model
+from .base import SequenceModel, check_layers, register_model
 
 POSITIONS = ("learned", "rope", "grid")
 
@@ -49,7 +49,8 @@ class TransformerConfig:
                    hash="if_set")
 
     def __post_init__(self):
-        for name in ("n_layer", "n_head", "d_model"):
+        check_layers(self.n_layer)
+        for name in ("n_head", "d_model"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.d_model % self.n_head:
