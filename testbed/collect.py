@@ -24,7 +24,8 @@ from .evaluation import MODEL
 from .spec import config_id
 from .store import read_config, read_outcomes, read_result
 
-META_COLUMNS = ["config_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task"]
+META_COLUMNS = ["config_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task",
+                "val_exact_match", "val_cell_accuracy"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
 COLUMNS = META_COLUMNS + ROW_COLUMNS + aggregate.METRIC_COLUMNS + aggregate.COUNT_COLUMNS + ["fit_seconds"]
 SEED_COLUMNS = ["run_id", *META_COLUMNS, "seed", *ROW_COLUMNS, *aggregate.METRIC_COLUMNS,
@@ -85,7 +86,18 @@ def _meta(run: dict, cfg_id: str) -> dict:
     return {"config_id": cfg_id, "name": config["name"], "preset": config.get("preset") or "",
             "model": config["model"]["name"], "params": result.get("params", ""),
             "state_size": result.get("state_size") or "", "layers": info.get("layers"), "loops": info.get("loops"),
-            "d_model": info.get("width"), "task": config["data"].get("task")}
+            "d_model": info.get("width"), "task": config["data"].get("task"), "val_exact_match": "",
+            "val_cell_accuracy": ""}
+
+
+def _validation(group: list[dict]) -> dict:
+    """The best validation scores of a configuration, mean over its seeds: what choices between configurations
+    (a learning rate, a preset) read, never the test rows."""
+    out = {}
+    for key in ("exact_match", "cell_accuracy"):
+        got = [r["result"].get(f"best_val_{key}") for r in group]
+        out[f"val_{key}"] = round(sum(got) / len(got), 6) if got and None not in got else ""
+    return out
 
 
 def _of_source(units: dict | None, source: str) -> dict | None:
@@ -114,7 +126,8 @@ def configurations(runs: list[dict]) -> dict[str, dict]:
     out = {}
     for cid, group in configs.items():
         group.sort(key=lambda r: r["config"]["seed"])
-        out[cid] = {"runs": group, "meta": {**_meta(group[0], cid), **{f"cfg.{k}": flat[cid].get(k) for k in varying}},
+        out[cid] = {"runs": group, "meta": {**_meta(group[0], cid), **_validation(group),
+                                            **{f"cfg.{k}": flat[cid].get(k) for k in varying}},
                     "varying": [f"cfg.{k}" for k in varying]}
     return out
 
@@ -143,8 +156,8 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
         if all(u is not None for u in units):
             rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in aggregate.rows(units)]
             for run, u in zip(group, units):
-                seed_rows += [{"run_id": run["run_id"], **meta, "seed": run["config"]["seed"], **row,
-                               "seeds": run["config"]["seed"],
+                seed_rows += [{"run_id": run["run_id"], **meta, **_validation([run]), "seed": run["config"]["seed"],
+                               **row, "seeds": run["config"]["seed"],
                                "fit_seconds": round(run["result"].get("fit_seconds") or 0.0, 1)}
                               for row in aggregate.rows([u])]
         else:
@@ -188,6 +201,8 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
         valid = ", ".join(m + s for m in aggregate.METRICS for s in aggregate.STRATA)
         raise ConfigError(f"unknown metric {metric!r}; valid: {valid}")
     configs = configurations(_runs(runs_root, run_ids, warn))
+    if column not in next(iter(configs.values()))["meta"]:
+        raise ConfigError(f"unknown column {column!r} for --against; e.g. model, layers, loops, task or a cfg.* column")
     bases = {}
     for cid, c in configs.items():
         if str(c["meta"].get(column, "")) == value:
@@ -196,8 +211,6 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
                 raise ConfigError(f"--against {against} matches more than one configuration of the same task; narrow "
                                   "it (e.g. add the runs of one sweep only)")
             bases[tid] = cid
-    if column not in next(iter(configs.values()))["meta"]:
-        raise ConfigError(f"unknown column {column!r} for --against; e.g. model, layers, loops, task or a cfg.* column")
     if not bases:
         raise ConfigError(f"no configuration has {column} = {value!r}; nothing to compare against")
     rows = []

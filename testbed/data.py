@@ -115,11 +115,14 @@ class TaskData(L.LightningDataModule):
         else:
             dataset = GeneratedSplit(self.generator, "train", self.seed, 2**62)
         sampler = StepBatches(t.batch_size, t.max_steps, self._global_step, rank, world)
+        # a generator of its own: a DataLoader draws its workers' base seed from the global torch generator each time
+        # an iterator starts, which would shift a resumed run's random stream (our examples need no seed from it)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=to_tensors, num_workers=t.num_workers,
+                          generator=torch.Generator().manual_seed(0),
                           persistent_workers=t.num_workers > 0)
 
     def val_dataloader(self):
         if self._val is None:
             e = self.eval_cfg
             self._val = fixed_batches(self.generator, "val", e.seed, self.train_cfg.val_size, e.batch_size)
-        return DataLoader(self._val, batch_size=None)  # already batched tensors
+        return DataLoader(self._val, batch_size=None, generator=torch.Generator().manual_seed(0))  # already batched

@@ -75,8 +75,13 @@ def run_bytes(resolved: dict) -> tuple[int, str]:
 
     from .store import build
 
-    with torch.device("meta"):  # shapes only: nothing is allocated
-        generator, model = build(resolved)
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            generator, model = build(resolved)
+    except RuntimeError as e:  # a tensor whose byte count overflows: far beyond any cap
+        if "overflow" in str(e):
+            return float("inf"), "the parameters (model.* sizes)"
+        raise
     t, e = resolved["train"], resolved["eval"]
     length = generator.layout().seq_len
     weights = 16 * model.num_params()  # fp32 weights, gradients, AdamW's two moments

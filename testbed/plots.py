@@ -16,6 +16,8 @@ from generators.io import atomic_write  # noqa: E402
 
 from .tables import (  # noqa: E402
     RECALL_FLOOR,
+    SOLVED_LO,
+    SOLVED_MEAN,
     by_layers,
     capacity,
     capacity_table,
@@ -25,6 +27,7 @@ from .tables import (  # noqa: E402
     memory_table,
     published_by_d,
     published_series,
+    staircase,
 )
 
 METRIC_NAMES = {
@@ -142,9 +145,9 @@ def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
     _finish(fig, out, title)
 
 
-def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "layers") -> None:
-    """Exact match on the non-trivial stratum of held-out rules as a (depth, k) heat map, each cell with its 95 %
-    half-width, the baselines as rows of their own below: which depth solves which look-ahead."""
+def _heatmap(ax, rows: list[dict], by: str):
+    """Draw the (depth, k) heat map of exact match on the non-trivial stratum into ax, the baselines as rows of
+    their own below a white line; returns the image (for a colour bar)."""
     depths, ks, mean, half = heatmap_table(rows, by)
     _, baselines = depth_table(rows)
     names = sorted(baselines)
@@ -152,7 +155,6 @@ def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "
                       mean])
     halves = np.vstack([np.full((len(names), len(ks)), np.nan), half])
     ylabels = [b.removeprefix("baseline:") for b in names] + [str(d) for d in depths]
-    fig, ax = plt.subplots(figsize=(1.4 * len(ks) + 2.8, 0.5 * len(ylabels) + 1.8))
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto", origin="lower")
     for i in range(grid.shape[0]):
         for j in range(len(ks)):
@@ -164,11 +166,54 @@ def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "
         ax.axhline(len(names) - 0.5, color="white", lw=3)
     ax.set(xticks=range(len(ks)), xticklabels=ks, yticks=range(len(ylabels)), yticklabels=ylabels,
            xlabel="steps ahead k", ylabel=f"{by} (baselines below the line)")
+    return im
+
+
+def _heatmap_size(rows: list[dict], by: str) -> tuple[int, int]:
+    depths, ks, _, _ = heatmap_table(rows, by)
+    return len(ks), len(depths) + len(depth_table(rows)[1])
+
+
+def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "layers") -> None:
+    """Exact match on the non-trivial stratum of held-out rules as a (depth, k) heat map, each cell with its 95 %
+    half-width, the baselines as rows of their own below: which depth solves which look-ahead."""
+    n_k, n_rows = _heatmap_size(rows, by)
+    fig, ax = plt.subplots(figsize=(1.4 * n_k + 2.8, 0.5 * n_rows + 1.8))
+    im = _heatmap(ax, rows, by)
     fig.colorbar(im, ax=ax, label="exact match, non-trivial (held-out rules)")
     if title:
         ax.set_title(title)
     fig.tight_layout()
     _save(fig, out)
+
+
+def plot_staircase(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None,
+                   by: str = "layers") -> None:
+    """The heat map beside the staircase: the smallest depth that solves each k (tables.staircase), ours against
+    the published one; a k no tested depth solves is drawn as an open marker above the deepest tested."""
+    n_k, n_rows = _heatmap_size(rows, by)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(1.4 * n_k + 7.5, max(4.0, 0.5 * n_rows + 1.8)),
+                                  gridspec_kw={"width_ratios": [1.4 * n_k + 2.8, 4.7]})
+    im = _heatmap(ax, rows, by)
+    fig.colorbar(im, ax=ax, label="exact match, non-trivial (held-out rules)")
+    steps = staircase(rows, by)
+    deepest = max(heatmap_table(rows, by)[0])
+    ks = sorted(steps)
+    solved = [k for k in ks if steps[k] is not None]
+    ax2.step(solved, [steps[k] for k in solved], where="mid", color="C0", marker="o",
+             label=f"ours: mean >= {SOLVED_MEAN:.2f}, lower bound >= {SOLVED_LO:.2f}")
+    unsolved = [k for k in ks if steps[k] is None]
+    if unsolved:
+        ax2.plot(unsolved, [deepest + 1] * len(unsolved), "o", mfc="none", color="C0",
+                 label=f"ours: not solved by {by} <= {deepest}")
+    if paper and paper.get("smallest_depth"):
+        ax2.step(paper["k"], paper["smallest_depth"], where="mid", color="C3", marker="s", ls="--",
+                 label=textwrap.fill(f"published ({paper.get('metric', 'its metric')} >= 0.9)", 40))
+    ax2.set(xlabel="steps ahead k", ylabel=f"smallest {by} that solves k", xticks=sorted(set(ks) |
+            set((paper or {}).get("k", []))))
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7)
+    _finish(fig, out, title)
 
 
 def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:

@@ -151,8 +151,8 @@ def format_iterations(rows: list[dict]) -> str:
 HEATMAP_AXES = ("layers", "loops", "iterations")
 
 
-def heatmap_table(rows: list[dict], by: str, metric: str = HEADLINE) -> tuple[list, list, np.ndarray, np.ndarray]:
-    """(depth values, k values, mean [depth, k], half-width [depth, k]) of the models' test rows."""
+def heatmap_cells(rows: list[dict], by: str, metric: str = HEADLINE) -> dict[tuple[int, int], tuple]:
+    """{(depth value, k): (mean, lo, hi)} of the models' test rows."""
     if by not in HEATMAP_AXES:
         raise ConfigError(f"unknown heat-map axis {by!r}; valid: {', '.join(HEATMAP_AXES)}")
     require_protocol(rows)
@@ -160,12 +160,32 @@ def heatmap_table(rows: list[dict], by: str, metric: str = HEADLINE) -> tuple[li
             if r.get(by) not in ("", None) and not is_baseline(r)]
     if not rows:
         raise ConfigError(f"the results table has no test rows with a {by!r} value")
-    cells = {(int(float(r[by])), int(r["k"])): point(r, metric) for r in rows}
+    return {(int(float(r[by])), int(r["k"])): point(r, metric) for r in rows}
+
+
+def heatmap_table(rows: list[dict], by: str, metric: str = HEADLINE) -> tuple[list, list, np.ndarray, np.ndarray]:
+    """(depth values, k values, mean [depth, k], half-width [depth, k]) of the models' test rows."""
+    cells = heatmap_cells(rows, by, metric)
     depths, ks = sorted({d for d, _ in cells}), sorted({k for _, k in cells})
     mean, half = np.full((len(depths), len(ks)), np.nan), np.full((len(depths), len(ks)), np.nan)
     for (d, k), (m, lo, hi) in cells.items():
         mean[depths.index(d), ks.index(k)], half[depths.index(d), ks.index(k)] = m, (hi - lo) / 2
     return depths, ks, mean, half
+
+
+SOLVED_MEAN, SOLVED_LO = 0.90, 0.85  # a (depth, k) cell is solved: mean and the 95 % lower bound at least these
+
+
+def staircase(rows: list[dict], by: str = "layers", metric: str = HEADLINE) -> dict[int, int | None]:
+    """{k: the smallest depth (or loop count) that solves k} (None: no tested depth does): solved means the mean
+    exact match on the non-trivial stratum is >= SOLVED_MEAN and its 95 % lower bound >= SOLVED_LO, so one lucky
+    seed does not make a step."""
+    cells = heatmap_cells(rows, by, metric)
+    out = {}
+    for k in sorted({k for _, k in cells}):
+        solved = [d for (d, kk), (m, lo, _) in cells.items() if kk == k and m >= SOLVED_MEAN and lo >= SOLVED_LO]
+        out[k] = min(solved) if solved else None
+    return out
 
 
 def format_heatmap(rows: list[dict], by: str = "layers") -> str:
@@ -187,24 +207,30 @@ def _family(row: dict) -> str:
     return f"{name} ({rule} rule)" if rule and row["model"] == "fast_weights" else name
 
 
+def _validation_score(row: dict) -> tuple[float, float]:
+    """What a choice between configurations reads: mean best validation exact match, then cell accuracy."""
+    return tuple(float(row[k]) if row.get(k) not in ("", None) else -1.0
+                 for k in ("val_exact_match", "val_cell_accuracy"))
+
+
 def capacity_table(rows: list[dict]) -> dict:
-    """{family: {d_model: {pairs: (recall accuracy, state size)}}} over the test rows sliced by n_pairs: the mean
-    over seeds at the best learning rate when a sweep varies it."""
+    """{family: {d_model: {pairs: (recall accuracy, state size)}}} over the test rows sliced by n_pairs (mean over
+    seeds). Where a sweep varies the learning rate, each point keeps the one with the best validation score
+    (Zoology reports a sweep's best learning rate; choosing it on the test rows would flatter every family)."""
     rows = [r for r in rows if r["split"] == "test" and r["slice"] == "n_pairs" and r.get("value") not in ("", None)
             and not is_baseline(r)]
     if not rows:
         raise ConfigError("the results table has no test rows sliced by n_pairs (train MQAR or kv_segments models)")
-    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
+    chosen: dict = {}
     for r in rows:
+        key = (_family(r), int(float(r["d_model"] or 0)), int(r["value"]))
+        if key not in chosen or _validation_score(r) > _validation_score(chosen[key]):
+            chosen[key] = r
+    table: dict = defaultdict(lambda: defaultdict(dict))
+    for (fam, d, pairs), r in sorted(chosen.items()):
         size = float(r["state_size"]) if r.get("state_size") not in ("", None) else 0.0
-        lr = r.get("cfg.train.lr", "")  # Zoology reports a sweep's best learning rate: mean over seeds, max over lr
-        acc[_family(r)][int(float(r["d_model"] or 0))][int(r["value"])][lr].append((float(r["cell_accuracy"]), size))
-
-    def best(by_lr):
-        return max((tuple(np.mean(v, axis=0)) for v in by_lr.values()), key=lambda t: t[0])
-
-    return {fam: {d: {p: best(v) for p, v in sorted(ps.items())} for d, ps in sorted(ds.items())}
-            for fam, ds in acc.items()}
+        table[fam][d][pairs] = (float(r["cell_accuracy"]), size)
+    return {fam: dict(ds) for fam, ds in table.items()}
 
 
 def capacity(points: dict[int, float], floor: float = RECALL_FLOOR) -> int:

@@ -82,8 +82,13 @@ def check_accelerator(name: str) -> None:
         return
     from lightning.pytorch.accelerators import AcceleratorRegistry
 
-    choices = {"gpu": ("cuda", "mps")}.get(name, (name,))
-    if not any(AcceleratorRegistry.get(c).is_available() for c in choices if c in AcceleratorRegistry):
+    def available(choice: str) -> bool:
+        try:
+            return choice in AcceleratorRegistry and AcceleratorRegistry.get(choice).is_available()
+        except Exception:  # its support package is missing (torch_xla for a TPU): not available here
+            return False
+
+    if not any(available(c) for c in {"gpu": ("cuda", "mps")}.get(name, (name,))):
         raise ConfigError(f"train.accelerator = {name!r} is not available on this machine; use auto or cpu here")
 
 
@@ -102,13 +107,14 @@ def stop_on_interrupt(flag: dict):
 
 
 class StopWhenAsked(L.Callback):
-    """Stops the trainer at the end of the step once flag['stop'] is set (by Ctrl-C)."""
+    """Once flag['stop'] is set (by Ctrl-C): saves the resumable checkpoint at the end of the step and stops."""
 
-    def __init__(self, flag: dict):
-        self.flag = flag
+    def __init__(self, flag: dict, last: Path):
+        self.flag, self.last = flag, last
 
     def on_train_batch_end(self, trainer, *args):
-        if self.flag.get("stop"):
+        if self.flag.get("stop") and not trainer.should_stop:
+            trainer.save_checkpoint(self.last)
             trainer.should_stop = True
 
 
@@ -121,6 +127,7 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
     rid = run_id(resolved)
     run_dir = Path(runs_root) / rid
     check_run(resolved)  # before anything is written or allocated
+    check_accelerator(resolved["train"]["accelerator"])
     if run_dir.is_file():
         raise ConfigError(f"{str(run_dir)!r} is a file where the run directory belongs; remove it")
     if (run_dir / "result.json").is_file() and not force:
@@ -148,7 +155,6 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
     store.write_json(run_dir / "config.json", resolved)
     tcfg = build_config(TrainConfig, resolved["train"], where="[train]")
     ecfg = build_config(EvalConfig, resolved["eval"], where="[eval]")
-    check_accelerator(tcfg.accelerator)
     threads, why = choose_threads(tcfg.threads, share)
     torch.set_num_threads(threads)
     store.write_json(run_dir / "env.json", environment(threads, why))
@@ -165,10 +171,13 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
     data = TaskData(generator, resolved["seed"], tcfg, ecfg)
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor="val/exact_match", mode="max",
-        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+        enable_version_counter=False, auto_insert_metric_name=False,
     )
+    # the resumable checkpoint at every validation, improved or not (save_last writes only with the best)
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", every_n_train_steps=tcfg.val_every,
+                             save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False)
     flag: dict = {}
-    cbs = [best, StopWhenAsked(flag), *callbacks]
+    cbs = [best, latest, StopWhenAsked(flag, last), *callbacks]
     if tcfg.early_stop_patience or tcfg.early_stop_at < 1.0:
         cbs.append(EarlyStopping(
             monitor="val/exact_match", mode="max", patience=tcfg.early_stop_patience or 10**9,
@@ -232,9 +241,13 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         if best_score is None:
             best_score = next((c["best_model_score"] for name, c in ckpt.get("callbacks", {}).items()
                                if name.startswith("ModelCheckpoint") and c.get("best_model_score") is not None), None)
-    if not steps and (run_dir / "metrics.csv").is_file():  # the workers' logged steps (0-based)
+    logged = []
+    if (run_dir / "metrics.csv").is_file():
         with open(run_dir / "metrics.csv") as f:
-            steps = 1 + max((int(r["step"]) for r in csv.DictReader(f) if r.get("step")), default=-1)
+            logged = list(csv.DictReader(f))
+    if not steps:  # the workers' logged steps (0-based)
+        steps = 1 + max((int(r["step"]) for r in logged if r.get("step")), default=-1)
+    val_cells = [float(r["val/cell_accuracy"]) for r in logged if r.get("val/cell_accuracy")]
     atomic_write(run_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
     units = evaluation.test_outcomes(model, generator, ecfg)
     store.write_outcomes(run_dir, units)
@@ -250,6 +263,7 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         "state_size": model.state_size(),
         "model": model.describe(),
         "best_val_exact_match": float(best_score) if best_score is not None else None,
+        "best_val_cell_accuracy": max(val_cells) if val_cells else None,  # breaks ties when choosing on validation
         "fit_seconds": fit_seconds,
         "train_tokens_per_s": system.train_tokens / system.train_seconds if system.train_seconds else None,
         "resumed": resume,

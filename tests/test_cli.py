@@ -17,10 +17,12 @@ def test_list_generators_shows_fields_and_defaults():
 def test_list_rules_radius1_is_a_partition():
     res = run("list", "rules", "--radius", "1")
     assert res.exit_code == 0
-    numbers = [int(x) for line in res.output.splitlines() for x in line.split(":", 1)[1].split()]
-    assert sorted(numbers) == list(range(256))
+    classes = [[int(x) for x in c.split()] for line in res.output.splitlines()
+               for c in line.split(":", 1)[1].replace("}", "").split("{")[1:]]
+    assert len(classes) == 88 and sorted(n for c in classes for n in c) == list(range(256))
+    assert [30, 86, 135, 149] in classes  # the split lists whole symmetry classes
     res = run("list", "rules", "--radius", "2", "--rule", "123456")
-    assert res.exit_code == 0 and "rule 123456 (radius 2):" in res.output
+    assert res.exit_code == 0 and "rule 123456 (radius 2):" in res.output and "its class" in res.output
 
 
 def test_gen_writes_interchange_file_and_sidecar(tmp_path):

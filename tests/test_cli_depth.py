@@ -121,12 +121,31 @@ def test_capacity_is_the_largest_count_recalled_above_the_floor():
     assert capacity({2: 0.91}) == 2
 
 
-def test_capacity_table_takes_the_best_learning_rate_and_the_mean_over_seeds():
+def test_capacity_table_chooses_the_learning_rate_on_validation_never_on_test():
     from testbed.tables import capacity_table
 
-    def row(lr, seed, acc):
+    def row(lr, val, test, val_cells=""):
         return {"split": "test", "slice": "n_pairs", "value": "8", "model": "transformer", "d_model": "32",
-                "state_size": "100", "cfg.train.lr": lr, "seed": seed, "cell_accuracy": acc}
+                "state_size": "100", "cfg.train.lr": lr, "cell_accuracy": test, "val_exact_match": val,
+                "val_cell_accuracy": val_cells}
 
-    rows = [row("0.001", 0, 0.5), row("0.001", 1, 0.7), row("0.01", 0, 0.9), row("0.01", 1, 0.3)]
-    assert capacity_table(rows)["attention"][32][8] == pytest.approx((0.6, 100.0))
+    # the 1e-2 point scores higher on test, but 1e-3 validated higher: the table reports 1e-3's test score
+    assert capacity_table([row("0.001", "0.8", 0.6), row("0.01", "0.5", 0.9)])["attention"][32][8] == (0.6, 100.0)
+    # tied validation exact match: the validation cell accuracy decides
+    tied = [row("0.001", "0.0", 0.6, "0.4"), row("0.01", "0.0", 0.9, "0.7")]
+    assert capacity_table(tied)["attention"][32][8] == (0.9, 100.0)
+
+
+def test_staircase_is_the_smallest_depth_whose_mean_and_lower_bound_clear_the_bar():
+    from testbed.tables import PROTOCOL_COLUMNS, staircase
+
+    def row(layers, k, mean, lo):
+        return {**{c: "" for c in PROTOCOL_COLUMNS}, "split": "test", "slice": "k", "k": str(k), "iterations": "",
+                "model": "transformer", "layers": str(layers), "exact_match_nontrivial": mean,
+                "exact_match_nontrivial_lo": lo, "exact_match_nontrivial_hi": min(1.0, 2 * mean - lo)}
+
+    rows = [row(1, 1, 0.95, 0.80),  # mean high but the interval too wide: one lucky seed is not a step
+            row(2, 1, 0.93, 0.88), row(4, 1, 1.0, 1.0),
+            row(1, 2, 0.10, 0.05), row(2, 2, 0.50, 0.40), row(4, 2, 0.92, 0.86),
+            row(1, 3, 0.0, 0.0), row(2, 3, 0.2, 0.1), row(4, 3, 0.89, 0.86)]  # mean below 0.90: unsolved
+    assert staircase(rows) == {1: 2, 2: 4, 3: None}

@@ -71,10 +71,14 @@ def test_sweep_dry_run_presets_and_jobs(spec, tmp_path):
 def test_quickstart_with_overrides(tmp_path):
     sets = ["train.max_steps=2", "train.val_every=2", "model.d_model=8", "model.n_head=2", "eval.test_size=16",
             "train.val_size=16"]
-    res = run("quickstart", "--out", tmp_path / "qs", "--jobs", 1, *[a for s in sets for a in ("--set", s)])
+    res = run("quickstart", "--out", tmp_path / "qs", "--jobs", 1, "--seeds", "0,1",
+              *[a for s in sets for a in ("--set", s)])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "qs" / "results.csv").is_file() and (tmp_path / "qs" / "depth_curve.png").is_file()
-    assert "k=1" in res.output
+    for name in ("results.csv", "results.seeds.csv", "figure.png", "comparison.md", "meta.json"):
+        assert (tmp_path / "qs" / name).is_file(), name
+    assert "k=1" in res.output and "non-trivial stratum" in res.output and "seeds per model: 2" in res.output
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "qs" / "runs").glob("*/config.json")]
+    assert {(r["seed"], r["model"]["d_model"], r["train"]["max_steps"]) for r in runs} == {(0, 8, 2), (1, 8, 2)}
 
 
 def test_bad_inputs(spec, tmp_path):

@@ -220,3 +220,62 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
     assert result["status"] == "diverged" and ("nan" in result["error"] or "inf" in result["error"])
     with pytest.raises(ConfigError, match="diverged .*--force retrains it"):
         train(resolved, tmp_path, quiet=True)
+
+
+def test_a_second_process_training_the_same_run_is_told_who_holds_it(tmp_path, tiny_spec):
+    import os
+
+    from helpers import run
+
+    from testbed.store import RunLock
+
+    spec = tiny_spec()
+    resolved = specs.resolve(specs.load(spec))
+    run_dir = tmp_path / "runs" / specs.run_id(resolved)
+    run_dir.mkdir(parents=True)
+    with RunLock(run_dir):  # as if another process were training it
+        res = run("train", spec, "--out", tmp_path / "runs")
+        assert res.exit_code == 2 and f"is being trained by process {os.getpid()}" in res.output
+        assert len(res.output.strip().splitlines()) == 1
+        res = run("sweep", spec, "--out", tmp_path / "runs")  # a sweep leaves it to its owner and goes on
+        assert res.exit_code == 0 and "locked" in res.output
+    assert not (run_dir / "result.json").exists()
+    assert run("train", spec, "--out", tmp_path / "runs").exit_code == 0  # released: it trains now
+
+
+@pytest.mark.parametrize("model", ["transformer", "recurrent_depth"])
+def test_ctrl_c_stops_cleanly_and_the_resumed_run_is_bit_identical(tmp_path, model):
+    import os
+    import signal
+
+    import lightning as L
+
+    from testbed.training import Interrupted
+
+    cfg = {"name": model, "n_layer": 1, "n_head": 2, "d_model": 16}
+    if model == "recurrent_depth":  # samples its iteration count from torch's generator at every step
+        cfg.update(n_prelude=1, n_coda=0, mean_iterations=2, bptt=2)
+    resolved = specs.resolve(TINY, {"model": cfg, "train.max_steps": 12, "train.val_every": 3})
+
+    class CtrlCAt(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 7:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    # the step boundary after the signal: what was saved and how to resume
+    with pytest.raises(Interrupted, match=r"interrupted at step [78]; the last checkpoint is .*run the same command"):
+        train(resolved, tmp_path / "a", callbacks=[CtrlCAt()], quiet=True)
+    run_dir = tmp_path / "a" / specs.run_id(resolved)
+    assert not (run_dir / "result.json").exists() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    _, resumed, _ = train(resolved, tmp_path / "a", quiet=True)
+    _, straight, _ = train(resolved, tmp_path / "b", quiet=True)
+    a = torch.load(run_dir / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / specs.run_id(resolved) / "model.pt", weights_only=True)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    assert resumed["test"] == straight["test"]
+    import csv
+
+    with open(run_dir / "metrics.csv") as f:
+        logged = [int(r["step"]) for r in csv.DictReader(f)]
+    assert len(logged) == len(set(logged))  # the replayed stretch after the resume is not duplicated

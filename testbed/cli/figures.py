@@ -96,21 +96,22 @@ def reproduce(
         typer.echo(f"{'figure':<22}{'paper':<28}{'runs cpu/paper':<16}{'cpu time':<10}  what it shows; "
                    "paper-preset time")
         for fig in figures.FIGURES.values():
-            counts = ("/".join(str(len(fig.runs(p, experiments_dir()))) for p in ("cpu", "paper"))
+            counts = ("/".join(str(len(fig.runs(p, experiments_dir()))) if p in fig.presets else "-"
+                               for p in ("cpu", "paper"))
                       if fig.trains else "closed form")
             typer.echo(f"{fig.name:<22}{fig.paper:<28}{counts:<16}{figures.estimate(fig, 'cpu'):<10}  {fig.shows}; "
-                       f"{figures.estimate(fig, 'paper')}")
+                       f"{figures.estimate(fig, 'paper') or '-'}")
         typer.echo("cpu time: wall minutes on 2 CPU cores with --jobs 2; paper: the published recipe")
         return
     if figure is None:
         raise ConfigError("name a figure (testbed reproduce --list shows them)")
     fig = figures.figure(figure)
     fig.check_preset(preset)
+    ctx = figures.Context(preset, runs or out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot create the output directory {str(out)!r}: {e.strerror}") from None
-    ctx = figures.Context(preset, runs or out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds))
     points, failure = fig.reproduce(ctx, out / fig.name)
     typer.echo(figures.comparison_markdown(fig, preset, points))
     typer.echo(figures.summary(points))

@@ -39,7 +39,7 @@ def capacity_cmd(
     ds = list(coerce(tuple[int, ...], d, "--d"))
     ps = list(coerce(tuple[int, ...], pairs, "--pairs"))
     if not ds or not ps or min(ds + ps) < 1 or trials < 1:
-        raise ConfigError("--d, --pairs and --trials must be positive")
+        raise ConfigError("--d, --pairs and --trials must be at least 1")
     big_d, big_s = max(ds), max(ps)  # keys, values and reads of every trial, the largest DPFP-3 matrix
     floats = trials * (6 * big_s * big_d + 2 * (6 * big_d) ** 2 + big_s * big_s)
     check("the memories", 4 * floats, "--d, --pairs or --trials")

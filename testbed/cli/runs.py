@@ -198,10 +198,9 @@ def collect(
     from ..collect import paired, paired_path, seeds_path, write_csv
 
     gio.check_writable(out)
-    if against is not None:
-        from ..collect import parse_against
-
-        parse_against(against)
+    paired_rows = None
+    if against is not None:  # first: a bad --against is an error before anything is written
+        paired_columns, paired_rows = paired(runs_dir, against, warn=lambda m: None)
     warn = lambda message: typer.echo(f"warning: {message}", err=True)  # noqa: E731
     columns, rows, seed_columns, seed_rows = collect_runs(runs_dir, warn=warn)
     write_csv(out, columns, rows)
@@ -209,8 +208,7 @@ def collect(
     runs = len({r["run_id"] for r in seed_rows if r["run_id"]})
     typer.echo(f"wrote {out} ({len(rows)} rows over seeds, baselines included) and {seeds_path(out)} "
                f"({len(seed_rows)} rows per seed) from {runs} runs")
-    if against is not None:
-        paired_columns, paired_rows = paired(runs_dir, against, warn=lambda m: None)
+    if paired_rows is not None:
         write_csv(paired_path(out), paired_columns, paired_rows)
         for r in paired_rows:
             typer.echo(f"  {r['model']:<16} L={r['layers'] or '-':<3} {r['slice']}={r['value']:<3} "

@@ -229,6 +229,32 @@ class DepthCurve(Figure):
                                     "application", metrics=(tables.HEADLINE,))
 
 
+class DepthStaircase(Figure):
+    """Every (depth, k) cell with its interval, and the smallest depth that solves each k (tables.staircase)
+    against the published staircase; `by` is the depth axis of the preset (layers, or loops of a tied block)."""
+
+    def by(self, rows) -> str:
+        return "loops" if any(r.get("model") == "looped" for r in rows) else "layers"
+
+    def compare(self, res, paper):
+        by = self.by(res.rows)
+        steps = tables.staircase(res.rows, by)
+        published = dict(zip(paper.get("k", []), paper.get("smallest_depth", [])))
+        out = [{"series": f"smallest {by} solving k", "x": f"k={k}", "ours": "-" if steps.get(k) is None else steps[k],
+                "published": published.get(k, "-"), "difference": None}
+               for k in sorted(set(steps) | set(published))]
+        for (d, k), (mean, lo, hi) in sorted(tables.heatmap_cells(res.rows, by).items()):
+            out.append({"series": f"{by}={d}", "x": f"exact match (non-trivial) k={k}", "ours": mean, "ours_lo": lo,
+                        "ours_hi": hi})
+        for (series, k), (mean, lo, hi) in sorted(ours_by_task_k(res.rows, tables.HEADLINE, baselines=True).items()):
+            out.append({"series": series, "x": f"exact match (non-trivial) k={k}", "ours": mean, "ours_lo": lo,
+                        "ours_hi": hi})
+        return out
+
+    def draw(self, rows, points, out, title, paper):
+        plots.plot_staircase(rows, out, title, paper, self.by(rows))
+
+
 class TestTimeCompute(Figure):
     """Exact match on the non-trivial stratum per iteration count of weight-tied models, against the published
     shape (rises to the training count, flat beyond)."""
@@ -269,9 +295,18 @@ FIGURES = [
                "p2_depth_sweep.toml", {"cpu": 12.6, "paper": "11 runs of 105k steps, d = 512: ~2 GPU-days"},
                note="cpu: layers 1, 2, 3, 4, 6 at radius 1 and 2,000 steps; the paper: 1..11 at radius 2, 105k steps."),
     FamilyComparison("p1-comparison", "P1 (Rodkin et al. 2025)", "exact match vs k of every depth-extending family",
-                     "p1_comparison.toml", {"cpu": 49.0, "paper": "9 families x 40k steps, d = 128: ~1 GPU-day"},
+                     "p1_comparison.toml",
+                     {"cpu": 49.0, "paper": "27 runs (9 families x 3 seeds) of 40k steps, d = 128: ~3 GPU-days"},
                      note="P1 gives the largest k each family solves (qualitative); cpu: the rule is given (RO-S), see "
                           "README."),
+    DepthStaircase("depth-staircase", "P2 (Burtsev 2024)", "exact match per (depth, k) and the smallest depth that "
+                   "solves each k", "depth_staircase.toml",
+                   {"cpu": 40.0, "paper": "33 runs of 40k steps, d = 128: ~2 GPU-days", "loops": 40.0},
+                   presets={"cpu": ("cpu",), "paper": ("paper",), "loops": ("loops",)},
+                   note=f"cpu: the quickstart's regime (r = 1, the rule given), depths 1-6, k up to 3, three seeds; "
+                        f"solved: mean >= {tables.SOLVED_MEAN:.2f} and 95 % lower bound >= {tables.SOLVED_LO:.2f} "
+                        "on the non-trivial stratum. P2's staircase is per-bit accuracy >= 0.9 on O-O at radius 2, "
+                        "a different criterion on a harder task: compare the shape, not the depths."),
     TestTimeCompute("test-time-compute", "Geiping et al. 2025", "exact match vs test-time iterations of weight-tied "
                     "models", "test_time_compute.toml", {"cpu": 14.5, "paper": "3 runs of 40k steps: ~6 GPU-hours"},
                     note="published: a curve that rises to the training mean and stays flat beyond it (no numbers to "

@@ -114,7 +114,8 @@ FIGURES = [
     MQARWidth("mqar-width", "Zoology (Arora et al. 2024)", "MQAR recall vs width and stored pairs, per family",
               "mqar_capacity.toml", {"cpu": 60.0, "paper": "320 runs, up to 64 epochs of 100k: ~5 GPU-days"},
               note="cpu: L = 64, V = 128, widths 16-64, 3,000 steps, one learning rate (ARMT's diverging points "
-                   "also at 1e-3; Zoology: best of 4); published: attention ~1.00 at every width. Diverged runs are "
+                   "also at 1e-3, the one that validates higher kept; Zoology: best of 4); published: attention ~1.00 "
+                   "at every width. Diverged runs are "
                    "reported, not drawn."),
     RetrievalCapacity("retrieval-capacity", "Schlag et al. 2021; ARMT", "most pairs recalled at >= 90 % vs state size",
                       "mqar_capacity.toml", {"cpu": 0.7, "paper": 4.0},
