@@ -34,24 +34,46 @@ def of_key(units: dict, key: tuple) -> np.ndarray:
     return (units["iterations"] == r) & (units["set_k"] == k) & (units["slice"] == name) & (units["value"] == value)
 
 
-def stats(units_by_seed: list[dict], key: tuple) -> dict:
-    """The metric and count columns of one row: every seed's units of `key`, resampled over seeds and rules."""
+def groups(units: dict) -> dict[tuple, np.ndarray]:
+    """{key: indices of its units}, keys in order of appearance: one pass over the units (a recall task's slices
+    run to hundreds of values over 10^5 units; masking once per key would cost keys x units)."""
+    fields = ("iterations", "set_k", "slice", "value")
+    code = np.zeros(len(units["slice"]), np.int64)
+    uniques = []
+    for name in fields:
+        values, inverse = np.unique(units[name], return_inverse=True)
+        code = code * len(values) + inverse.reshape(-1)
+        uniques.append(values.tolist())
+    order = np.argsort(code, kind="stable")
+    starts = np.flatnonzero(np.r_[True, code[order][1:] != code[order][:-1]])
+    out = {}
+    for idx in sorted(np.split(order, starts[1:]), key=lambda i: i[0]) if len(order) else []:
+        c = int(code[idx[0]])
+        parts = []
+        for values in reversed(uniques):
+            c, j = divmod(c, len(values))
+            parts.append(values[j])
+        out[tuple(reversed(parts))] = idx
+    return out
+
+
+def stats(units_by_seed: list[dict]) -> dict:
+    """The metric and count columns of one row from every seed's units of it, resampled over seeds and rules."""
     row = {}
+    index, columns = intervals.cluster_index(units_by_seed)  # both strata on the same columns: the same draws
     for metric, (score, count) in METRICS.items():
         for stratum in STRATA:
-            def keep(u, stratum=stratum):
-                mask = of_key(u, key)
-                return mask & ~u["trivial"] if stratum else mask
-            num, den = intervals.cell_sums(units_by_seed, score, count, keep)
+            keep = (lambda u: ~u["trivial"]) if stratum else None
+            num, den = intervals.sums(units_by_seed, index, columns, score, count, keep)
             est, lo, hi = intervals.bootstrap(num, den)
             row[f"{metric}{stratum}"], row[f"{metric}{stratum}_lo"], row[f"{metric}{stratum}_hi"] = est, lo, hi
-    first = select(units_by_seed[0], of_key(units_by_seed[0], key))
+    first = units_by_seed[0]
     nontrivial = int((~first["trivial"]).sum())
-    steps = np.concatenate([u["steps"][of_key(u, key)] for u in units_by_seed])
-    cells = sum(int(u["cells"][of_key(u, key)].sum()) for u in units_by_seed)
+    steps = np.concatenate([u["steps"] for u in units_by_seed])
+    cells = sum(int(u["cells"].sum()) for u in units_by_seed)
     n = len(first["exact"])
     row.update(n=n, n_nontrivial=nontrivial, nontrivial_fraction=nontrivial / max(n, 1),
-               n_rules=len(np.unique(first["cluster"])), n_seeds=len(units_by_seed),
+               n_rules=int(np.unique(first["cluster"]).size), n_seeds=len(units_by_seed),
                mean_steps=float(np.nansum(steps) / cells) if np.isfinite(steps).any() else "")
     return row
 
@@ -60,12 +82,13 @@ def rows(units_by_seed: list[dict], split: str = "test") -> list[dict]:
     """Rows over the given seeds' units (all of one source): one per key any seed has."""
     if not units_by_seed:
         return []
+    grouped = [groups(u) for u in units_by_seed]
     out = []
-    for key in dict.fromkeys(k for u in units_by_seed for k in keys(u)):
+    for key in dict.fromkeys(k for g in grouped for k in g):
         r, k, name, value = key
-        present = [u for u in units_by_seed if of_key(u, key).any()]
+        present = [select(u, g[key]) for u, g in zip(units_by_seed, grouped) if key in g]
         out.append({"split": split, "iterations": r or "", "slice": name, "value": "" if name == "all" else value,
-                    "k": value if name == "k" else (k or ""), **stats(present, key)})
+                    "k": value if name == "k" else (k or ""), **stats(present)})
     return out
 
 

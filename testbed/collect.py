@@ -16,6 +16,8 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
+
 from generators import ConfigError
 from generators.io import atomic_write
 
@@ -63,8 +65,19 @@ def task_id(config: dict) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+def _by_source(units: dict) -> dict[str, dict]:
+    """{source: its units, without the source column} (strings of 32 characters a unit: dropped, not carried)."""
+    out = {}
+    sources, first = np.unique(units["source"], return_index=True)
+    for source in sources[np.argsort(first)].tolist():  # in order of appearance
+        keep = units["source"] == source
+        out[source] = {k: v[keep] for k, v in units.items() if k != "source"}
+    return out
+
+
 def scan(runs_root: Path, run_ids=None, warn=None) -> list[dict]:
-    """Every finished run under runs_root: {config, result, info, run_id, units (or None)}."""
+    """Every finished run under runs_root: {config, result, info, run_id, run_dir}. Outcomes are read later, a
+    configuration at a time (load_units), so collecting holds one configuration's outcomes in memory."""
     runs = []
     for result_file in sorted(runs_root.rglob("result.json")):
         run_dir = result_file.parent
@@ -75,10 +88,37 @@ def scan(runs_root: Path, run_ids=None, warn=None) -> list[dict]:
             if result.get("status") == "diverged":
                 continue  # an outcome without test rows
             runs.append({"config": config, "result": result, "info": described(config, result),
-                         "run_id": run_dir.name, "units": read_outcomes(run_dir)})
+                         "run_id": run_dir.name, "run_dir": run_dir})
         except ConfigError as e:  # a damaged run is reported; the others are collected
             (warn or _warn)(f"skipped {run_dir}: {e}")
     return runs
+
+
+def load_units(run: dict) -> tuple[dict | None, dict[str, dict]]:
+    """(the model's units, {baseline: units}) of a run's outcomes.npz, without the source column (32 characters a
+    unit); (None, {}) for a run recorded before outcomes existed."""
+    units = read_outcomes(run["run_dir"])
+    if units is None:
+        return None, {}
+    out = {}
+    sources, first = np.unique(units["source"], return_index=True)
+    for source in sources[np.argsort(first)].tolist():  # in order of appearance
+        keep = units["source"] == source
+        out[source] = {k: v[keep] for k, v in units.items() if k != "source"}
+    model = out.pop(MODEL, None)
+    return model, out
+
+
+def _loaded(group: list[dict], warn) -> list[tuple[dict, dict | None, dict]]:
+    """[(run, model units, baseline units)] of the runs of a group whose outcomes read (a damaged one is reported
+    and left out)."""
+    out = []
+    for run in group:
+        try:
+            out.append((run, *load_units(run)))
+        except ConfigError as e:
+            (warn or _warn)(f"skipped {run['run_dir']}: {e}")
+    return out
 
 
 def _meta(run: dict, cfg_id: str) -> dict:
@@ -98,13 +138,6 @@ def _validation(group: list[dict]) -> dict:
         got = [r["result"].get(f"best_val_{key}") for r in group]
         out[f"val_{key}"] = round(sum(got) / len(got), 6) if got and None not in got else ""
     return out
-
-
-def _of_source(units: dict | None, source: str) -> dict | None:
-    if units is None:
-        return None
-    keep = units["source"] == source
-    return {k: v[keep] for k, v in units.items()} if keep.any() else None
 
 
 def _recorded_rows(run: dict) -> list[dict]:
@@ -147,12 +180,15 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
     `run_ids`, when given)."""
     configs = configurations(_runs(runs_root, run_ids, warn))
     varying = next(iter(configs.values()))["varying"]
-    rows, seed_rows, tasks = [], [], {}
+    rows, seed_rows, tasks = [], [], set()
     for c in configs.values():
-        group, meta = c["runs"], c["meta"]
+        loaded, meta = _loaded(c["runs"], warn), c["meta"]
+        if not loaded:
+            continue
+        group = [run for run, _, _ in loaded]
         fit = round(sum(r["result"].get("fit_seconds") or 0.0 for r in group) / len(group), 1)
         seeds = ",".join(str(r["config"]["seed"]) for r in group)
-        units = [_of_source(r["units"], MODEL) for r in group]
+        units = [u for _, u, _ in loaded]
         if all(u is not None for u in units):
             rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in aggregate.rows(units)]
             for run, u in zip(group, units):
@@ -165,18 +201,17 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
                 seed_rows += [{"run_id": run["run_id"], **meta, "seed": run["config"]["seed"], **row}
                               for row in _recorded_rows(run)]
             rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in _recorded_rows(group[0])]
-        for run in group:
-            if run["units"] is not None:
-                tasks.setdefault(task_id(run["config"]), (run, varying))
-    for tid, (run, extra) in tasks.items():  # the baselines: deterministic, one "seed" per task
-        for source in dict.fromkeys(run["units"]["source"].tolist()):
-            if source == MODEL:
+        for run, _, baselines in loaded:  # the baselines: deterministic, one "seed" per task
+            tid = task_id(run["config"])
+            if not baselines or tid in tasks:
                 continue
-            meta = {**_meta(run, f"{source}@{tid}"), "model": source, "params": "", "state_size": "",
-                    "layers": "", "loops": "", "d_model": "", **{k: "" for k in extra}}
-            got = aggregate.rows([_of_source(run["units"], source)])
-            rows += [{**meta, **row, "n_seeds": 0, "seeds": "-"} for row in got]
-            seed_rows += [{"run_id": "", **meta, "seed": "", **row, "n_seeds": 0, "seeds": "-"} for row in got]
+            tasks.add(tid)
+            for source, b in baselines.items():
+                bmeta = {**_meta(run, f"{source}@{tid}"), "model": source, "params": "", "state_size": "",
+                         "layers": "", "loops": "", "d_model": "", **{k: "" for k in varying}}
+                got = aggregate.rows([b])
+                rows += [{**bmeta, **row, "n_seeds": 0, "seeds": "-"} for row in got]
+                seed_rows += [{"run_id": "", **bmeta, "seed": "", **row, "n_seeds": 0, "seeds": "-"} for row in got]
     return COLUMNS + varying, rows, SEED_COLUMNS + varying, seed_rows
 
 
@@ -220,8 +255,12 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
             continue
         base = configs[bases[tid]]
         seeds = sorted({r["config"]["seed"] for r in c["runs"]} & {r["config"]["seed"] for r in base["runs"]})
-        a = [_of_source(r["units"], MODEL) for r in c["runs"] if r["config"]["seed"] in seeds]
-        b = [_of_source(r["units"], MODEL) for r in base["runs"] if r["config"]["seed"] in seeds]
+        try:
+            a = [load_units(r)[0] for r in c["runs"] if r["config"]["seed"] in seeds]
+            b = [load_units(r)[0] for r in base["runs"] if r["config"]["seed"] in seeds]
+        except ConfigError as e:  # a damaged run: reported, its configuration left out of the comparison
+            (warn or _warn)(f"skipped the paired difference of {cid}: {e}")
+            continue
         if not seeds or any(u is None for u in a + b):
             continue
         for key in aggregate.keys(a[0]):

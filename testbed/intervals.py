@@ -8,6 +8,10 @@ examples weighs more, exactly as in the point estimate. The interval is the 2.5 
 replicates. With one seed only the rules are resampled (the interval then says nothing about seed variation, and
 the tables say so: n_seeds = 1).
 
+Many clusters (i.i.d. examples of a recall task, a radius-2 pool where every example draws its own rule) are pooled
+into MAX_CLUSTERS groups of whole clusters (cluster rank modulo MAX_CLUSTERS): sums of exchangeable units are
+exchangeable, so resampling the groups estimates the same variance, in bounded memory and time.
+
 A comparison of two configurations on the same seeds and rules (a family against the same-size transformer) is a
 paired difference: both are resampled with the same draws, which removes the variation they share (common random
 numbers) and gives a much tighter interval than two overlapping ones.
@@ -22,17 +26,24 @@ import numpy as np
 LEVEL = 0.95
 REPLICATES = 1000
 POISSON_FROM = 200  # from this many units on, Poisson(1) weights stand in for the multinomial draw
+MAX_CLUSTERS = 2048  # more clusters than this are pooled into this many groups (see above)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)  # at most MAX_CLUSTERS units each: <= 8 MB an entry
 def resampling_weights(n: int, replicates: int, seed: int) -> np.ndarray:
     """(replicates, n) float32 resampling weights of n units: how often each is drawn in n draws with replacement
     (multinomial); for many units independent Poisson(1) counts, the same distribution in the limit and cheaper (the
     Poisson bootstrap). Cached: every configuration with the same units is resampled with the same draws."""
+    if n >= POISSON_FROM:  # independent per unit: the first n columns of one matrix serve every n
+        return _poisson_weights(replicates, seed, max(n, MAX_CLUSTERS))[:, :n]
     rng = np.random.default_rng([seed, n])
-    if n >= POISSON_FROM:
-        return rng.poisson(1.0, size=(replicates, n)).astype(np.float32)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(np.float32)
+    draws = rng.integers(0, n, size=(replicates, n)) + n * np.arange(replicates)[:, None]  # n draws per replicate
+    return np.bincount(draws.ravel(), minlength=replicates * n).reshape(replicates, n).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _poisson_weights(replicates: int, seed: int, width: int) -> np.ndarray:
+    return np.random.default_rng([seed, 0]).poisson(1.0, size=(replicates, width)).astype(np.float32)
 
 
 def _rates(num: np.ndarray, den: np.ndarray, replicates: int, seed: int) -> np.ndarray:
@@ -41,8 +52,9 @@ def _rates(num: np.ndarray, den: np.ndarray, replicates: int, seed: int) -> np.n
     n_seeds, n_clusters = num.shape
     wc = resampling_weights(n_clusters, replicates, seed)
     ws = resampling_weights(n_seeds, replicates, seed + 1) if n_seeds > 1 else np.ones((replicates, 1), np.float32)
-    top = ((ws @ num.astype(np.float32)) * wc).sum(axis=1)
-    bottom = ((ws @ den.astype(np.float32)) * wc).sum(axis=1)
+    # sum over seeds s and clusters c of ws[r, s] * x[s, c] * wc[r, c], as two small products
+    top = (ws * (wc @ num.T.astype(np.float32))).sum(axis=1)
+    bottom = (ws * (wc @ den.T.astype(np.float32))).sum(axis=1)
     return np.divide(top, bottom, out=np.full(replicates, np.nan, np.float32), where=bottom > 0)
 
 
@@ -64,21 +76,34 @@ def bootstrap(num: np.ndarray, den: np.ndarray, replicates: int = REPLICATES, se
     return (estimate, *_percentiles(_rates(num, den, replicates, seed), level))
 
 
+def cluster_index(units_by_seed: list[dict]) -> tuple[list[np.ndarray], int]:
+    """(each seed's units' column in the (seeds, clusters) arrays, the number of columns): the union of the seeds'
+    clusters, pooled into at most MAX_CLUSTERS groups of whole clusters, the same for every seed."""
+    clusters = np.unique(np.concatenate([u["cluster"] for u in units_by_seed])) if units_by_seed else np.zeros(0)
+    return ([np.searchsorted(clusters, u["cluster"]) % MAX_CLUSTERS for u in units_by_seed],
+            min(len(clusters), MAX_CLUSTERS))
+
+
+def sums(units_by_seed: list[dict], index: list[np.ndarray], columns: int, score: str, count: str | None,
+         keep=None) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds, columns) arrays of summed `score` and `count` (None: one per unit) of the units `keep(units)`
+    selects (all when None), placed by `index` (cluster_index)."""
+    num, den = np.zeros((len(units_by_seed), columns)), np.zeros((len(units_by_seed), columns))
+    for i, (units, where) in enumerate(zip(units_by_seed, index)):
+        mask = keep(units) if keep is not None else slice(None)
+        num[i] = np.bincount(where[mask], units[score][mask].astype(np.float64), minlength=columns)
+        den[i] = np.bincount(where[mask], units[count][mask].astype(np.float64) if count else None,
+                             minlength=columns)
+    return num, den
+
+
 def cell_sums(units_by_seed: list[dict], score: str, count: str | None, keep=None) -> tuple[np.ndarray, np.ndarray]:
     """(seeds, clusters) arrays of summed `score` and `count` (None: one per unit) of each seed's units, over the
     union of their clusters; `keep(units)` selects units (a stratum, a slice)."""
-    selected = []
-    for units in units_by_seed:
-        mask = keep(units) if keep is not None else np.ones(len(units[score]), bool)
-        selected.append((units["cluster"][mask], units[score][mask].astype(np.float64),
-                         units[count][mask].astype(np.float64) if count else np.ones(int(mask.sum()))))
-    clusters = np.unique(np.concatenate([c for c, _, _ in selected])) if selected else np.zeros(0, np.int64)
-    num, den = np.zeros((len(selected), len(clusters))), np.zeros((len(selected), len(clusters)))
-    for i, (c, s, n) in enumerate(selected):
-        where = np.searchsorted(clusters, c)
-        np.add.at(num[i], where, s)
-        np.add.at(den[i], where, n)
-    return num, den
+    if keep is not None:
+        units_by_seed = [{k: v[keep(u)] for k, v in u.items()} for u in units_by_seed]
+    index, columns = cluster_index(units_by_seed)
+    return sums(units_by_seed, index, columns, score, count)
 
 
 def paired(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], replicates: int = REPLICATES,

@@ -114,10 +114,18 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
         out.append(res)
         _report(echo, i, total, r, res)
 
+    if jobs > 1 and not force:  # finished runs are skipped here: a pool's workers cost seconds of imports each
+        done = [r for r in resolved if (Path(runs_root) / specs.run_id(r) / "result.json").is_file()]
+        for i, r in enumerate(done, 1):
+            finish(i, r, lambda r=r: _run_one(r, str(runs_root), force), ConfigError)
+        resolved = [r for r in resolved if not (Path(runs_root) / specs.run_id(r) / "result.json").is_file()]
+        offset = len(done)
+    else:
+        offset = 0
     if jobs <= 1:
         for i, r in enumerate(resolved, 1):
             finish(i, r, lambda r=r: _run_one(r, str(runs_root), force), ConfigError)
-    else:
+    elif resolved:
         import multiprocessing as mp
 
         from .limits import cost
@@ -127,7 +135,7 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(_run_one, r, str(runs_root), force, 0, jobs): r for r in ordered}
             try:
-                for i, fut in enumerate(as_completed(futures), 1):
+                for i, fut in enumerate(as_completed(futures), offset + 1):
                     finish(i, futures[fut], fut.result, Exception)
             except (Interrupted, KeyboardInterrupt):
                 for fut in futures:

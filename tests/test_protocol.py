@@ -131,6 +131,22 @@ def test_bootstrap_interval_of_a_known_mean():
     assert hi == pytest.approx(ref.confidence_interval.high, abs=0.006)
 
 
+def test_many_clusters_are_pooled_into_groups_with_the_same_interval(monkeypatch):
+    """50,000 i.i.d. examples as clusters: pooled into MAX_CLUSTERS groups (bounded memory), the interval matches
+    the unpooled bootstrap's."""
+    rng = np.random.default_rng(2)
+    n = 50_000
+    units = [{"cluster": np.arange(n), "exact": (rng.random(n) < 0.9).astype(float)} for _ in range(2)]
+    num, den = intervals.cell_sums(units, "exact", None)
+    assert num.shape == (2, intervals.MAX_CLUSTERS) and den.sum() == 2 * n and num.sum() == sum(u["exact"].sum()
+                                                                                                   for u in units)
+    est, lo, hi = intervals.bootstrap(num, den)
+    monkeypatch.setattr(intervals, "MAX_CLUSTERS", 2 * n)  # no pooling
+    _, lo_full, hi_full = intervals.bootstrap(*intervals.cell_sums(units, "exact", None), replicates=200)
+    assert (hi - lo) == pytest.approx(hi_full - lo_full, rel=0.25)
+    assert lo < est < hi
+
+
 def test_seed_variation_widens_the_interval_and_pairing_narrows_a_difference():
     rng = np.random.default_rng(1)
     rules = rng.random(500) < 0.5  # per rule: solved by a good model or not
