@@ -90,7 +90,8 @@ def rotary_angles(config: TransformerConfig, layout) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the first 2 * cos.shape[-1] dims of x (B, H, L, D) in pairs (x_i, x_{i + half})."""
+    """Rotate the first 2 * cos.shape[-1] dims of x (..., D) in pairs (x_i, x_{i + half}); cos and sin broadcast
+    against x's leading dims (e.g. (L, pairs) for x of (B, H, L, D))."""
     half = cos.shape[-1]
     x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
@@ -116,9 +117,12 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, rotary=None):
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)
-        if rotary is not None:
-            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        qkv = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head)
+        qk, v = qkv[:, :, :2], qkv[:, :, 2].transpose(1, 2)
+        if rotary is not None:  # queries and keys together, before the heads move forward: fewer, denser ops
+            cos, sin = rotary
+            qk = apply_rotary(qk, cos[:, None, None], sin[:, None, None])
+        q, k = qk.permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=self.causal, dropout_p=self.dropout if self.training else 0.0
         )
