@@ -67,16 +67,29 @@ def images(tables: np.ndarray) -> np.ndarray:
     return np.stack([tables, mirror(tables), complement(tables), mirror(complement(tables))], axis=-2)
 
 
-def canonical(tables: np.ndarray) -> np.ndarray:
-    """The canonical member (smallest rule number) of each table's symmetry class, as a table (..., size)."""
-    imgs = images(np.asarray(tables, np.uint8))
+def _image_indices(size: int) -> np.ndarray:
+    """(4, size): table indices of the four images; the last two are complemented as well (1 - table[...])."""
+    rev, top = reversed_neighbourhoods(size), size - 1
+    return np.stack([np.arange(size), rev, top - np.arange(size), top - rev])
+
+
+def _canonical_words(tables: np.ndarray) -> np.ndarray:
+    """The canonical member of each table's class, packed (..., n_words): the lexicographically smallest of the
+    four images' words, most significant word first (the smallest rule number)."""
+    tables = np.asarray(tables, np.uint8)
+    imgs = tables[..., _image_indices(tables.shape[-1])]  # (..., 4, size) in one gather
+    imgs[..., 2:, :] ^= 1
     words = pack_bits(imgs)  # (..., 4, n_words), the most significant word last
     best = np.ones(words.shape[:-1], bool)
-    for j in range(words.shape[-1] - 1, -1, -1):  # lexicographic minimum, most significant word first
+    for j in range(words.shape[-1] - 1, -1, -1):
         w = np.where(best, words[..., j], np.uint64(2**64 - 1))
         best &= w == w.min(axis=-1, keepdims=True)
-    pick = np.argmax(best, axis=-1)
-    return np.take_along_axis(imgs, pick[..., None, None], axis=-2)[..., 0, :]
+    return np.take_along_axis(words, np.argmax(best, axis=-1)[..., None, None], axis=-2)[..., 0, :]
+
+
+def canonical(tables: np.ndarray) -> np.ndarray:
+    """The canonical member (smallest rule number) of each table's symmetry class, as a table (..., size)."""
+    return unpack_bits(_canonical_words(tables), np.shape(tables)[-1])
 
 
 def table_hash(words: np.ndarray) -> np.ndarray:
@@ -94,7 +107,7 @@ def split_of_hash(h: np.ndarray, fractions) -> np.ndarray:
 
 def class_hash(tables: np.ndarray) -> np.ndarray:
     """The hash that decides a rule's split: that of its class's canonical member."""
-    return table_hash(pack_bits(canonical(tables)))
+    return table_hash(_canonical_words(tables))
 
 
 # --- splits -------------------------------------------------------------------------------------------------------
@@ -156,9 +169,38 @@ def sample_rules(split: str, seed: int, indices: np.ndarray, radius: int, fracti
 def evolve(init: np.ndarray, tables: np.ndarray, steps: int) -> np.ndarray:
     """Orbits (n, steps, W) uint8 from initial states (n, W) and one truth table per example (n, 2^(2r+1)).
 
-    Vectorised over examples and cells; the only loop is over time. Each state is stored with r wrapped cells on
-    both sides so neighbourhoods are plain slices (no np.roll copies), and the rule lookup is one flat gather.
+    Bit-sliced for r <= 3: 64 examples share a uint64 word per cell, and each example's rule is applied as a
+    multiplexer tree over its truth-table bits, one neighbour bit per level (2^(2r+1) - 1 word-wide selections
+    per cell and step, each serving 64 examples). Radius 4's 511-way tree costs more than a gather: evolve_gather.
     """
+    if radius_of(tables.shape[1]) > 3:
+        return evolve_gather(init, tables, steps)
+    n, w = init.shape
+    r = radius_of(tables.shape[1])
+    padded = n + (-n) % 64
+
+    def by_example_bits(a: np.ndarray) -> np.ndarray:  # (n, m) 0/1 -> (m, padded // 64) words, bit e = example e
+        cols = np.zeros((a.shape[1], padded), np.uint8)
+        cols[:, :n] = a.T
+        return np.packbits(cols, axis=1, bitorder="little").view(np.uint64)
+
+    rule_bits = by_example_bits(np.asarray(tables, np.uint8))[:, None, :]  # (size, 1, words): bit e = table_e[v]
+    states = np.empty((steps, w, padded // 64), np.uint64)
+    states[0] = by_example_bits(np.asarray(init, np.uint8))
+    for t in range(1, steps):
+        level = rule_bits
+        for j in range(2 * r, -1, -1):  # the rightmost neighbour is v's least significant bit: the first level
+            neighbour = np.roll(states[t - 1], r - j, axis=0)  # cell c's neighbour c + j - r, periodic
+            low, high = level[0::2], level[1::2]  # entries whose index has this bit 0 / 1
+            level = low ^ ((low ^ high) & neighbour)
+        states[t] = level[0]
+    cells = np.unpackbits(states.view(np.uint8), axis=-1, bitorder="little")[:, :, :n]  # (steps, W, n)
+    return np.ascontiguousarray(cells.transpose(2, 0, 1))
+
+
+def evolve_gather(init: np.ndarray, tables: np.ndarray, steps: int) -> np.ndarray:
+    """evolve by table lookup: vectorised over examples and cells, the only loop over time. Each state is stored
+    with r wrapped cells on both sides so neighbourhoods are plain slices, and the lookup is one flat gather."""
     n, w = init.shape
     size = tables.shape[1]
     r = radius_of(size)

@@ -129,7 +129,7 @@ OURS = {"model": "transformer",
 
 def time_to_accuracy(model: str, config: dict, lr: float, warmup: int = 0, decay_steps: int = 0,
                      batch_size: int = 128, target: float = 0.80, budget_s: float = 600.0, check_every: int = 50,
-                     val_size: int = 512, seed: int = 0) -> dict:
+                     val_size: int = 512, seed: int = 0, threads: int = 0) -> dict:
     """Train on held-out-rule CA (r=1, W=12, n=4, k=1) until validation exact match reaches `target`.
 
     One plain loop for every contender (forward, masked loss, backward, clip 1.0, AdamW step), so the comparison
@@ -138,10 +138,12 @@ def time_to_accuracy(model: str, config: dict, lr: float, warmup: int = 0, decay
     import torch
 
     from .data import held_out, to_tensors
+    from .environment import choose_threads
     from .evaluation import evaluate
     from .models import build_model, masked_loss
     from .system import lr_factor
 
+    torch.set_num_threads(choose_threads(threads)[0])
     torch.manual_seed(seed)
     gen = generators.make("ca", BASELINE_TASK)
     model_name, model = model, build_model(model, config, gen.layout())
@@ -187,14 +189,16 @@ def matmul_peak(threads: int, size: int = 1024, repeats: int = 20) -> float:
 
 
 def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, batch_size: int = 64,
-                        steps: int = 10, threads: int | None = None) -> dict:
-    """Tokens/s and achieved FLOP/s of training steps of the P1 model shape on r=2, W=20, n=10 orbits."""
+                        steps: int = 10, threads: int = 0) -> dict:
+    """Tokens/s and achieved FLOP/s of training steps of the P1 model shape on r=2, W=20, n=10 orbits, on the
+    threads a run would take (environment.choose_threads: the free cores, unless `threads` is given)."""
     import torch
 
     from .data import to_tensors
+    from .environment import choose_threads
     from .models import build_model, masked_loss
 
-    threads = threads or os.cpu_count() or 1
+    threads, why = choose_threads(threads)
     torch.set_num_threads(threads)
     gen = generators.make("ca", {"radius": 2, "width": 20, "steps": 20, "n_input": 10})
     layout = gen.layout()
@@ -221,6 +225,6 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     tokens = batch_size * length
     peak = matmul_peak(threads)
     return {"shape": f"{n_layer} layers, d={d_model}", "params": model.num_params(), "seq_len": length,
-            "batch_size": batch_size, "threads": threads, "tokens_per_s": tokens / seconds,
+            "batch_size": batch_size, "threads": threads, "threads_chosen": why, "tokens_per_s": tokens / seconds,
             "flops_per_s": flops_per_token * tokens / seconds, "matmul_peak_flops_per_s": peak,
             "fraction_of_peak": flops_per_token * tokens / seconds / peak}

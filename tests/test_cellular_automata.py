@@ -53,6 +53,18 @@ def test_evolve_matches_brute_force_on_random_rules_directly():
                 assert list(out[i, t]) == x
 
 
+def test_bit_sliced_evolution_equals_the_table_lookup():
+    """64 examples a word: batch sizes around a word boundary, every radius the bit-sliced path serves."""
+    from generators.ca_rules import evolve_gather
+
+    rng = np.random.default_rng(1)
+    for r in (1, 2, 3):
+        for n in (1, 63, 64, 65, 300):
+            init = rng.integers(0, 2, (n, 2 * r + 4), dtype=np.uint8)
+            tables = rng.integers(0, 2, (n, 2 ** (2 * r + 1)), dtype=np.uint8)
+            assert np.array_equal(evolve(init, tables, 7), evolve_gather(init, tables, 7)), (r, n)
+
+
 def centre_rows(number, rows, width=31):
     gen = generators.make("ca", {"radius": 1, "rule": [number], "init": "single", "width": width,
                                  "steps": rows, "n_input": 1})

@@ -43,20 +43,23 @@ def _bench_generators(radius: int, width: int, steps: int, n: int) -> dict:
     return res
 
 
-def _bench_train(budget: float, target: float, skip_baseline: bool) -> dict:
+def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int = 0) -> dict:
     from ..bench import BASELINE, OURS, time_to_accuracy, training_throughput
 
     if budget <= 0 or not 0 < target <= 1:
         raise ConfigError("--budget must be positive and --target in (0, 1]")
-    out = {"throughput": training_throughput()}
+    if threads < 0:
+        raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
+    out = {"throughput": training_throughput(threads=threads)}
     t = out["throughput"]
     peak = t["matmul_peak_flops_per_s"] / 1e9
     typer.echo(f"training throughput, {t['shape']} ({t['params']} params), L={t['seq_len']}, batch {t['batch_size']},"
-               f" {t['threads']} threads: {t['tokens_per_s']:,.0f} tokens/s, {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
+               f" {t['threads']} threads ({t['threads_chosen']}): {t['tokens_per_s']:,.0f} tokens/s,"
+               f" {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
                f" {100 * t['fraction_of_peak']:.0f}% of the measured matmul peak {peak:.1f} GFLOP/s")
     contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
     for label, recipe in contenders.items():
-        res = time_to_accuracy(**recipe, target=target, budget_s=budget)
+        res = time_to_accuracy(**recipe, target=target, budget_s=budget, threads=threads)
         name = recipe["model"]
         out[label] = res
         reached = f"{res['seconds_to_target']:.0f} s" if res["seconds_to_target"] else f"not within {budget:.0f} s"
@@ -98,13 +101,14 @@ def bench_train_cmd(
     budget: float = typer.Option(600.0, help="wall-clock cap per contender, seconds"),
     target: float = typer.Option(0.80, help="validation exact match to reach (held-out rules)"),
     skip_baseline: bool = typer.Option(False, "--skip-baseline", help="time only our model"),
+    threads: int = typer.Option(0, help="torch threads; 0: the cores free now, as a run chooses them"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
 ) -> None:
     """Time to accuracy (torch's stock TransformerEncoder vs ours, same task and loop) and training throughput
     (tokens/s, achieved FLOP/s against the measured matmul peak) of the P1 model shape."""
     if json_out:
         gio.check_writable(json_out)
-    _write_json(json_out, _bench_train(budget, target, skip_baseline))
+    _write_json(json_out, _bench_train(budget, target, skip_baseline, threads))
 
 
 @bench_app.command("all")
