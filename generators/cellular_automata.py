@@ -1,18 +1,31 @@
 """1-D cellular automata: random Boolean rules of radius r, infer the rule from an orbit, predict k steps ahead.
 
-Rules, their symmetry classes and the symmetry-disjoint train / val / test split are in ca_rules.py; the baseline
-predictors every depth curve is read against, and the triviality of each target, in ca_baselines.py. Every example
-carries `trivial` (per position: 1 on the cells of a target state that equals a given state) and `rule_id`.
+The task's fields, their checks and its vocabulary are in ca_config.py; rules, their symmetry classes and the
+symmetry-disjoint train / val / test split in ca_rules.py; the baseline predictors every depth curve is read against,
+and the triviality of each target, in ca_baselines.py. Every example carries `trivial` (per position: 1 on the cells
+of a target state that equals a given state) and `rule_id`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import ca_baselines
-from .base import MAX_SEQ_LEN, Generator, Layout, check_seed, check_size, check_split
+from .base import Generator, Layout, check_seed, check_split
+from .ca_config import (  # noqa: F401  (re-exported)
+    BASELINES,
+    K0,
+    K_MAX,
+    MASK,
+    MULTI_STATE,
+    RULE,
+    RULE_GIVEN,
+    SEP,
+    TASKS,
+    VOCAB,
+    CAConfig,
+    parse_init,
+)
 from .ca_rules import (  # noqa: F401  (re-exported: the module's public face)
     SPLIT_CODE,
     evolve,
@@ -24,105 +37,10 @@ from .ca_rules import (  # noqa: F401  (re-exported: the module's public face)
     table_hash,
 )
 from .errors import ConfigError
-from .registry import option as _f
 from .registry import register
 from .rng import hash64, pack_bits, to_unit, unpack_bits
 
-TASKS = ("O-S", "O-O", "O-SR", "RO-S", "RO-O")
-MULTI_STATE = ("O-O", "RO-O")  # tasks that predict the next m states
-RULE_GIVEN = ("RO-S", "RO-O")
-K_MAX = 16
-# Token ids. k-tokens (mixed-k tasks) follow: id K0 + k - 1 means "predict k steps ahead".
-ZERO, ONE, SEP, MASK, RULE = 0, 1, 2, 3, 4
-K0 = 5
-VOCAB = ("0", "1", "|", "?", "R") + tuple(f"k{k}" for k in range(1, K_MAX + 1))
-
 _STREAM_RULE, _STREAM_INIT, _STREAM_K, _STREAM_CHOICE = 1, 2, 3, 4
-BASELINES = {"O-S": ("copy_last", "period", "rule_lookup"), "O-O": ("copy_last", "period", "rule_lookup"),
-             "O-SR": ("copy_last", "period", "rule_lookup"), "RO-S": ("copy_last", "period", "step_then_period"),
-             "RO-O": ("copy_last", "period", "step_then_period")}
-
-
-@dataclass(frozen=True)
-class CAConfig:
-    radius: int = _f(2, "neighbourhood radius r (1..4); a rule is a truth table of 2^(2r+1) bits")
-    width: int = _f(20, "cells per state W (periodic boundary), at least 2r+1")
-    steps: int = _f(20, "orbit length T in states, the initial state included")
-    init: str = _f("random", "initial state: random | single (one live cell at W // 2) | density=P")
-    rule: tuple[int, ...] = _f((), "rule numbers; example i uses rule[i % len], in every split; empty: random rules")
-    split_fractions: tuple[float, ...] = _f((0.8, 0.1, 0.1), "share of rule space for train, val, test")
-    task: str = _f("O-S", "O-S (state k ahead) | O-O (next m states) | O-SR (state k ahead + rule) | RO-S, RO-O "
-                   "(rule given: O-S, O-O with the rule table before the orbit)")
-    n_input: int = _f(10, "number of given states s_0 .. s_{n-1}")
-    k: int = _f(1, "steps ahead to predict (O-S, O-SR, RO-S); the largest k when mixed_k")
-    mixed_k: bool = _f(False, "draw k uniformly from 1..k per example; a k-token at the start says which")
-    m: int = _f(4, "number of future states predicted by O-O")
-
-    def __post_init__(self):
-        r, w = self.radius, self.width
-        if not 1 <= r <= 4:
-            raise ConfigError(f"radius must be in 1..4, got {r}")
-        if w < 2 * r + 1:
-            raise ConfigError(f"width must be at least 2r+1 = {2 * r + 1} for radius {r}, got {w}")
-        if self.steps < 2:
-            raise ConfigError(f"steps (orbit length T) must be at least 2, got {self.steps}")
-        _parse_init(self.init)
-        limit = 1 << (1 << (2 * r + 1))
-        for n in self.rule:
-            if not 0 <= n < limit:
-                raise ConfigError(f"rule number {n} out of range for radius {r}: must be in 0..2^{1 << (2 * r + 1)}-1")
-        fr = self.split_fractions
-        if len(fr) != 3 or any(not 0 < f < 1 for f in fr) or abs(sum(fr) - 1) > 1e-9:
-            raise ConfigError(f"split_fractions must be three numbers in (0, 1) summing to 1, got {list(fr)}")
-        if self.task not in TASKS:
-            raise ConfigError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
-        if self.n_input < 1:
-            raise ConfigError(f"n_input must be at least 1, got {self.n_input}")
-        if not 1 <= self.k <= K_MAX:
-            raise ConfigError(f"k must be in 1..{K_MAX}, got {self.k}")
-        if self.m < 1:
-            raise ConfigError(f"m must be at least 1, got {self.m}")
-
-    def check_task(self) -> None:
-        """What formatting examples of the task needs beyond the orbit fields (plain orbits, `testbed gen ca`, do
-        not depend on it)."""
-        rows = self.m if self.task in MULTI_STATE else 1
-        length = (self.n_input * (self.width + 1) + rows * (self.width + 1) + int(self.mixed_k)
-                  + (1 + self.table_size) * ((self.task in RULE_GIVEN) + (self.task == "O-SR")))
-        check_size("the width and n_input", length, MAX_SEQ_LEN, "sequences of that many tokens")
-        if self.mixed_k and self.task in MULTI_STATE:
-            raise ConfigError(f"mixed_k does not apply to task {self.task}, which predicts the next m states")
-        if self.states_needed > self.steps:
-            ahead = f"m ({self.m})" if self.task in MULTI_STATE else f"k ({self.k})"
-            raise ConfigError(
-                f"n_input ({self.n_input}) + {ahead} = {self.states_needed} states do not fit in steps = "
-                f"{self.steps}; lower n_input/k/m or raise steps"
-            )
-
-    @property
-    def table_size(self) -> int:
-        return 1 << (2 * self.radius + 1)
-
-    @property
-    def states_needed(self) -> int:
-        return self.n_input + (self.m if self.task in MULTI_STATE else self.k)
-
-
-def _parse_init(init: str) -> float | None:
-    """None for 'single', the live-cell probability otherwise."""
-    if init == "random":
-        return 0.5
-    if init == "single":
-        return None
-    if init.startswith("density="):
-        try:
-            p = float(init.split("=", 1)[1])
-        except ValueError:
-            p = -1.0
-        if 0.0 <= p <= 1.0:
-            return p
-        raise ConfigError(f"init density must be a number in [0, 1], got {init!r}")
-    raise ConfigError(f"unknown init {init!r}; valid: random | single | density=P (0 <= P <= 1)")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -160,7 +78,7 @@ class CellularAutomata(Generator):
 
     def initial_states(self, split: str, seed: int, indices: np.ndarray) -> np.ndarray:
         c, code = self.config, SPLIT_CODE[split]
-        density = _parse_init(c.init)
+        density = parse_init(c.init)
         if density is None:
             x = np.zeros((len(indices), c.width), np.uint8)
             x[:, c.width // 2] = 1
@@ -199,7 +117,18 @@ class CellularAutomata(Generator):
         split, seed = check_split(split), check_seed(seed)
         indices = np.asarray(indices, dtype=np.uint64).reshape(-1)
         states, tables = self.orbits(split, seed, indices, steps=self.config.states_needed)
-        return self.format(states, tables, self.draw_k(split, seed, indices))
+        examples = self.format(states, tables, self.draw_k(split, seed, indices))
+        if self.config.path:
+            examples["path_targets"] = self.path_targets(examples, states)
+        return examples
+
+    def path_targets(self, examples: dict[str, np.ndarray], states: np.ndarray) -> np.ndarray:
+        """(n, k, L) targets whose j-th row scores the state j + 1 steps ahead at the target positions: what the
+        read-out after loop j + 1 of a step-supervised weight-tied model is trained on."""
+        c, target = self.config, self._plan()["target"]
+        out = np.repeat(examples["targets"][:, None], c.k, axis=1)
+        out[:, :, target] = states[:, c.n_input : c.n_input + c.k]
+        return out
 
     def check_depth(self, k: int) -> None:
         c = self.config
@@ -368,7 +297,9 @@ class CellularAutomata(Generator):
 
     def layout(self) -> Layout:
         p = self._plan()
-        return Layout(VOCAB, int(p["seq_len"]), p["coords"], int(p["n_rows"]), int(p["n_cols"]), self.config.width)
+        c = self.config
+        return Layout(VOCAB, int(p["seq_len"]), p["coords"], int(p["n_rows"]), int(p["n_cols"]), c.width,
+                      path_steps=c.k if c.path else 0)
 
     # --- interchange and display ------------------------------------------------------------------------------
 

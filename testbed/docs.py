@@ -71,11 +71,21 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def reused(meta: dict) -> str:
+    """How much of the measured time is training: nothing when the reproduction reused every run."""
+    n, old = int(meta.get("runs", 0)), int(meta.get("runs_reused", 0))
+    if not old:
+        return ""
+    return (" (every run reused from an earlier call: the time is collecting and drawing)" if old == n
+            else f" ({old} of {n} runs reused from an earlier call, their training not included)")
+
+
 def page(fig, meta: dict, points: list[dict], paired: list[dict]) -> str:
     lines = [f"# {fig.name}: {fig.shows}", "", f"Paper: {fig.paper}. Spec: `experiments/{fig.spec}`.", "",
-             f"`testbed reproduce {fig.name} --preset {meta['preset']}` — {meta['wall_minutes']:g} min on "
-             f"{meta['cores']} CPU cores (torch {meta['torch']}, commit {str(meta['git_commit'])[:10]}, "
-             f"{meta['finished'][:10]}).", "", fig.note, "", f"![{fig.name}]({fig.name}.png)", "",
+             f"`testbed reproduce {fig.name} --preset {meta['preset']}` — {meta['wall_minutes']:g} min"
+             f"{reused(meta)} on {meta['cores']} CPU cores (torch {meta['torch']}, commit "
+             f"{str(meta['git_commit'])[:10]}, {meta['finished'][:10]}).", "", fig.note, "",
+             f"![{fig.name}]({fig.name}.png)", "",
              "Ours beside the published numbers; a value in brackets is its 95 % interval over seeds and held-out "
              "rules (over rules alone where one seed was run); `baseline:` series are trivial predictors scored on "
              "the same examples:", "", *comparison_table(points), *paired_table(paired), ""]
@@ -117,6 +127,10 @@ def figure_table(pages: Path, link_prefix: str) -> str:
         if meta_file.is_file():
             meta = json.loads(meta_file.read_text())
             when = f"{meta['wall_minutes']:g} min measured ({meta['cores']} cores)"
+            if meta.get("runs") and meta.get("runs_reused") == meta["runs"]:
+                when = f"~{estimate(fig, 'cpu')} (estimate; the published reproduction reused finished runs)"
+            elif meta.get("runs_reused"):
+                when += f", {meta['runs_reused']} of {meta['runs']} runs reused"
             link = f"[{name}]({link_prefix}{name}.md)"
         else:
             when, link = f"~{estimate(fig, 'cpu')} (estimate, not yet reproduced here)", "-"

@@ -22,6 +22,7 @@ from .tables import (  # noqa: E402
     capacity,
     capacity_table,
     depth_table,
+    extrapolation_table,
     heatmap_table,
     iterations_table,
     memory_table,
@@ -142,6 +143,26 @@ def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
         ax.set_title(textwrap.fill(label, 40), fontsize=10)  # long labels would run into the next panel
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="dotted: best baseline", title_fontsize=7)
+    _finish(fig, out, title)
+
+
+def plot_extrapolation(rows: list[dict], out: str | Path, title: str = "", trained_k: int = 0) -> None:
+    """Exact match against k with weight-tied models iterated k times, the baselines in grey, the largest k seen in
+    training marked: does more test-time iteration reach further than training did?"""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, metric in zip(axes, ("exact_match_nontrivial", "exact_match")):
+        curves, baselines = extrapolation_table(rows, metric)
+        for i, label in enumerate(sorted(curves)):
+            ks = list(curves[label])
+            _errorbar(ax, [k + 0.08 * (i - len(curves) / 2) for k in ks], [curves[label][k] for k in ks],
+                      color=f"C{i}", label=label)
+        _baselines(ax, baselines)
+        if trained_k:
+            ax.axvline(trained_k + 0.5, color="k", lw=0.8, ls=":", label=f"trained up to k = {trained_k}")
+        ax.set(xlabel="steps ahead k", ylabel=f"{METRIC_NAMES.get(metric, metric)} (held-out rules)",
+               ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     _finish(fig, out, title)
 
 

@@ -75,6 +75,20 @@ def depth_table(rows: list[dict], metric: str = HEADLINE) -> tuple[dict, dict]:
             {lab: dict(sorted(ks.items())) for lab, ks in baselines.items()})
 
 
+def extrapolation_table(rows: list[dict], metric: str = HEADLINE) -> tuple[dict, dict]:
+    """depth_table with every weight-tied model read out after as many iterations as steps ahead (iterations = k),
+    where it was scored there; other models at their own depth."""
+    models, baselines = depth_table(rows, metric)
+    names = labels(_k_rows(rows))
+    stepped = defaultdict(dict)
+    for r in _k_rows(rows, iterations=True):
+        if not is_baseline(r) and int(r["iterations"]) == int(r["k"]):
+            stepped[names[r["config_id"]]][int(r["k"])] = point(r, metric)
+    out = {(f"{lab} (iterations = k)" if lab in stepped else lab): dict(sorted(stepped.get(lab, ks).items()))
+           for lab, ks in models.items()}
+    return out, baselines
+
+
 def by_layers(rows: list[dict], metric: str) -> dict:
     """{(layers, k): (mean, lo, hi)} of one model family's per-k test rows."""
     return {(int(r["layers"]), int(r["k"])): point(r, metric) for r in _k_rows(rows)

@@ -353,3 +353,49 @@ def test_recurrent_depth_blocks_are_sandwich_normed_unless_asked_otherwise():
     plain = setup("recurrent_depth", {"sandwich": False})[1]
     assert type(plain.core[0]) is Block
     assert plain.num_params() < setup("recurrent_depth")[1].num_params()  # two norms fewer per block
+
+
+# --- per-loop step supervision (depth extrapolation) -----------------------------------------------------------
+
+PATH = {"task": "RO-S", "n_input": 2, "k": 3, "path": True}
+
+
+def test_path_targets_are_the_targets_at_each_depth():
+    """Row j of path_targets is exactly what an example asked for j + 1 steps ahead has as its target."""
+    gen = generators.make("ca", {**CA, **PATH})
+    path = gen.sample("train", 5, np.arange(40))["path_targets"]
+    assert path.shape[:2] == (40, 3) and gen.layout().path_steps == 3
+    for j in range(3):
+        np.testing.assert_array_equal(path[:, j], gen.sample_at_depth("train", 5, np.arange(40), j + 1)["targets"])
+    assert not any(np.array_equal(path[:, 0], path[:, j]) for j in (1, 2))  # the steps differ somewhere
+
+
+def test_step_loss_scores_loop_j_against_the_state_j_steps_ahead():
+    gen, model, batch = setup("looped", {"step_loss": True}, **PATH)
+    loss, _ = model.training_loss(batch)
+    at_depth = [gen.sample_at_depth("train", 0, np.arange(8), j + 1) for j in range(3)]
+    with torch.no_grad():
+        logits = model.forward_steps(batch["inputs"], 3)
+    per_loop = [torch.nn.functional.cross_entropy(
+        logits[j][torch.as_tensor(d["loss_mask"])], torch.as_tensor(d["targets"])[torch.as_tensor(d["loss_mask"])]
+    ).item() for j, d in enumerate(at_depth)]
+    assert loss.item() == pytest.approx(np.mean(per_loop), rel=1e-5)
+    assert abs(per_loop[-1] - loss.item()) > 1e-4  # not the final state's loss alone
+    loss.backward()  # every loop's read-out trains the shared block
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("cfg, data, message", [
+    ({"step_loss": True}, {"task": "RO-S", "n_input": 2, "k": 3}, "set data.path = true and data.k = 3"),
+    ({"step_loss": True, "loops": 2}, PATH, "data.k = 2 (the task gives 3 steps)"),
+    ({"step_loss": True, "loss_loops": 2}, PATH, "leave loss_loops = 1"),
+])
+def test_step_loss_needs_a_path_as_long_as_the_loops(cfg, data, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        setup("looped", cfg, **data)
+
+
+@pytest.mark.parametrize("data", [{"task": "O-O", "m": 2}, {"task": "RO-S", "mixed_k": True}])
+def test_path_needs_a_single_state_task(data):
+    with pytest.raises(ConfigError, match="path .* needs task O-S or RO-S without mixed_k"):
+        generators.make("ca", {**CA, "n_input": 2, "k": 3, "path": True, **data}).layout()

@@ -1,6 +1,7 @@
 """The READMEs against the code: the figure tables are the generated ones, every command line parses, the worked
 examples run, the module map names every module."""
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -22,6 +23,17 @@ def test_figure_tables_are_the_generated_ones():
     for path, table in docs.tables_of(ROOT).items():
         text = path.read_text()
         assert table in text, f"{path.name}: the figure table is stale; regenerate it with `testbed docs reproductions`"
+
+
+def test_a_reproduction_that_reused_runs_does_not_pass_for_a_measured_time(tmp_path):
+    meta = {"figure": "quickstart", "preset": "cpu", "wall_minutes": 0.4, "runs": 6, "runs_reused": 6, "cores": 2}
+    (tmp_path / "quickstart.json").write_text(json.dumps(meta))
+    row = next(line for line in docs.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
+    assert "estimate; the published reproduction reused finished runs" in row and "0.4 min" not in row
+    (tmp_path / "quickstart.json").write_text(json.dumps({**meta, "runs_reused": 2}))
+    row = next(line for line in docs.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
+    assert "0.4 min measured (2 cores), 2 of 6 runs reused" in row
+    assert "(every run reused" in docs.reused(meta) and docs.reused({**meta, "runs_reused": 0}) == ""
 
 
 PLACEHOLDERS = {"NAME": "ca", "FIGURE": "quickstart", "RUN": "runs/run", "RUNS": "runs", "FILE.npz": "f.npz",

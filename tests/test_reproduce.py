@@ -14,7 +14,7 @@ from testbed.figures.base import Figure
 
 ISSUE_FIGURES = {"quickstart", "depth-staircase", "p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-sweep",
                  "p1-comparison", "test-time-compute", "cabannes-error-vs-d", "cabannes-joint", "cabannes-optimizers",
-                 "mqar-width", "retrieval-capacity"}
+                 "mqar-width", "retrieval-capacity", "depth-extrapolation"}
 
 ROLLOUT = {  # a tiny p2_rollout.toml: three tasks trained for k = 1, a published table of three steps
     "name": "p2-rollout",
@@ -85,9 +85,12 @@ def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypa
         step1 = next(r for r in models if r["task"] == config["data"]["task"] and r["k"] == "1")
         assert float(step1["cell_accuracy"]) == pytest.approx(test_k1["cell_accuracy"], abs=1e-12)
         assert float(step1["exact_match"]) == pytest.approx(test_k1["exact_match"], abs=1e-12)
+    assert json.loads((fig_dir / "meta.json").read_text())["runs_reused"] == 0
     again = run("reproduce", "p2-rollout", "--out", out, "--jobs", "1")
     assert again.exit_code == 0 and again.output.count("] skipped") == 3 and "rolling out" not in again.output
     assert read(fig_dir / "comparison.csv") == points
+    meta = json.loads((fig_dir / "meta.json").read_text())
+    assert (meta["runs"], meta["runs_reused"]) == (3, 3)  # the second call's time is no training time
 
 
 def test_reproduce_closed_form_figure(tmp_path, monkeypatch):
@@ -110,7 +113,7 @@ def test_reproduce_bad_input(tmp_path, monkeypatch):
 
 
 SWEEP_FIGURES = ["depth-staircase", "p2-lookahead", "p2-input-length", "p2-depth-sweep", "p1-comparison",
-                 "test-time-compute", "cabannes-optimizers", "mqar-width"]
+                 "test-time-compute", "cabannes-optimizers", "mqar-width", "depth-extrapolation"]
 
 
 @pytest.mark.slow

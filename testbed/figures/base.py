@@ -53,6 +53,8 @@ class Results:
     seed_rows: list = field(default_factory=list)
     failure: str | None = None
     paired: list = field(default_factory=list)  # paired differences against a reference configuration
+    runs: int = 0  # runs the figure needs
+    reused: int = 0  # of those, finished before this call (their training is not in its wall time)
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,14 @@ class Figure:
 
         resolved = ctx.runs(self)
         ctx.echo(f"{self.name}: {len(resolved)} runs ({ctx.preset} preset) in {ctx.runs_dir}")
+        reused = sum((Path(ctx.runs_dir) / specs.run_id(r) / "result.json").is_file() for r in resolved)
         failure = None
         try:
             ctx.launch(resolved, ctx.runs_dir, force=False, echo=ctx.echo)
         except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
             failure = str(e)
-        return Results(*collect(ctx.runs_dir, run_ids={specs.run_id(r) for r in resolved}), failure=failure)
+        return Results(*collect(ctx.runs_dir, run_ids={specs.run_id(r) for r in resolved}), failure=failure,
+                       runs=len(resolved), reused=reused)
 
     def compare(self, res: Results, paper: dict) -> list[dict]:
         """Comparison points: per point, series, x, ours, published, difference."""
@@ -125,7 +129,7 @@ class Figure:
         points = self.compare(res, paper)
         self.draw(res.rows, points, out / "figure.png", f"{self.shows} ({self.paper}; ours: {preset} preset)", paper)
         write_comparison(out, self, preset, points)
-        write_meta(out, self, preset, time.time() - t0)
+        write_meta(out, self, preset, time.time() - t0, res.runs, res.reused)
         return points, res.failure
 
 
@@ -180,13 +184,16 @@ def write_comparison(out: Path, fig: Figure, preset: str, points: list[dict]) ->
     atomic_write(out / "comparison.md", lambda f: f.write(text.encode()))
 
 
-def write_meta(out: Path, fig: Figure, preset: str, seconds: float) -> None:
+def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 0, reused: int = 0) -> None:
+    """What the reproduction cost: wall minutes of this call, and how many of its runs were reused (finished
+    before it, so their training is not in the time)."""
     from ..environment import environment, usable_cores
     from ..store import write_json
 
     env = environment(0)
     write_json(out / "meta.json", {"figure": fig.name, "preset": preset, "wall_minutes": round(seconds / 60, 2),
-                                   "cores": usable_cores(), "git_commit": env["git_commit"], "torch": env["torch"],
+                                   "runs": runs, "runs_reused": reused, "cores": usable_cores(),
+                                   "git_commit": env["git_commit"], "torch": env["torch"],
                                    "finished": env["started"]})
 
 

@@ -5,7 +5,10 @@
 
 The same weights serve every loop, so the loop count is free at evaluation: `forward_steps` applies the output head
 at every loop boundary and gives the per-iteration read-out (one trained model, a whole test-time-compute curve).
-Training can average the loss over the last `loss_loops` loops and run the first `nograd_loops` without gradient.
+Training can average the loss over the last `loss_loops` loops and run the first `nograd_loops` without gradient,
+or (`step_loss`) score the read-out after every loop j against the state j steps ahead: per-loop step supervision in
+the spirit of DeepThinking's progressive loss (Bansal et al. 2022), so that each loop learns to be one CA step and
+more loops at test time reach further than training did.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class LoopedConfig(TransformerConfig):
     step_embedding: bool = _f(False, "add a sinusoidal embedding of the loop index to the state at every loop")
     loss_loops: int = _f(1, "average the loss over the read-outs of the last this many loops")
     nograd_loops: int = _f(0, "the first this many loops run without gradient")
+    step_loss: bool = _f(False, "train the read-out after loop j on the state j steps ahead (data.path, loops = k): "
+                         "per-loop step supervision, so more loops at test time reach further", hash="if_set")
 
     def __post_init__(self):
         super().__post_init__()
@@ -40,6 +45,9 @@ class LoopedConfig(TransformerConfig):
             raise ConfigError(f"unknown injection {self.injection!r}; valid: {', '.join(INJECTIONS)}")
         if not 1 <= self.loss_loops <= self.loops:
             raise ConfigError(f"loss_loops must be in 1..loops ({self.loops}), got {self.loss_loops}")
+        if self.step_loss and (self.loss_loops != 1 or self.nograd_loops):
+            raise ConfigError("step_loss scores every loop against its own step; leave loss_loops = 1 and "
+                              "nograd_loops = 0")
         if not 0 <= self.nograd_loops <= self.loops - self.loss_loops:
             raise ConfigError(
                 f"nograd_loops ({self.nograd_loops}) + loss_loops ({self.loss_loops}) must not exceed loops "
@@ -69,6 +77,11 @@ class LoopedTransformer(SequenceModel):
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, len(layout.vocab), bias=False)
         init_weights(self, config.init, config.init_std, config.n_layer * config.loops)
+        if config.step_loss and layout.path_steps != config.loops:
+            raise ConfigError(
+                f"step_loss needs the state after every one of the {config.loops} loops as a target: set "
+                f"data.path = true and data.k = {config.loops} (the task gives {layout.path_steps} steps)"
+            )
 
     def step(self, y: torch.Tensor, e: torch.Tensor, rotary, t: int) -> torch.Tensor:
         """One loop: inject the input, then the block."""
@@ -105,5 +118,10 @@ class LoopedTransformer(SequenceModel):
 
     def training_loss(self, batch):
         c = self.config
+        if c.step_loss:  # loop j's read-out against the state j steps ahead, averaged over the loops
+            path = batch["path_targets"]
+            losses = [masked_loss(self.readout(y), {"loss_mask": batch["loss_mask"], "targets": path[:, j]})
+                      for j, y in enumerate(self.states(batch["inputs"], c.loops))]
+            return torch.stack(losses).mean(), {}
         last = self.states(batch["inputs"], c.loops, c.nograd_loops)[-c.loss_loops:]
         return torch.stack([masked_loss(self.readout(y), batch) for y in last]).mean(), {}
