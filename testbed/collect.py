@@ -24,10 +24,10 @@ from generators.io import atomic_write
 from . import aggregate
 from .evaluation import MODEL
 from .spec import config_id
-from .store import read_config, read_outcomes, read_result
+from .store import read_config, read_outcomes, read_result, validation_history
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task",
-                "val_exact_match", "val_cell_accuracy"]
+                "val_exact_match", "val_cell_accuracy", "val_late_rise"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
 COLUMNS = META_COLUMNS + ROW_COLUMNS + aggregate.METRIC_COLUMNS + aggregate.COUNT_COLUMNS + ["fit_seconds"]
 SEED_COLUMNS = ["run_id", *META_COLUMNS, "seed", *ROW_COLUMNS, *aggregate.METRIC_COLUMNS,
@@ -127,16 +127,32 @@ def _meta(run: dict, cfg_id: str) -> dict:
             "model": config["model"]["name"], "params": result.get("params", ""),
             "state_size": result.get("state_size") or "", "layers": info.get("layers"), "loops": info.get("loops"),
             "d_model": info.get("width"), "task": config["data"].get("task"), "val_exact_match": "",
-            "val_cell_accuracy": ""}
+            "val_cell_accuracy": "", "val_late_rise": ""}
+
+
+LATE = 0.3  # the share of training whose validation gain says whether a run had stopped improving
+
+
+def late_rise(history: list[tuple[int, float]]) -> float | None:
+    """How much the best validation score rose in the last 30 % of training: the best of the validations in that
+    part minus the best before it (<= 0: it had stopped rising). None with no validation on either side."""
+    if not history:
+        return None
+    cut = (1 - LATE) * (max(s for s, _ in history) + 1)
+    early, late = [v for s, v in history if s + 1 <= cut], [v for s, v in history if s + 1 > cut]
+    return max(late) - max(early) if early and late else None
 
 
 def _validation(group: list[dict]) -> dict:
     """The best validation scores of a configuration, mean over its seeds: what choices between configurations
-    (a learning rate, a preset) read, never the test rows."""
+    (a learning rate, a preset) read, never the test rows; and whether validation had stopped rising (the largest
+    late rise over its seeds)."""
     out = {}
     for key in ("exact_match", "cell_accuracy"):
         got = [r["result"].get(f"best_val_{key}") for r in group]
         out[f"val_{key}"] = round(sum(got) / len(got), 6) if got and None not in got else ""
+    rises = [late_rise(validation_history(r["run_dir"])) for r in group]  # the worst seed: still rising anywhere?
+    out["val_late_rise"] = round(max(rises), 6) if rises and None not in rises else ""
     return out
 
 
@@ -280,7 +296,8 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
 
 NUMERIC = {"params", "state_size", "layers", "loops", "d_model", "iterations", "value", "k", *aggregate.METRIC_COLUMNS,
            "n", "n_nontrivial", "nontrivial_fraction", "n_rules", "n_seeds", "mean_steps", "fit_seconds",
-           "cell_accuracy", "exact_match", "d", "T", "error", "std"}
+           "cell_accuracy", "exact_match", "d", "T", "error", "std", "val_exact_match", "val_cell_accuracy",
+           "val_late_rise"}
 
 
 def is_baseline(row: dict) -> bool:

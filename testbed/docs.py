@@ -80,12 +80,34 @@ def reused(meta: dict) -> str:
             else f" ({old} of {n} runs reused from an earlier call, their training not included)")
 
 
-def page(fig, meta: dict, points: list[dict], paired: list[dict]) -> str:
+PLATEAU = 0.02  # about one binomial standard error of a validation exact match on 512 examples
+
+
+def plateau(rows: list[dict]) -> list[str]:
+    """Whether training had stopped improving: configurations whose best validation exact match still rose by more
+    than PLATEAU in the last 30 % of steps, in some seed (collect's val_late_rise)."""
+    from .tables import is_baseline, labels
+
+    rows = [r for r in rows if not is_baseline(r) and r.get("val_late_rise") not in ("", None)]
+    if not rows:
+        return []
+    names, rise = labels(rows), {}
+    for r in rows:
+        rise[names[r["config_id"]]] = float(r["val_late_rise"])
+    rising = sorted((lab, v) for lab, v in rise.items() if v > PLATEAU)
+    text = (f"Converged: {len(rise) - len(rising)} of {len(rise)} configurations had stopped improving (best "
+            f"validation exact match up by at most {PLATEAU} in the last 30 % of steps, in every seed)")
+    if rising:
+        text += "; still rising: " + ", ".join(f"{lab} (+{v:.3f})" for lab, v in rising)
+    return [text + ".", ""]
+
+
+def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dict] = ()) -> str:
     lines = [f"# {fig.name}: {fig.shows}", "", f"Paper: {fig.paper}. Spec: `experiments/{fig.spec}`.", "",
              f"`testbed reproduce {fig.name} --preset {meta['preset']}` — {meta['wall_minutes']:g} min"
              f"{reused(meta)} on {meta['cores']} CPU cores (torch {meta['torch']}, commit "
              f"{str(meta['git_commit'])[:10]}, {meta['finished'][:10]}).", "", fig.note, "",
-             f"![{fig.name}]({fig.name}.png)", "",
+             f"![{fig.name}]({fig.name}.png)", "", *plateau(list(rows)),
              "Ours beside the published numbers; a value in brackets is its 95 % interval over seeds and held-out "
              "rules (over rules alone where one seed was run); `baseline:` series are trivial predictors scored on "
              "the same examples:", "", *comparison_table(points), *paired_table(paired), ""]
@@ -106,7 +128,7 @@ def publish(reproductions: Path, to: Path) -> list[str]:
             continue
         meta = json.loads((src / "meta.json").read_text())
         points = read_rows(src / "comparison.csv")
-        text = page(fig, meta, points, read_rows(src / "results.paired.csv"))
+        text = page(fig, meta, points, read_rows(src / "results.paired.csv"), read_rows(src / "results.csv"))
         atomic_write(to / f"{name}.md", lambda f, t=text: f.write(t.encode()))
         atomic_write(to / f"{name}.json", lambda f, m=meta: f.write((json.dumps(m, indent=2) + "\n").encode()))
         for part in ("figure.png", "comparison.csv"):

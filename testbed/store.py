@@ -20,6 +20,7 @@ import csv
 import errno
 import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -164,6 +165,22 @@ def merge_logs(run_dir: Path) -> None:
     writer.writeheader()
     writer.writerows(row for _, row in sorted(by_step.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1))
     atomic_write(Path(run_dir) / "metrics.csv", lambda f: f.write(buf.getvalue().encode()))
+
+
+def validation_history(run_dir: Path, metric: str = "val/exact_match") -> list[tuple[int, float]]:
+    """(step, value) of every validation of a run, from its merged metrics.csv; [] when it has none (a damaged or
+    foreign file included: the history is a diagnostic, never a reason to refuse a run)."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, newline="", errors="replace") as f:
+        for row in csv.DictReader(f):
+            try:
+                out.append((int(row["step"]), float(row[metric])))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return [(s, v) for s, v in out if math.isfinite(v)]
 
 
 class RunLock:

@@ -44,6 +44,14 @@ def test_train_eval_collect_plot(spec, tmp_path):
                    "exact_match_lo", "exact_match_hi", "exact_match_nontrivial", "n_seeds", "n_rules"):
         assert column in table[0]
     assert {r["k"] for r in table} == {"1", "2"}
+    from testbed.collect import late_rise
+    from testbed.store import validation_history
+
+    history = validation_history(run_dir)  # the run's validations, as its metrics.csv logged them
+    assert history and all(0 <= v <= 1 for _, v in history)
+    rise = late_rise(history)
+    assert {r["val_late_rise"] for r in table if r["model"] == "transformer"} == {"" if rise is None else
+                                                                                   f"{round(rise, 6)}"}
     assert {r["model"] for r in table} == {"transformer", "baseline:copy_last", "baseline:period",
                                            "baseline:rule_lookup"}
     per_seed = list(csv.DictReader((tmp_path / "results.seeds.csv").open()))  # one row per run x slice

@@ -36,6 +36,20 @@ def test_a_reproduction_that_reused_runs_does_not_pass_for_a_measured_time(tmp_p
     assert "(every run reused" in docs.reused(meta) and docs.reused({**meta, "runs_reused": 0}) == ""
 
 
+def test_late_rise_and_the_pages_plateau_line():
+    from testbed.collect import late_rise
+
+    # 2,000 steps: the last 30 % starts after step 1,400, so 0.6 and 0.7 are late and 0.5 the best before
+    assert late_rise([(499, 0.2), (999, 0.5), (1499, 0.6), (1999, 0.7)]) == pytest.approx(0.2)
+    assert late_rise([(499, 0.2), (999, 0.8), (1499, 0.79), (1999, 0.8)]) == pytest.approx(0.0)
+    assert late_rise([(999, 0.5)]) is None and late_rise([]) is None
+    rows = [{"config_id": c, "model": "transformer", "layers": layers, "task": "RO-S", "val_late_rise": rise}
+            for c, layers, rise in (("a", "1", "0.001"), ("b", "3", "0.08"), ("b", "3", "0.08"))]
+    line = docs.plateau(rows + [{"config_id": "x", "model": "baseline:copy_last", "val_late_rise": ""}])[0]
+    assert line.startswith("Converged: 1 of 2 configurations") and "still rising: transformer L=3 (+0.080)" in line
+    assert docs.plateau([{**rows[0], "val_late_rise": ""}]) == []
+
+
 PLACEHOLDERS = {"NAME": "ca", "FIGURE": "quickstart", "RUN": "runs/run", "RUNS": "runs", "FILE.npz": "f.npz",
                 "SPEC": "experiments/quickstart.toml"}
 
