@@ -35,7 +35,7 @@ from generators import ConfigError
 from generators.registry import GENERATORS, build_config, did_you_mean, fields, hash_mode, to_dict
 from generators.registry import option as _f
 
-from .models import MODELS
+from .models import MAX_ITERATIONS, MODELS
 
 TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "sweep", "presets", "tuning", "paper")
 SECTIONS = ("data", "model", "train", "eval")
@@ -131,8 +131,8 @@ class EvalConfig:
     def __post_init__(self):
         if self.test_size < 1 or self.batch_size < 1:
             raise ConfigError("eval.test_size and eval.batch_size must be at least 1")
-        if any(r < 1 for r in self.iterations):
-            raise ConfigError(f"eval.iterations must be at least 1, got {list(self.iterations)}")
+        if any(not 1 <= r <= MAX_ITERATIONS for r in self.iterations):
+            raise ConfigError(f"eval.iterations must be in 1..{MAX_ITERATIONS}, got {list(self.iterations)}")
         if any(k < 1 for k in self.k):
             raise ConfigError(f"eval.k values must be at least 1, got {list(self.k)}")
         generators.check_seed(self.seed)

@@ -66,19 +66,22 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
 
     assert all(split_of_rule(r["value"], 1) == "test" for r in rows)
     one_line_error(run("eval", runs / plain, "--by", "colour"), "cannot slice by 'colour'")
-    one_line_error(run("eval", runs / rd, "--iterations", "0"), "--iterations must be at least 1")
+    one_line_error(run("eval", runs / rd, "--iterations", "0"), "--iterations must be in 1..1024")
+    one_line_error(run("eval", runs / rd, "--iterations", "4,5000"), "--iterations must be in 1..1024, got [4, 5000]")
     one_line_error(run("plot", "heatmap", results, "--by", "width"), "unknown heat-map axis")
 
 
 @pytest.mark.parametrize("sets,message", [
-    (["model={name=\"looped\",loops=0}"], "loops must be at least 1"),
+    (["model={name=\"looped\",loops=0}"], "loops must be in 1..1024"),
+    (["model={name=\"looped\",loops=100000}"], "loops must be in 1..1024, got 100000"),
     (["model.name=looped", "model.loops=2", "model.loss_loops=2", "model.nograd_loops=1"], "must not exceed loops"),
     (["model.name=recurrent_depth", "model.sample_iterations=false", "model.mean_iterations=2", "model.bptt=4"],
      "bptt (4) is larger than the fixed iteration count"),
     (["model.name=act", "model.threshold=1.5"], "ACT threshold must be in (0, 1)"),
     (["model.name=rmt", "model.segment_len=500"], "longer than the sequence"),
     (["model.name=memory_tokens", "model.n_memory=0"], "n_memory must be at least 1"),
-    (["eval.iterations=[0]"], "eval.iterations must be at least 1"),
+    (["eval.iterations=[0]"], "eval.iterations must be in 1..1024"),
+    (["eval.iterations=[2,4096]"], "eval.iterations must be in 1..1024, got [2, 4096]"),
 ])
 def test_bad_depth_settings_are_one_line_errors(spec, tmp_path, sets, message):
     args = [a for s in sets for a in ("--set", s)]

@@ -257,10 +257,11 @@ def test_cot_evaluation_feeds_back_its_own_predictions():
 
 
 @pytest.mark.parametrize("name,cfg,match", [
-    ("looped", {"loops": 0}, "loops must be at least 1"),
+    ("looped", {"loops": 0}, r"loops must be in 1..1024"),
+    ("act", {"max_steps": 2000}, r"max_steps must be in 1..1024, got 2000"),
     ("looped", {"loops": 2, "loss_loops": 2, "nograd_loops": 1}, "must not exceed loops"),
     ("recurrent_depth", {"mean_iterations": 2, "sample_iterations": False, "bptt": 3}, "bptt"),
-    ("recurrent_depth", {"bptt": 0}, "bptt must be at least 1"),
+    ("recurrent_depth", {"bptt": 0}, r"bptt must be in 1..1024"),
     ("act", {"threshold": 1.0}, "threshold must be in"),
     ("act", {"threshold": 0.0}, "threshold must be in"),
     ("act", {"halting": "pondernet"}, "needs mode = block"),

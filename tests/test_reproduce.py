@@ -136,6 +136,9 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
     points = read(fig_dir / "comparison.csv")
     assert points and {"series", "ours", "published", "difference"} <= set(points[0])
     assert "| series |" in (fig_dir / "comparison.md").read_text()
+    if name == "depth-extrapolation":  # weight-tied models read out at iterations = k, far beyond training's k = 4
+        tied = {int(p["k"]) for p in points if p["series"].endswith("(iterations = k)")}
+        assert {8, 16} <= tied and {p["published"] for p in points if p["k"] == "16"} >= {"target >= 0.80"}
 
 
 def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tmp_path, monkeypatch, tiny_spec):

@@ -11,6 +11,7 @@ from generators import ConfigError
 from generators import io as gio
 from generators.registry import coerce
 
+from ..models import MAX_ITERATIONS
 from .common import (
     LoggerOption,
     PresetOption,
@@ -88,8 +89,8 @@ def eval_cmd(
     if ks is not None and (not ks or min(ks) < 1):
         raise ConfigError(f"--k values must be at least 1, got {k!r}")
     iters = list(coerce(tuple[int, ...], iterations, "--iterations")) if iterations else []
-    if iters and min(iters) < 1:
-        raise ConfigError(f"--iterations must be at least 1, got {iters}")
+    if iters and not 1 <= min(iters) <= max(iters) <= MAX_ITERATIONS:
+        raise ConfigError(f"--iterations must be in 1..{MAX_ITERATIONS}, got {iters}")
     if size is not None and size < 1:
         raise ConfigError(f"--size must be positive, got {size}")
     if rollout < 0:

@@ -15,9 +15,10 @@ from . import (  # noqa: F401  (register the model families)
     rnn,
     transformer,
 )
-from .base import MODELS, SequenceModel, check_iterations, masked_loss, register_model
+from .base import MAX_ITERATIONS, MODELS, SequenceModel, check_iterations, masked_loss, register_model
 
-__all__ = ["MODELS", "SequenceModel", "build_model", "check_iterations", "masked_loss", "register_model"]
+__all__ = ["MAX_ITERATIONS", "MODELS", "SequenceModel", "build_model", "check_iterations", "masked_loss",
+           "register_model"]
 
 
 def build_model(name: str, config: dict, layout) -> SequenceModel:

@@ -36,9 +36,12 @@ def masked_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.T
 MAX_LAYERS = 1024  # deeper stacks would take minutes to build before the memory guard could even size them
 
 
+MAX_ITERATIONS = 1024  # loops of one weight-tied block: far past any depth a task here has, short of an hour's hang
+
+
 def check_iterations(value: int, what: str = "iterations") -> int:
-    if value < 1:
-        raise ConfigError(f"{what} must be at least 1, got {value}")
+    if not 1 <= value <= MAX_ITERATIONS:
+        raise ConfigError(f"{what} must be in 1..{MAX_ITERATIONS}, got {value}")
     return value
 
 
