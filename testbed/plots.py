@@ -71,7 +71,7 @@ def _baselines(ax, curves: dict) -> None:
 
 
 def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None,
-               metrics=("exact_match_nontrivial", "exact_match")) -> None:
+               metrics=("exact_match_nontrivial", "exact_match"), xlabel: str = "steps ahead k") -> None:
     """Each metric against k, one line per model with its 95 % interval (over seeds and rules), the baselines on
     the same examples in grey; against layers as well (one line per k) when one family varies its depth. The
     published numbers of a spec's [paper] table are drawn beside ours (dashed) on the panel of their metric."""
@@ -97,7 +97,7 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
                 k = sorted(pts)
                 ax.plot(k, [pts[x] for x in k], "s--", color=f"C{match[0]}" if match else "gray", alpha=0.5,
                         label=f"published {name}")
-        ax.set(xlabel="steps ahead k", ylabel=f"{METRIC_NAMES.get(metric, metric)} (held-out rules)",
+        ax.set(xlabel=xlabel, ylabel=f"{METRIC_NAMES.get(metric, metric)} (test split)",
                ylim=(-0.02, 1.02), xticks=sorted({k for c in curves.values() for k in c}))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)

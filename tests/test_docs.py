@@ -36,6 +36,15 @@ def test_a_reproduction_that_reused_runs_does_not_pass_for_a_measured_time(tmp_p
     assert "(every run reused" in docs.reused(meta) and docs.reused({**meta, "runs_reused": 0}) == ""
 
 
+def test_an_empty_stratum_is_a_dash_not_nan():
+    assert docs.cell({"ours": "nan", "ours_lo": "nan", "ours_hi": "nan"}, "ours") == "-"
+    assert docs.cell({"ours": "0.5", "ours_lo": "0.4", "ours_hi": "0.6"}, "ours") == "0.500 [0.400, 0.600]"
+    assert docs.cell({"ours": "met"}, "ours") == "met"
+    from testbed.figures.base import _cell
+
+    assert _cell(float("nan")) == "-" and _cell(0.25) == "0.2500"
+
+
 def test_late_rise_and_the_pages_plateau_line():
     from testbed.collect import late_rise
 

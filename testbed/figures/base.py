@@ -157,7 +157,7 @@ def compare_series(ours: dict, paper: dict, axis: str) -> list[dict]:
 
 
 def _cell(v) -> str:
-    if v is None or v == "":
+    if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):  # nan: an empty stratum
         return "-"
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1 or v != int(v) else f"{v:g}"

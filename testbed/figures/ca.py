@@ -211,6 +211,9 @@ class FamilyComparison(Figure):
 class DepthCurve(Figure):
     """The quickstart: exact match on the non-trivial stratum against k, one line per depth, baselines in grey."""
 
+    title = "Reasoning depth on held-out rules: each step ahead needs another rule application"
+    xlabel = "steps ahead k"
+
     def compare(self, res, paper):
         names = tables.labels(res.rows)
         out = []
@@ -226,8 +229,14 @@ class DepthCurve(Figure):
         return out
 
     def draw(self, rows, points, out, title, paper):
-        plots.plot_depth(rows, out, "Reasoning depth on held-out rules: each step ahead needs another rule "
-                                    "application", metrics=(tables.HEADLINE,))
+        plots.plot_depth(rows, out, self.title, metrics=(tables.HEADLINE,), xlabel=self.xlabel)
+
+
+class WordLength(DepthCurve):
+    """Group words: accuracy of the prefix product against the prefix length, per group and family."""
+
+    title = "State tracking: the prefix product of a word, against its length"
+    xlabel = "prefix length (compositions in sequence)"
 
 
 class DepthStaircase(Figure):
@@ -336,6 +345,11 @@ FIGURES = [
                             "j steps ahead, the same model trained on the final state alone, and a fixed-depth "
                             "transformer; targets (ours, no paper has this on CA): the looped model's 95 % lower "
                             "bound >= 0.90 at k = 8 and >= 0.80 at k = 16."),
+    WordLength("group-words", "Merrill et al. 2024; P1 v3", "prefix-product accuracy vs word length, Z_5 against "
+               "S_5, per family", "group_words.toml", {"cpu": 20.0}, presets={"cpu": ("cpu",)},
+               note="No published numbers to match: the claim is the shape (every family tracks Z_5; on S_5 the "
+                    "fixed-depth transformer falls with length, the LSTM does not). Words of 16 elements, three "
+                    "seeds; the Mamba baseline of the same issue is not built yet."),
     TestTimeCompute("test-time-compute", "Geiping et al. 2025", "exact match vs test-time iterations of weight-tied "
                     "models", "test_time_compute.toml", {"cpu": 14.5, "paper": "3 runs of 40k steps: ~6 GPU-hours"},
                     note="published: a curve that rises to the training mean and stays flat beyond it (no numbers to "
