@@ -22,6 +22,7 @@ FAMILIES = {  # a small config of every registered family
     "rmt": {**SMALL, "n_memory": 4, "init_std": 0.1},
     "armt": {**SMALL, "n_memory": 4, "d_mem": 16, "nu": 2, "init_std": 0.1},
     "lstm": {"n_layer": 1, "d_model": 64},
+    "mamba": {"n_layer": 2, "d_model": 32, "d_state": 8},
     "cot": SMALL,
 }
 CA = {"radius": 1, "width": 6, "steps": 7, "n_input": 3}
@@ -400,3 +401,53 @@ def test_step_loss_needs_a_path_as_long_as_the_loops(cfg, data, message):
 def test_path_needs_a_single_state_task(data):
     with pytest.raises(ConfigError, match="path .* needs task O-S or RO-S without mixed_k"):
         generators.make("ca", {**CA, "n_input": 2, "k": 3, "path": True, **data}).layout()
+
+
+# --- Mamba -------------------------------------------------------------------------------------------------------
+
+
+def naive_scan(x, dt, A, B, C, D):
+    """The recurrence one position at a time, as the equations write it."""
+    h, ys = torch.zeros(x.shape[0], x.shape[2], A.shape[1], dtype=x.dtype), []
+    for t in range(x.shape[1]):
+        h = torch.exp(dt[:, t, :, None] * A) * h + (dt[:, t] * x[:, t])[:, :, None] * B[:, t, None, :]
+        ys.append((h * C[:, t, None, :]).sum(-1) + D * x[:, t])
+    return torch.stack(ys, 1)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 8, 64])
+def test_selective_scan_is_the_recurrence(chunk):
+    from testbed.models.mamba import selective_scan
+
+    g = torch.Generator().manual_seed(0)
+    b, length, d, n = 3, 21, 5, 4
+    x, B, C = (torch.randn(s, generator=g, dtype=torch.float64) for s in ((b, length, d), (b, length, n),
+                                                                         (b, length, n)))
+    dt = torch.nn.functional.softplus(torch.randn(b, length, d, generator=g, dtype=torch.float64))
+    A = -torch.rand(d, n, generator=g, dtype=torch.float64) * 3
+    D = torch.randn(d, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(selective_scan(x, dt, A, B, C, D, chunk), naive_scan(x, dt, A, B, C, D))
+    x.requires_grad_(True)
+    selective_scan(x, dt, A, B, C, D, chunk).sum().backward()
+    assert torch.isfinite(x.grad).all()  # the masked, never-contributing pairs give no nan in backward
+
+
+def test_mamba_trains_and_its_state_is_counted():
+    gen, model, batch = setup("mamba")
+    c = model.config
+    assert model.state_size() == c.n_layer * c.expand * c.d_model * (c.d_state + c.d_conv - 1)
+    with torch.no_grad():
+        steps = model.blocks[0].dt_proj.bias
+        dt = torch.nn.functional.softplus(steps)
+    assert (dt >= c.dt_min * 0.999).all() and (dt <= c.dt_max * 1.001).all()  # the steps start in range
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss, _ = model.training_loss(batch)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * first
+    with pytest.raises(ConfigError, match="need 0 < dt_min <= dt_max"):
+        setup("mamba", {"dt_min": 0.5, "dt_max": 0.1})

@@ -196,7 +196,7 @@ FAMILIES = {
     "transformer": {}, "looped": {"loops": 2}, "recurrent_depth": {"n_prelude": 1, "n_coda": 1, "mean_iterations": 2,
                                                                    "bptt": 2},
     "act": {}, "memory_tokens": {"n_memory": 2}, "rmt": {"n_memory": 2}, "armt": {"n_memory": 2, "d_mem": 8, "nu": 1},
-    "cot": {}, "lstm": {}, "fast_weights": {}, "torch_encoder": {},
+    "cot": {}, "lstm": {}, "fast_weights": {}, "torch_encoder": {}, "mamba": {"d_state": 4, "chunk": 4},
 }
 
 
@@ -251,7 +251,7 @@ def test_a_target_never_reaches_the_logits_that_score_it(name):
 
 
 CAUSAL = ["transformer", "looped", "recurrent_depth", "act", "memory_tokens", "rmt", "armt", "cot", "lstm",
-          "fast_weights"]
+          "fast_weights", "mamba"]
 
 
 @pytest.mark.parametrize("name", CAUSAL)

@@ -327,7 +327,7 @@ FIGURES = [
                note="cpu: layers 1, 2, 3, 4, 6 at radius 1 and 2,000 steps; the paper: 1..11 at radius 2, 105k steps."),
     FamilyComparison("p1-comparison", "P1 (Rodkin et al. 2025)", "exact match vs k of every depth-extending family",
                      "p1_comparison.toml",
-                     {"cpu": 49.0, "paper": "27 runs (9 families x 3 seeds) of 40k steps, d = 128: ~3 GPU-days"},
+                     {"cpu": 95.0, "paper": "30 runs (10 families x 3 seeds) of 40k steps, d = 128: ~3 GPU-days"},
                      note="P1 gives the largest k each family solves (qualitative); cpu: the rule is given (RO-S), see "
                           "README."),
     DepthStaircase("depth-staircase", "P2 (Burtsev 2024)", "exact match per (depth, k) and the smallest depth that "
@@ -349,7 +349,7 @@ FIGURES = [
                "S_5, per family", "group_words.toml", {"cpu": 20.0}, presets={"cpu": ("cpu",)},
                note="No published numbers to match: the claim is the shape (every family tracks Z_5; on S_5 the "
                     "fixed-depth transformer falls with length, the LSTM does not). Words of 16 elements, three "
-                    "seeds; the Mamba baseline of the same issue is not built yet."),
+                    "seeds."),
     TestTimeCompute("test-time-compute", "Geiping et al. 2025", "exact match vs test-time iterations of weight-tied "
                     "models", "test_time_compute.toml", {"cpu": 14.5, "paper": "3 runs of 40k steps: ~6 GPU-hours"},
                     note="published: a curve that rises to the training mean and stays flat beyond it (no numbers to "

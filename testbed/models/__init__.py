@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (register the model families)
     fast_weights,
     linear_memory,
     looped,
+    mamba,
     memory,
     recurrent_depth,
     rnn,
