@@ -100,6 +100,11 @@ class Generator:
         model's predictions, at the loss_mask positions); {} for a task without baselines."""
         return {}
 
+    def probe_states(self, split: str, seed: int, indices, k: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(examples asked k steps ahead, the states 1..k ahead they pass through (n, k, cells)): what a probe of a
+        model's hidden states at the target positions decodes (`testbed probe`)."""
+        raise ConfigError(f"task {self.name!r} has no intermediate states to probe: probes read cellular automata")
+
     def rollout(self, predict, split: str, seed: int, n: int, steps: int, batch_size: int) -> list[dict]:
         """Feed `predict` (inputs -> predicted tokens, numpy) its own predictions for `steps` steps."""
         raise ConfigError(f"--rollout needs a task that predicts the next state (cellular automata), not {self.name!r}")

@@ -147,6 +147,14 @@ class CellularAutomata(Generator):
         states, tables = self.orbits(split, seed, indices, steps=self.config.n_input + k)
         return self.format(states, tables, np.full(len(indices), k, np.int64))
 
+    def probe_states(self, split: str, seed: int, indices, k: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        c = self.config
+        if c.task not in ("O-S", "RO-S"):
+            raise ConfigError(f"probes read the one target state of O-S or RO-S, not task {c.task}")
+        examples = self.sample_at_depth(split, seed, indices, k)
+        states, _ = self.orbits(split, seed, indices, steps=c.n_input + k)
+        return examples, states[:, c.n_input : c.n_input + k]
+
     def examples_from_file(self, arrays: dict[str, np.ndarray], ks=None) -> list[tuple[int | None, dict]]:
         """The file's orbits formatted with this task's settings: one example set per k (the task's own k by
         default), or one set of next-m-states examples for O-O and RO-O."""

@@ -166,6 +166,21 @@ def plot_extrapolation(rows: list[dict], out: str | Path, title: str = "", train
     _finish(fig, out, title)
 
 
+def plot_probe(rows: list[dict], out: str | Path, title: str = "") -> None:
+    """Probe accuracy per hidden state (rows, in model order) and intermediate step (columns), with selectivity."""
+    states, steps = list(dict.fromkeys(r["state"] for r in rows)), sorted({r["step"] for r in rows})
+    grid = np.array([[next(r["accuracy"] for r in rows if r["state"] == s and r["step"] == j) for j in steps]
+                     for s in states])
+    fig, ax = plt.subplots(figsize=(2 + 1.4 * len(steps), 1 + 0.45 * len(states)))
+    im = ax.imshow(grid, vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto")
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.8 else "k", fontsize=8)
+    ax.set(xticks=range(len(steps)), xticklabels=[f"state {j} ahead" for j in steps], yticks=range(len(states)),
+           yticklabels=states)
+    fig.colorbar(im, ax=ax, label="per-cell accuracy (held-out half)")
+    _finish(fig, out, title)
+
+
 def _heatmap(ax, rows: list[dict], by: str):
     """Draw the (depth, k) heat map of exact match on the non-trivial stratum into ax, the baselines as rows of
     their own below a white line; returns the image (for a colour bar)."""

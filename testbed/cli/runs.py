@@ -33,6 +33,7 @@ StrategyOption = typer.Option(None, "--strategy", help="Lightning strategy, e.g.
 def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command("eval")(eval_cmd)
+    app.command()(probe)
     app.command()(sweep)
     app.command()(collect)
 
@@ -141,6 +142,42 @@ def eval_cmd(
         typer.echo(f"{source} (the same examples):")
         print_rows(got)
     typer.echo(f"wrote {run_dir / name}")
+
+
+@friendly
+def probe(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="a finished run of a transformer, looped or cot model"),
+    k: int = typer.Option(2, "--k", help="probe examples asked this many steps ahead for the states 1..k"),
+    size: int = typer.Option(2000, "--size", help="held-out test examples (half fit the probes, half score them)"),
+    ridge: float = typer.Option(1e-3, "--ridge", help="L2 penalty of the ridge read-out, per example"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also draw the accuracy map (a .png)"),
+) -> None:
+    """Where inside a trained model is each intermediate state computed? Linear probes of every layer's (or loop's)
+    hidden states at the target cells, one per state 1..k steps ahead, with a shuffled-label control."""
+    from .. import probe as probes
+    from ..limits import check, examples_bytes
+    from ..store import open_run, write_json
+
+    if size < 4:
+        raise ConfigError(f"--size must be at least 4 (two halves), got {size}")
+    if not ridge > 0:
+        raise ConfigError(f"--ridge must be positive, got {ridge}")
+    resolved, model, generator = open_run(run_dir)
+    check("the probe set", examples_bytes(generator, size) * (k + 1), "--size")
+    rows = probes.probe(model, generator, k, size, resolved["eval"]["seed"], resolved["eval"]["batch_size"], ridge)
+    write_json(run_dir / f"probe-k{k}.json", {"k": k, "size": size, "ridge": ridge, "rows": rows})
+    typer.echo(f"{resolved['model']['name']}: per-cell accuracy of a linear probe for the state j steps ahead "
+               f"({size - size // 2} scored examples; control: shuffled labels)")
+    typer.echo(f"  {'hidden state':<14}{'step':>5}{'accuracy':>10}{'control':>9}{'selectivity':>13}{'majority':>10}")
+    for r in rows:
+        typer.echo(f"  {r['state']:<14}{r['step']:>5}{r['accuracy']:>10.4f}{r['control']:>9.4f}"
+                   f"{r['selectivity']:>13.4f}{r['majority']:>10.4f}")
+    if out is not None:
+        from ..plots import plot_probe
+
+        plot_probe(rows, out, f"linear probes of {resolved['model']['name']} (k = {k})")
+        typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {run_dir / f'probe-k{k}.json'}")
 
 
 @friendly

@@ -11,6 +11,7 @@ Hooks with defaults here, overridden by the families that need them:
     self.steps_used                                  (B, L) compute steps each position used in the last forward
                                                      (adaptive models); reported as mean_steps per slice
     describe()                                       layers, width and training iterations, for results tables
+    hidden_states(inputs)                            the residual stream after each layer or loop (probes)
     state_size()                                     floats carried along a sequence (capacity curves)
 """
 
@@ -87,6 +88,11 @@ class SequenceModel(nn.Module):
         """Floats of the state the model carries along a sequence (what bounds its recall): the key-value cache of
         attention, the matrices of fast weights, the memory of recurrent-memory models. None where not defined."""
         return None
+
+    def hidden_states(self, inputs: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """(name, (B, L, d)) of the residual stream after the embedding and each layer (or loop): what probes read."""
+        raise ConfigError(f"model {type(self).__name__} exposes no hidden states to probe (transformer, looped and "
+                          "cot do)")
 
     def forward_steps(self, inputs: torch.Tensor, iterations: int) -> list[torch.Tensor]:
         raise ConfigError(f"model {type(self).__name__} is not weight-tied: it has no iteration count to vary")

@@ -109,6 +109,10 @@ class LoopedTransformer(SequenceModel):
     def readout(self, y: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(y))
 
+    def hidden_states(self, inputs: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        loops = self.iterations or self.config.loops
+        return [(f"loop {j + 1}", y) for j, y in enumerate(self.states(inputs, loops))]
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         loops = self.iterations if self.iterations and not self.training else self.config.loops
         return self.readout(self.states(inputs, loops)[-1])

@@ -205,12 +205,17 @@ class Transformer(SequenceModel):
     def state_size(self) -> int:
         return 2 * self.config.n_layer * self.seq_len * self.config.d_model  # keys and values of every position
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, inputs: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         self.check_length(inputs)
         x, rotary = self.embed(inputs)
-        for block in self.blocks:
+        out = [("embedding", x)]
+        for i, block in enumerate(self.blocks):
             x = block(x, rotary)
-        return self.head(self.norm(x))
+            out.append((f"layer {i + 1}", x))
+        return out
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.hidden_states(inputs)[-1][1]))
 
 
 @dataclass(frozen=True)
