@@ -40,6 +40,7 @@ from .models import MAX_ITERATIONS, MODELS
 TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "sweep", "presets", "tuning", "paper")
 SECTIONS = ("data", "model", "train", "eval")
 LOGGERS = ("csv", "tensorboard", "wandb")
+ALGORITHMS = ("supervised", "grpo")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,14 @@ class TrainConfig:
     logger: str = _f("csv", "csv | tensorboard | wandb (metrics.csv is always written as well)", hash="never")
     max_memory_gb: float = _f(0.0, "memory cap of the run's estimated needs, GiB; 0: --max-memory, else 80 % of RAM",
                               hash="never")
+    algorithm: str = _f("supervised", "supervised | grpo (policy-gradient fine-tuning; needs init_from)",
+                        hash="if_set")
+    init_from: str = _f("", "a finished run directory to start from (its weights; for GRPO also the KL reference)",
+                        hash="if_set")
+    grpo_samples: int = _f(8, "GRPO: samples of the target per prompt (the group)", hash="if_set")
+    grpo_kl: float = _f(0.01, "GRPO: weight of the KL penalty to the starting model", hash="if_set")
+    grpo_clip: float = _f(0.2, "GRPO: clip range of the policy ratio", hash="if_set")
+    grpo_reward: str = _f("cell_accuracy", "GRPO: reward of a sample, cell_accuracy | exact_match", hash="if_set")
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "val_every", "val_size", "devices", "num_nodes"):
@@ -96,6 +105,16 @@ class TrainConfig:
             raise ConfigError(f"unknown train.logger {self.logger!r}{did_you_mean(self.logger, LOGGERS)}; "
                               f"valid: {', '.join(LOGGERS)}")
         check_lightning_names(self.accelerator, self.strategy, self.precision)
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(f"unknown train.algorithm {self.algorithm!r}; valid: {', '.join(ALGORITHMS)}")
+        if self.algorithm == "grpo" and not self.init_from:
+            raise ConfigError("train.algorithm = grpo needs train.init_from = RUN_DIR, a finished supervised run to "
+                              "start from")
+        if self.grpo_samples < 2 or not (math.isfinite(self.grpo_kl) and self.grpo_kl >= 0) or \
+                not 0 < self.grpo_clip < 1:
+            raise ConfigError("train.grpo_samples must be at least 2, grpo_kl finite and >= 0, grpo_clip in (0, 1)")
+        if self.grpo_reward not in ("cell_accuracy", "exact_match"):
+            raise ConfigError(f"train.grpo_reward must be cell_accuracy or exact_match, got {self.grpo_reward!r}")
 
 
 def check_lightning_names(accelerator: str, strategy: str, precision: str) -> None:

@@ -100,10 +100,14 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def model_state(ckpt) -> dict:
+    """The model's tensors of a plain state dict (model.pt) or of a Lightning checkpoint (its `model.` entries; a
+    GRPO run's frozen reference policy is kept there too, under `reference.`)."""
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError("the checkpoint holds no state dict of tensors")
-    return {k.removeprefix("model."): v for k, v in state.items()}
+    if "state_dict" in ckpt:
+        return {k.removeprefix("model."): v for k, v in state.items() if not k.startswith("reference.")}
+    return state
 
 
 def check_fits(state: dict, model: torch.nn.Module, path: Path) -> None:
@@ -134,6 +138,27 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         raise ConfigError(f"run {str(Path(path).parent)!r} has no trained weights ({Path(path).name}); train it first")
     check_fits(state, model, path)
     model.load_state_dict(state)
+
+
+def check_init(init_dir: str | Path, resolved: dict) -> Path:
+    """The run a config starts from (train.init_from): finished, not diverged, of the same task and model."""
+    init_dir = Path(init_dir)
+    if not (init_dir / "result.json").is_file():
+        what = "does not exist" if not init_dir.exists() else "has not finished (no result.json)"
+        raise ConfigError(f"train.init_from: run {str(init_dir)!r} {what}; train it first")
+    result, config = read_result(init_dir), read_config(init_dir)
+    if result.get("status") != "done":
+        raise ConfigError(f"train.init_from: run {str(init_dir)!r} {result.get('status', 'did not finish')}; start "
+                          "from a run that trained")
+    for key in ("generator", "task", "radius", "width"):
+        if config["data"].get(key) != resolved["data"].get(key):
+            raise ConfigError(f"train.init_from: run {str(init_dir)!r} is of another task (data.{key} = "
+                              f"{config['data'].get(key)!r}, this run {resolved['data'].get(key)!r})")
+    if config["model"] != resolved["model"]:
+        differ = sorted(k for k in set(config["model"]) | set(resolved["model"])
+                        if config["model"].get(k) != resolved["model"].get(k))
+        raise ConfigError(f"train.init_from: run {str(init_dir)!r} is of another model (model.{differ[0]} differs)")
+    return init_dir / "model.pt"
 
 
 def attempts(run_dir: Path) -> list[Path]:

@@ -11,7 +11,7 @@ import time
 import lightning as L
 import torch
 
-from . import metrics
+from . import grpo, metrics
 
 
 class Diverged(RuntimeError):
@@ -30,9 +30,10 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: floa
 
 
 class TaskSystem(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, train_cfg):
+    def __init__(self, model: torch.nn.Module, train_cfg, reference: torch.nn.Module | None = None):
         super().__init__()
         self.model, self.cfg = model, train_cfg
+        self.reference = reference  # GRPO: the frozen starting policy of the KL penalty
         self._val: list[dict] = []
         self.train_tokens = 0
         self.train_seconds = 0.0
@@ -43,7 +44,10 @@ class TaskSystem(L.LightningModule):
     def training_step(self, batch, batch_idx):
         t0 = time.perf_counter()
         self.model.global_step = self.global_step
-        loss, extras = self.model.training_loss(batch)
+        if self.cfg.algorithm == "grpo":
+            loss, extras = grpo.loss(self.model, self.reference, batch, self.cfg)
+        else:
+            loss, extras = self.model.training_loss(batch)
         if not torch.isfinite(loss):
             raise Diverged(f"training loss became {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)

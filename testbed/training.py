@@ -8,6 +8,7 @@ resume; a NaN loss is recorded as the run's outcome (it diverged) instead of a f
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import shutil
 import signal
@@ -128,6 +129,8 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
     run_dir = Path(runs_root) / rid
     check_run(resolved)  # before anything is written or allocated
     check_accelerator(resolved["train"]["accelerator"])
+    if resolved["train"].get("init_from"):
+        store.check_init(resolved["train"]["init_from"], resolved)
     if run_dir.is_file():
         raise ConfigError(f"{str(run_dir)!r} is a file where the run directory belongs; remove it")
     if (run_dir / "result.json").is_file() and not force:
@@ -167,7 +170,13 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         store.check_resumable(last, model)  # fail early, with a clear message, on a damaged file
     done = store.attempts(run_dir)
     attempt = int(done[-1].name.removeprefix("attempt-")) + 1 if done else 0
-    system = TaskSystem(model, tcfg)
+    reference = None
+    if tcfg.init_from:  # the starting weights (a resumed run's own come from its checkpoint), and GRPO's reference
+        weights = store.check_init(tcfg.init_from, resolved)
+        store.load_weights(model, weights)
+        if tcfg.algorithm == "grpo":
+            reference = copy.deepcopy(model).requires_grad_(False).eval()
+    system = TaskSystem(model, tcfg, reference)
     data = TaskData(generator, resolved["seed"], tcfg, ecfg)
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor="val/exact_match", mode="max",
