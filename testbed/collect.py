@@ -164,12 +164,26 @@ def _recorded_rows(run: dict) -> list[dict]:
              "mean_steps": r.get("mean_steps", ""), "n_seeds": 1} for r in run["result"]["test"]]
 
 
+def _without_start(config: dict) -> dict:
+    """A fine-tuning run's config with its start (train.init_from, one run directory per seed) named by the start's
+    configuration instead: the seeds of one fine-tuning recipe, each started from its own seed of one supervised
+    configuration, are one configuration."""
+    start = config.get("train", {}).get("init_from")
+    if not start:
+        return config
+    try:
+        start = f"configuration {config_id(read_config(Path(start)))}"
+    except ConfigError:
+        pass  # the start is gone: its path is all there is to group by
+    return {**config, "train": {**config["train"], "init_from": start}}
+
+
 def configurations(runs: list[dict]) -> dict[str, dict]:
     """config_id -> {runs (sorted by seed), meta (the row columns that describe it, cfg.* among them)}."""
     configs: dict = {}
     for run in runs:
-        configs.setdefault(config_id(run["config"]), []).append(run)
-    flat = {cid: flatten({k: v for k, v in group[0]["config"].items() if k != "seed"})
+        configs.setdefault(config_id(_without_start(run["config"])), []).append(run)
+    flat = {cid: flatten({k: v for k, v in _without_start(group[0]["config"]).items() if k != "seed"})
             for cid, group in configs.items()}
     varying = sorted(k for k in set().union(*flat.values()) if len({json.dumps(f.get(k)) for f in flat.values()}) > 1)
     out = {}

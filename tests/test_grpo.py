@@ -80,6 +80,14 @@ def test_grpo_fine_tunes_a_finished_run_and_refuses_bad_starts(tmp_path, tiny_sp
     logged = list(csv.DictReader((ft / "metrics.csv").open()))
     assert any(r.get("train/reward") for r in logged) and any(r.get("train/kl") for r in logged)
     assert any(r.get("val/exact_match@k=1") for r in logged)  # per-k accuracy during fine-tuning
+    # seed 1 fine-tuned from seed 1 of the same supervised configuration: one configuration with two seeds
+    assert run("train", spec, "--out", runs, "--seed", 1).exit_code == 0
+    start1 = next(p for p in runs.iterdir() if p != start)
+    assert run("train", spec, "--out", tmp_path / "ft", "--seed", 1, "--set", "train.algorithm=grpo", "--set",
+               f"train.init_from={start1}", "--set", "train.grpo_samples=4").exit_code == 0
+    assert run("collect", tmp_path / "ft", "--out", tmp_path / "ft.csv").exit_code == 0
+    table = [r for r in csv.DictReader((tmp_path / "ft.csv").open()) if r["model"] == "transformer"]
+    assert {r["n_seeds"] for r in table} == {"2"} and len({r["config_id"] for r in table}) == 1
     one_line_error(run("train", spec, "--out", tmp_path / "x", "--set", "train.algorithm=grpo"),
                    "train.algorithm = grpo needs train.init_from = RUN_DIR")
     one_line_error(run("train", spec, "--out", tmp_path / "x", "--set", "train.algorithm=grpo", "--set",
