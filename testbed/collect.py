@@ -23,7 +23,7 @@ from generators.io import atomic_write
 
 from . import aggregate
 from .evaluation import MODEL
-from .spec import config_id
+from .spec import config_id, hashed_view
 from .store import read_config, read_outcomes, read_result, validation_history
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task",
@@ -59,8 +59,10 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 
 def task_id(config: dict) -> str:
-    """What the baselines depend on: the data and evaluation settings."""
-    key = json.dumps({"data": config["data"], "eval": {k: v for k, v in config["eval"].items() if k != "iterations"}},
+    """What the baselines depend on: the data and evaluation settings (as ids see them: a data option added later
+    at its default leaves the task the same)."""
+    view = hashed_view(config)
+    key = json.dumps({"data": view["data"], "eval": {k: v for k, v in view["eval"].items() if k != "iterations"}},
                      sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 

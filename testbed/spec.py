@@ -306,16 +306,22 @@ def _default(cls: type, name: str):
     return _defaults(cls)[name]
 
 
-def run_id(resolved: dict) -> str:
-    """12 hex digits of the hash of everything that determines the result: the name, the preset and execution
-    details are left out, and so are options added later while they keep their defaults (`hash` in each field's
-    metadata). A generator past version 1 adds its version, so that a change of its data changes the ids."""
+def hashed_view(resolved: dict) -> dict:
+    """The config as ids see it: the name, the preset and execution details left out, and so are options added
+    later while they keep their defaults (`hash` in each field's metadata)."""
     hashed = copy.deepcopy({k: v for k, v in resolved.items() if k not in ("name", "preset")})
     for section, cls in _config_classes(resolved).items():
         for f in dataclasses.fields(cls):
             mode = hash_mode(f)
             if mode == "never" or (mode == "if_set" and hashed[section].get(f.name) == _default(cls, f.name)):
                 hashed[section].pop(f.name, None)
+    return hashed
+
+
+def run_id(resolved: dict) -> str:
+    """12 hex digits of the hash of everything that determines the result (hashed_view). A generator past version
+    1 adds its version, so that a change of its data changes the ids."""
+    hashed = hashed_view(resolved)
     version = GENERATORS.get(resolved["data"]["generator"]).version
     if version > 1:
         hashed["data"]["version"] = version

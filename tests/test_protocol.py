@@ -284,3 +284,14 @@ def test_every_depth_preset_measures_three_seeds_and_says_what_was_tuned():
             if spec.get("data", {}).get("generator") == "ca" and preset in ("cpu", None):
                 seeds = specs.with_preset(spec, preset).get("sweep", {}).get("seeds", [])
                 assert len(seeds) >= 3, (path.name, preset)
+
+
+def test_a_data_option_added_later_leaves_the_task_the_same(tiny_spec):
+    """Runs written before an option existed (no key in config.json) pair with runs that hold its default."""
+    from testbed.collect import task_id
+
+    resolved = specs.resolve(tiny_spec(as_dict=True))
+    older = {**resolved, "data": {k: v for k, v in resolved["data"].items() if k != "path"}}
+    assert resolved["data"]["path"] is False and task_id(older) == task_id(resolved)
+    assert specs.run_id(older) == specs.run_id(resolved)
+    assert task_id({**resolved, "data": {**resolved["data"], "path": True}}) != task_id(resolved)
