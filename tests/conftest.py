@@ -1,10 +1,15 @@
 import os
 
-import pytest
-from helpers import TINY, merged, to_toml
-
-# Tests run on 2 cores next to each other's processes: keep torch and BLAS to one thread each.
+# Tests run on 2 cores next to each other's processes: keep torch and BLAS to one thread each (set before torch is
+# imported, and again on torch itself: tiny tensors gain nothing from threads, and two threads beside a busy core
+# spin-wait, 40x slower).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from helpers import TINY, merged, to_toml  # noqa: E402
+
+torch.set_num_threads(1)
 
 @pytest.fixture
 def tiny_spec(tmp_path):

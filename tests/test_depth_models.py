@@ -36,7 +36,8 @@ def setup(name, cfg=None, **data):
 
 
 def test_every_family_has_a_test_config():
-    assert set(FAMILIES) | {"linear_memory"} == set(MODELS.names())  # linear_memory: tests/test_associative_memory
+    # linear_memory: tests/test_associative_memory; the fact memories: tests/test_parametric
+    assert set(FAMILIES) | {"linear_memory", "mlp_memory", "pkm_memory", "hash_memory"} == set(MODELS.names())
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (register the model families)
     looped,
     mamba,
     memory,
+    parametric,
     recurrent_depth,
     rnn,
     transformer,

@@ -1,0 +1,128 @@
+"""Facts to store in the weights (Allen-Zhu & Li, "Physics of Language Models 3.3", arXiv 2404.05405): N entities,
+each with A attributes whose values are drawn once, from V values uniformly or by a Zipf law. A query is the
+sequence (entity, attribute, ?) and its target the value at the '?'. Memorisation is the task: every split asks the
+same facts (the world is fixed by `world`, not by the split or seed); the split seed only orders them, and the
+training stream visits every fact once per N A examples, so `exposures` = steps x batch / (N A).
+
+The information the world holds is sum over facts of the entropy of its value: N A log2 V bits for uniform values
+(`info_bits`), which the capacity figures count against the parameters that store it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import MAX_VOCAB, SPLITS, Generator, Layout, check_seed, check_size, check_split
+from .errors import ConfigError
+from .registry import option as _f
+from .registry import register
+from .rng import hash64, to_unit
+
+_VALUE, _ORDER = 1, 2
+LAWS = ("uniform", "zipf")
+
+
+@dataclass(frozen=True)
+class FactsConfig:
+    n_entities: int = _f(1000, "N entities")
+    n_attributes: int = _f(4, "A attributes per entity")
+    n_values: int = _f(16, "V values an attribute can take")
+    law: str = _f("uniform", "how values are drawn: uniform | zipf")
+    zipf_alpha: float = _f(1.0, "exponent of the Zipf law over the V values (law = zipf)")
+    world: int = _f(0, "the seed of the facts themselves, the same in every split")
+
+    def __post_init__(self):
+        for name in ("n_entities", "n_attributes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.n_values < 2:
+            raise ConfigError(f"n_values must be at least 2 (one value holds no information), got {self.n_values}")
+        check_size("n_entities + n_attributes + n_values", self.n_entities + self.n_attributes + self.n_values + 1,
+                   MAX_VOCAB, "a vocabulary")
+        if self.law not in LAWS:
+            raise ConfigError(f"unknown law {self.law!r}; valid: {', '.join(LAWS)}")
+        if not (np.isfinite(self.zipf_alpha) and self.zipf_alpha > 0):
+            raise ConfigError(f"zipf_alpha must be a positive number, got {self.zipf_alpha}")
+        check_seed(self.world)
+
+
+@register("facts", FactsConfig)
+class Facts(Generator):
+    """(entity, attribute, ?) -> the attribute's value for that entity."""
+
+    # token ids: 0 is the query mark, then entities, attributes, values
+    def __init__(self, config: FactsConfig):
+        super().__init__(config)
+        c = config
+        self.entity0, self.attribute0 = 1, 1 + c.n_entities
+        self.value0 = self.attribute0 + c.n_attributes
+        weights = (np.ones(c.n_values) if c.law == "uniform" else
+                   1.0 / np.arange(1, c.n_values + 1) ** c.zipf_alpha)
+        self.probs = weights / weights.sum()
+        self._orders: dict = {}  # (split, seed, pass) -> that pass's order of the facts, the last few kept
+
+    @property
+    def n_facts(self) -> int:
+        return self.config.n_entities * self.config.n_attributes
+
+    @property
+    def info_bits(self) -> float:
+        """The world's information: n_facts times the entropy of one value, in bits."""
+        p = self.probs
+        return float(self.n_facts * -(p * np.log2(p)).sum())
+
+    def values(self, facts: np.ndarray) -> np.ndarray:
+        """(n,) value index of facts numbered e A + a: drawn once from the law, by the world seed alone."""
+        u = to_unit(hash64(self.config.world, _VALUE, np.asarray(facts, np.uint64)))
+        return np.minimum(np.searchsorted(np.cumsum(self.probs), u, side="right"), self.config.n_values - 1)
+
+    def layout(self) -> Layout:
+        c = self.config
+        vocab = ("?", *(f"e{i}" for i in range(c.n_entities)), *(f"a{i}" for i in range(c.n_attributes)),
+                 *(f"v{i}" for i in range(c.n_values)))
+        return Layout(vocab, 3, np.stack([np.zeros(3, np.int64), np.arange(3)], 1), 1, 3)
+
+    def facts_of(self, split: str, seed: int, indices) -> np.ndarray:
+        """The fact each example asks: example i of pass p is the (i mod N A)-th of that pass's seeded order."""
+        split, seed = check_split(split), check_seed(seed)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        passes, pos = np.divmod(idx, self.n_facts)
+        out = np.empty(len(idx), np.int64)
+        for p in np.unique(passes):  # a batch meets at most two passes
+            sel = passes == p
+            out[sel] = self._order(split, seed, int(p))[pos[sel]]
+        return out
+
+    def _order(self, split: str, seed: int, p: int) -> np.ndarray:
+        key = (split, seed, p)
+        if key not in self._orders:
+            if len(self._orders) > 4:
+                self._orders.clear()
+            h = hash64(seed, SPLITS.index(split), _ORDER, p, np.arange(self.n_facts, dtype=np.uint64))
+            self._orders[key] = np.argsort(h, kind="stable")
+        return self._orders[key]
+
+    def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
+        c = self.config
+        facts = self.facts_of(split, seed, indices)
+        entity, attribute = np.divmod(facts, c.n_attributes)
+        n = len(facts)
+        inputs = np.stack([self.entity0 + entity, self.attribute0 + attribute, np.zeros(n, np.int64)], 1)
+        targets = inputs.copy()
+        targets[:, 2] = self.value0 + self.values(facts)
+        loss_mask = np.zeros((n, 3), bool)
+        loss_mask[:, 2] = True
+        return {"inputs": inputs, "targets": targets, "loss_mask": loss_mask, "attribute": attribute}
+
+    def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """most_frequent: the likeliest value of the law, for every query (chance for uniform values)."""
+        pred = examples["inputs"].copy()
+        pred[:, 2] = self.value0 + int(np.argmax(self.probs))
+        return {"most_frequent": pred}
+
+    def show(self, arrays, count: int) -> str:
+        vocab = self.layout().vocab
+        return "\n".join(f"{vocab[e]} {vocab[a]} -> {vocab[v]}" for e, a, v in
+                         zip(arrays["inputs"][:count, 0], arrays["inputs"][:count, 1], arrays["targets"][:count, 2]))

@@ -1,0 +1,180 @@
+"""Memories in the weights, for facts (generators/facts.py): the query's tokens, embedded and concatenated, are mapped
+to the value's logits by
+
+    mlp_memory   a hidden layer: the feed-forward layer as a key-value memory (Geva et al. 2021)
+    pkm_memory   a product-key memory layer (Lample et al. 2019, arXiv 1907.05242): the query split in two halves,
+                 each scored against sqrt(N) sub-keys; the k x k sums of the two top-k lists hold the top k of all
+                 N = n_keys^2 keys, whose value rows are read with softmax weights. Only k rows per head are read
+                 (and updated) per query.
+    hash_memory  a hash layer (Roller et al. 2021, arXiv 2106.04426): E expert MLPs, each query sent to the one
+                 fixed by a hash of its first token (the entity), no learned router
+
+and each says which parameters count as memory (`memory_params`) and how many a query reads (`active_params`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from generators import ConfigError
+from generators.registry import option as _f
+
+from .base import SequenceModel, register_model
+
+
+class QueryMemory(SequenceModel):
+    """Embeddings of every position concatenated, a memory, a read-out; the logits repeated at every position
+    (only the target's are scored)."""
+
+    def __init__(self, config, layout, d_out: int):
+        super().__init__(config, layout)
+        self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
+        self.head = nn.Linear(d_out, len(layout.vocab))
+
+    def memory(self, x: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def memory_params(self) -> int:
+        return self.num_params()
+
+    def active_params(self) -> int:
+        return self.num_params()
+
+    def describe(self) -> dict:
+        return {"layers": 1, "width": self.config.d_model, "loops": None}
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.check_length(inputs)
+        x = self.tok_emb(inputs).flatten(1)
+        return self.head(self.memory(x, inputs)).unsqueeze(1).expand(-1, inputs.shape[1], -1)
+
+
+def _positive(config, *names) -> None:
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+
+
+@dataclass(frozen=True)
+class MLPMemoryConfig:
+    d_model: int = _f(32, "embedding width per token")
+    hidden: int = _f(256, "hidden units: the keys (first matrix) and values (second) of the memory")
+
+    def __post_init__(self):
+        _positive(self, "d_model", "hidden")
+
+
+@register_model("mlp_memory", MLPMemoryConfig)
+class MLPMemory(QueryMemory):
+    def __init__(self, config: MLPMemoryConfig, layout):
+        super().__init__(config, layout, config.hidden)
+        self.keys = nn.Linear(layout.seq_len * config.d_model, config.hidden)
+
+    def memory(self, x, inputs):
+        return F.relu(self.keys(x))
+
+    def memory_params(self) -> int:
+        return sum(p.numel() for p in self.keys.parameters()) + self.head.weight.numel()
+
+
+@dataclass(frozen=True)
+class PKMConfig:
+    d_model: int = _f(32, "embedding width per token")
+    n_keys: int = _f(32, "sub-keys per half: n_keys^2 memory slots")
+    topk: int = _f(8, "slots read per head (and candidates kept per half)")
+    heads: int = _f(1, "query heads sharing the value table")
+    d_key: int = _f(32, "query width per head (two halves of d_key / 2)")
+    d_value: int = _f(32, "width of a value row")
+
+    def __post_init__(self):
+        _positive(self, "d_model", "n_keys", "topk", "heads", "d_key", "d_value")
+        if self.d_key % 2:
+            raise ConfigError(f"d_key must be even (two halves), got {self.d_key}")
+        if self.topk > self.n_keys:
+            raise ConfigError(f"topk ({self.topk}) must not exceed the sub-keys per half, n_keys ({self.n_keys})")
+
+
+class ProductKeyMemory(nn.Module):
+    def __init__(self, d_in: int, c: PKMConfig):
+        super().__init__()
+        self.c = c
+        self.query = nn.Sequential(nn.Linear(d_in, c.heads * c.d_key), nn.BatchNorm1d(c.heads * c.d_key))  # as
+        # Lample et al.: normalised queries keep spreading over the keys instead of collapsing onto a few
+        self.subkeys = nn.Parameter(torch.randn(c.heads, 2, c.n_keys, c.d_key // 2) / (c.d_key // 2) ** 0.5)
+        self.values = nn.Embedding(c.n_keys**2, c.d_value)
+        nn.init.normal_(self.values.weight, std=c.d_value**-0.5)
+
+    def select(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, slot indices), each (B, heads, topk): the top k of all n_keys^2 keys for queries (B, heads,
+        d_key), found from the top k of each half (the best pair sums of two sorted lists lie in their heads)."""
+        c = self.c
+        halves = q.view(*q.shape[:-1], 2, c.d_key // 2)  # (B, H, 2, d/2)
+        scores = torch.einsum("bhsd,hskd->bhsk", halves, self.subkeys)  # (B, H, 2, n_keys)
+        top, idx = scores.topk(c.topk, dim=-1)  # (B, H, 2, k)
+        pairs = top[:, :, 0, :, None] + top[:, :, 1, None, :]  # (B, H, k, k)
+        best, flat = pairs.flatten(2).topk(c.topk, dim=-1)
+        i, j = idx[:, :, 0].gather(-1, flat // c.topk), idx[:, :, 1].gather(-1, flat % c.topk)
+        return best, i * c.n_keys + j
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.c
+        scores, slots = self.select(self.query(x).view(len(x), c.heads, c.d_key))
+        weights = scores.softmax(-1)  # (B, H, k)
+        return (weights.unsqueeze(-1) * self.values(slots)).sum((1, 2))  # the heads' reads summed
+
+
+@register_model("pkm_memory", PKMConfig)
+class PKMMemory(QueryMemory):
+    def __init__(self, config: PKMConfig, layout):
+        super().__init__(config, layout, config.d_value)
+        self.pkm = ProductKeyMemory(layout.seq_len * config.d_model, config)
+
+    def memory(self, x, inputs):
+        return self.pkm(x)
+
+    def memory_params(self) -> int:
+        return self.pkm.values.weight.numel() + self.pkm.subkeys.numel()
+
+    def active_params(self) -> int:
+        c = self.config  # per query: the rows read, every sub-key scored, the query and the read-out
+        dense = self.num_params() - self.memory_params() - self.tok_emb.weight.numel()
+        return c.heads * c.topk * c.d_value + self.pkm.subkeys.numel() + dense
+
+
+@dataclass(frozen=True)
+class HashMemoryConfig:
+    d_model: int = _f(32, "embedding width per token")
+    hidden: int = _f(64, "hidden units of each expert")
+    experts: int = _f(16, "expert MLPs; a query goes to the one its first token's id hashes to")
+
+    def __post_init__(self):
+        _positive(self, "d_model", "hidden", "experts")
+
+
+def expert_of(tokens: torch.Tensor, experts: int) -> torch.Tensor:
+    """The fixed route: a multiplicative hash of the token id (Knuth's constant), taken modulo the experts."""
+    return (tokens.long() * 2654435761 % 2**32) % experts
+
+
+@register_model("hash_memory", HashMemoryConfig)
+class HashMemory(QueryMemory):
+    def __init__(self, config: HashMemoryConfig, layout):
+        super().__init__(config, layout, config.hidden)
+        d_in, e, h = layout.seq_len * config.d_model, config.experts, config.hidden
+        self.w = nn.Parameter(torch.randn(e, d_in, h) / d_in**0.5)
+        self.b = nn.Parameter(torch.zeros(e, h))
+
+    def memory(self, x, inputs):
+        e = expert_of(inputs[:, 0], self.config.experts)
+        return F.relu(torch.bmm(x.unsqueeze(1), self.w[e]).squeeze(1) + self.b[e])
+
+    def memory_params(self) -> int:
+        return self.w.numel() + self.b.numel()
+
+    def active_params(self) -> int:
+        return self.num_params() - self.tok_emb.weight.numel() - (self.config.experts - 1) * (
+            self.w[0].numel() + self.b[0].numel())

@@ -1,0 +1,122 @@
+"""Facts and the memories that store them in their weights: facts are deterministic and their bits are right;
+the product-key top-k is the brute-force top-k over all keys; a hash layer sends each query to exactly one expert;
+every family overfits a tiny world; bad input is one line."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import one_line_error, run
+
+import generators
+from testbed.models import build_model
+from testbed.models.parametric import PKMConfig, ProductKeyMemory, expert_of
+
+
+def test_facts_are_fixed_by_the_world_and_every_split_asks_them_all():
+    gen = generators.make("facts", {"n_entities": 50, "n_attributes": 3, "n_values": 8})
+    a = gen.sample("train", 0, np.arange(150))
+    again = generators.make("facts", {"n_entities": 50, "n_attributes": 3, "n_values": 8}).sample("train", 0,
+                                                                                                  np.arange(150))
+    assert all((a[k] == again[k]).all() for k in a)
+    facts = (a["inputs"][:, 0] - gen.entity0) * 3 + (a["inputs"][:, 1] - gen.attribute0)
+    assert sorted(facts.tolist()) == list(range(150))  # one pass: every fact exactly once
+    test = gen.sample("test", 5, np.arange(150))
+    answer = dict(zip(map(tuple, a["inputs"][:, :2].tolist()), a["targets"][:, 2].tolist()))
+    assert all(answer[tuple(q)] == t for q, t in zip(test["inputs"][:, :2].tolist(), test["targets"][:, 2].tolist()))
+    other = generators.make("facts", {"n_entities": 50, "n_attributes": 3, "n_values": 8, "world": 1})
+    assert (other.values(np.arange(150)) != gen.values(np.arange(150))).any()
+
+
+def test_the_bits_of_a_world():
+    uniform = generators.make("facts", {"n_entities": 100, "n_attributes": 4, "n_values": 16})
+    assert uniform.info_bits == pytest.approx(100 * 4 * 4.0)
+    zipf = generators.make("facts", {"n_entities": 100, "n_attributes": 4, "n_values": 16, "law": "zipf"})
+    p = 1 / np.arange(1, 17)
+    p /= p.sum()
+    assert zipf.info_bits == pytest.approx(400 * -(p * np.log2(p)).sum())
+    counts = np.bincount(zipf.values(np.arange(20000)), minlength=16) / 20000
+    assert np.abs(counts - p).max() < 0.01  # values follow the law
+
+
+def test_product_key_top_k_is_the_brute_force_top_k():
+    torch.manual_seed(0)
+    c = PKMConfig(n_keys=6, topk=4, heads=2, d_key=8, d_value=3)
+    pkm = ProductKeyMemory(5, c)
+    q = torch.randn(7, 2, 8)
+    scores, slots = pkm.select(q)
+    halves = q.view(7, 2, 2, 4)
+    s1 = torch.einsum("bhd,hkd->bhk", halves[:, :, 0], pkm.subkeys[:, 0])
+    s2 = torch.einsum("bhd,hkd->bhk", halves[:, :, 1], pkm.subkeys[:, 1])
+    every = (s1[..., :, None] + s2[..., None, :]).flatten(2)  # all 36 keys, slot i * 6 + j
+    best, where = every.topk(4, dim=-1)
+    torch.testing.assert_close(scores, best)
+    assert (slots == where).all()
+
+
+def test_a_hash_layer_routes_each_query_to_exactly_one_expert():
+    gen = generators.make("facts", {"n_entities": 40, "n_attributes": 2, "n_values": 4})
+    torch.manual_seed(0)
+    model = build_model("hash_memory", {"experts": 5, "hidden": 8, "d_model": 8}, gen.layout())
+    batch = torch.as_tensor(gen.sample("train", 0, np.arange(80))["inputs"])
+    route = expert_of(batch[:, 0], 5)
+    assert route.shape == (80,) and set(route.tolist()) <= set(range(5)) and len(set(route.tolist())) > 1
+    assert (expert_of(batch[:, 0], 5) == route).all()  # fixed, no learned router
+    before = model(batch).detach()
+    with torch.no_grad():
+        model.w[2] += 1.0  # change one expert: only its queries move
+    moved = (model(batch).detach() - before).abs().amax((1, 2)) > 0
+    assert (moved == (route == 2)).all()
+
+
+@pytest.mark.parametrize("name, cfg", [
+    ("mlp_memory", {"hidden": 128}),
+    ("pkm_memory", {"n_keys": 16, "topk": 4}),
+    ("hash_memory", {"experts": 4, "hidden": 32}),
+])
+def test_every_family_overfits_a_tiny_world(name, cfg):
+    gen = generators.make("facts", {"n_entities": 16, "n_attributes": 2, "n_values": 4})
+    torch.manual_seed(0)
+    model = build_model(name, cfg, gen.layout())
+    batch = {k: torch.as_tensor(v) for k, v in gen.sample("train", 0, np.arange(32)).items()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss, _ = model.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()  # the product-key query's batch norm reads its running statistics
+    pred = model(batch["inputs"]).argmax(-1)[:, 2]
+    assert (pred == batch["targets"][:, 2]).float().mean() == 1.0, name
+    assert 0 < model.active_params() <= model.num_params() and 0 < model.memory_params() <= model.num_params()
+
+
+def test_a_product_key_query_reads_only_topk_rows():
+    gen = generators.make("facts", {"n_entities": 16, "n_attributes": 2, "n_values": 4})
+    model = build_model("pkm_memory", {"n_keys": 32, "topk": 2, "heads": 1}, gen.layout())
+    batch = {k: torch.as_tensor(v) for k, v in gen.sample("train", 0, np.arange(2)).items()}
+    model.training_loss(batch)[0].backward()
+    touched = (model.pkm.values.weight.grad.abs().sum(1) > 0).sum().item()
+    assert 0 < touched <= 2 * 2 and model.active_params() < model.num_params() / 2  # two queries, two rows each
+    assert math.isclose(model.memory_params(), 32**2 * 32 + model.pkm.subkeys.numel())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n-entities", "0"], "n_entities must be at least 1"),
+    (["--n-attributes", "0"], "n_attributes must be at least 1"),
+    (["--n-values", "1"], "n_values must be at least 2"),
+    (["--law", "pareto"], "unknown law 'pareto'"),
+    (["--zipf-alpha", "nan"], "zipf_alpha must be a finite number"),
+    (["--zipf-alpha", "-1"], "zipf_alpha must be a positive number"),
+])
+def test_bad_worlds_are_one_line_errors(args, message, tmp_path):
+    one_line_error(run("gen", "facts", *args, "--n", 2, "--out", tmp_path / "f.npz"), message)
+
+
+def test_bad_memories_are_one_line_errors(tmp_path, tiny_spec):
+    spec = tiny_spec(data={"generator": "facts", "n_entities": 8, "n_attributes": 2, "n_values": 4},
+                     model={"name": "pkm_memory", "n_keys": 4, "topk": 8}, eval={"k": []})
+    one_line_error(run("train", spec, "--out", tmp_path), "topk (8) must not exceed the sub-keys per half")
+    one_line_error(run("train", spec, "--out", tmp_path, "--set", 'model={name="hash_memory",experts=0}'),
+                   "experts must be at least 1")
