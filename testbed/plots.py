@@ -339,6 +339,27 @@ def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None
     _finish(fig, out, title)
 
 
+def plot_facts(points: list[dict], out: str | Path, title: str = "", per_param: float | None = None) -> None:
+    """Bits stored against parameters (log-log), one marker per (family and size, world size), the world each
+    stores most of ringed; the published bits per parameter as a line."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, name in enumerate(sorted({p["series"] for p in points})):
+        mine = [p for p in points if p["series"] == name]
+        ax.scatter([p["params"] for p in mine if p["n_entities"] != "best on validation"],
+                   [max(p["ours"], 1.0) for p in mine if p["n_entities"] != "best on validation"], s=12,
+                   color=f"C{i}", alpha=0.5)
+        best = next(p for p in mine if p["n_entities"] == "best on validation")
+        ax.scatter([best["params"]], [max(best["ours"], 1.0)], s=60, facecolors="none", edgecolors=f"C{i}",
+                   label=f"{name}: {best['bits per parameter']:.2f} bits/param")
+    if per_param:
+        xs = np.array([min(p["params"] for p in points), max(p["params"] for p in points)])
+        ax.plot(xs, per_param * xs, "k--", lw=1, label=f"{per_param:g} bits per parameter (Allen-Zhu & Li)")
+    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="bits stored (beyond chance)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=6)
+    _finish(fig, out, title)
+
+
 def plot_series(points: list[dict], axis: str, out: str | Path, title: str = "", xlabel: str = "") -> None:
     """Ours (solid, with 95 % intervals) beside the published values (dashed, same colour) per series, the
     baselines on the same examples in grey, from `reproduce` comparison points {series, <axis>, ours, published}."""

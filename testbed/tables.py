@@ -298,3 +298,31 @@ def format_memory(rows: list[dict], paper: dict | None = None) -> str:
             ratio = f"{err / pub:.2f}" if pub else "-"
             lines.append(f"  {d:>5}  {err:.4f}  {pub if pub is not None else '-':>7}  {ratio}")
     return "\n".join(lines)
+
+
+def fact_bits(accuracy: float, n_facts: int, n_values: int) -> float:
+    """Bits a memory holds of n_facts uniform values it recalls with this accuracy: the mutual information between
+    the value and the answer when errors fall uniformly on the other values (Allen-Zhu & Li count beyond chance),
+    n_facts (log2 V - h(p) - (1 - p) log2(V - 1)), 0 at chance."""
+    p = min(max(accuracy, 0.0), 1.0)
+    if p <= 1 / n_values:  # at or below chance: nothing recalled (below, the formula would reward wrong answers)
+        return 0.0
+    h = 0.0 if p in (0.0, 1.0) else -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    return float(n_facts * max(0.0, np.log2(n_values) - h - (1 - p) * np.log2(n_values - 1)))
+
+
+def facts_capacity(rows: list[dict]) -> dict:
+    """{label: {n_entities: (bits, lo, hi, params, validation exact match)}} of facts runs (rows that carry their
+    world's n_entities, n_attributes, n_values): bits stored from the test exact match and its interval."""
+    table = defaultdict(dict)
+    models = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and not is_baseline(r)]
+    if not models:
+        raise ConfigError("the results table has no test rows of facts runs")
+    names = labels(models)
+    for r in models:
+        n, a, v = (int(r[k]) for k in ("n_entities", "n_attributes", "n_values"))
+        mean, lo, hi = point(r, "exact_match")
+        bits = [fact_bits(x, n * a, v) if not np.isnan(x) else float("nan") for x in (mean, lo, hi)]
+        label = " ".join(w for w in names[r["config_id"]].split() if not w.startswith(("n_entities=", "test_size=")))
+        table[label][n] = (*bits, float(r["params"]), float(r.get("val_exact_match") or "nan"))
+    return {lab: dict(sorted(v.items())) for lab, v in sorted(table.items())}

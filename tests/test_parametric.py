@@ -120,3 +120,17 @@ def test_bad_memories_are_one_line_errors(tmp_path, tiny_spec):
     one_line_error(run("train", spec, "--out", tmp_path), "topk (8) must not exceed the sub-keys per half")
     one_line_error(run("train", spec, "--out", tmp_path, "--set", 'model={name="hash_memory",experts=0}'),
                    "experts must be at least 1")
+
+
+def test_bits_stored_are_zero_at_chance_and_the_world_when_perfect():
+    from testbed.tables import fact_bits, facts_capacity
+
+    assert fact_bits(1.0, 100, 16) == pytest.approx(400.0)
+    assert fact_bits(1 / 16, 100, 16) == pytest.approx(0.0, abs=1e-9) and fact_bits(0.01, 100, 16) == 0.0
+    assert fact_bits(0.5, 10, 2) == pytest.approx(0.0, abs=1e-9)  # a coin on two values: nothing
+    assert 0 < fact_bits(0.8, 100, 16) < 400
+    row = {"split": "test", "slice": "all", "model": "mlp_memory", "config_id": "c", "task": "", "layers": "1",
+           "n_entities": "10", "n_attributes": "2", "n_values": "4", "exact_match": "1.0", "exact_match_lo": "0.9",
+           "exact_match_hi": "1.0", "params": "100", "val_exact_match": "0.99"}
+    got = facts_capacity([row])["mlp_memory L=1"][10]
+    assert got[0] == pytest.approx(40.0) and got[1] < got[0] and got[3] == 100.0

@@ -14,7 +14,7 @@ from testbed.figures.base import Figure
 
 ISSUE_FIGURES = {"quickstart", "depth-staircase", "p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-sweep",
                  "p1-comparison", "test-time-compute", "cabannes-error-vs-d", "cabannes-joint", "cabannes-optimizers",
-                 "mqar-width", "retrieval-capacity", "depth-extrapolation", "group-words"}
+                 "mqar-width", "retrieval-capacity", "depth-extrapolation", "group-words", "facts-capacity"}
 
 ROLLOUT = {  # a tiny p2_rollout.toml: three tasks trained for k = 1, a published table of three steps
     "name": "p2-rollout",
@@ -113,7 +113,8 @@ def test_reproduce_bad_input(tmp_path, monkeypatch):
 
 
 SWEEP_FIGURES = ["depth-staircase", "p2-lookahead", "p2-input-length", "p2-depth-sweep", "p1-comparison",
-                 "test-time-compute", "cabannes-optimizers", "mqar-width", "depth-extrapolation", "group-words"]
+                 "test-time-compute", "cabannes-optimizers", "mqar-width", "depth-extrapolation", "group-words",
+                 "facts-capacity"]
 
 
 @pytest.mark.slow
@@ -135,6 +136,7 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
     assert (fig_dir / "figure.png").stat().st_size > 1000
     points = read(fig_dir / "comparison.csv")
     columns = ({"series", "k", "exact match (non-trivial)", "exact match"} if name == "group-words"  # no paper
+               else {"series", "ours", "published", "bits per parameter"} if name == "facts-capacity"
                else {"series", "ours", "published", "difference"})
     assert points and columns <= set(points[0])
     assert "| series |" in (fig_dir / "comparison.md").read_text()

@@ -3,6 +3,8 @@ and the retrieval capacity of the memory mechanisms."""
 
 from __future__ import annotations
 
+from generators import ConfigError
+
 from .. import plots, tables
 from .base import Figure, Results, compare_series
 
@@ -49,6 +51,42 @@ class OptimizerMemories(Figure):
 
     def draw(self, rows, points, out, title, paper):
         plots.plot_memory(rows, out, title, paper)
+
+
+class FactsCapacity(Figure):
+    """Bits stored in the weights against parameters, per memory family: for each model size the world size it
+    stores most of (chosen on validation), its bits per parameter beside Allen-Zhu & Li's 2 bits per parameter."""
+
+    WORLD = ("n_entities", "n_attributes", "n_values")
+
+    def results(self, ctx):
+        from .. import spec as specs
+
+        res = super().results(ctx)
+        world = {}
+        for r in ctx.runs(self):
+            cid = specs.config_id(r)
+            world[cid] = {k: r["data"][k] for k in self.WORLD}
+            if r["data"]["law"] != "uniform":
+                raise ConfigError("the facts capacity figure counts bits of uniform values (law = uniform)")
+        rows = [{**r, **world.get(r["config_id"], {})} for r in res.rows]
+        return Results([*res.columns, *self.WORLD], rows, res.seed_columns, res.seed_rows, res.failure,
+                       res.paired, res.runs, res.reused)
+
+    def compare(self, res, paper):
+        out = []
+        for label, by_n in tables.facts_capacity(res.rows).items():
+            for n, (bits, lo, hi, params, _) in by_n.items():
+                out.append({"series": label, "n_entities": n, "ours": bits, "ours_lo": lo, "ours_hi": hi,
+                            "params": params, "bits per parameter": bits / params, "published": None})
+            best = max(by_n.values(), key=lambda t: t[4])  # the world it stores most of, on validation
+            out.append({"series": label, "n_entities": "best on validation", "ours": best[0], "ours_lo": best[1],
+                        "ours_hi": best[2], "params": best[3], "bits per parameter": best[0] / best[3],
+                        "published": paper.get("bits_per_parameter")})
+        return out
+
+    def draw(self, rows, points, out, title, paper):
+        plots.plot_facts(points, out, title, paper.get("bits_per_parameter"))
 
 
 class MQARWidth(Figure):
@@ -122,4 +160,9 @@ FIGURES = [
                       note="mechanism-level (no training), pairs tested at powers of two; published: retrieval "
                            "breaks at S ~ dim phi(k) = d pairs (sum rule: signal-to-noise sqrt(d/S); delta rule: exact "
                            "up to d orthogonal keys)."),
+    FactsCapacity("facts-capacity", "Allen-Zhu & Li 2024", "bits stored in the weights vs parameters, per memory "
+                  "family", "facts_capacity.toml", {"cpu": 25.0}, presets={"cpu": ("mlp", "pkm", "hash")},
+                  note="Worlds of 250-4,000 entities x 4 attributes of 16 uniform values; three sizes per family, "
+                       "three seeds; bits per parameter counts every parameter, the entity embeddings included "
+                       "(the published 2 bits/param is for transformers with enough exposures)."),
 ]
