@@ -10,16 +10,13 @@ Both carry the overall and the non-trivial columns. A damaged run is reported an
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from generators import ConfigError
-from generators.io import atomic_write
 
 from . import aggregate
 from .evaluation import MODEL
@@ -310,63 +307,7 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
     return PAIRED_COLUMNS, rows
 
 
-NUMERIC = {"params", "state_size", "layers", "loops", "d_model", "iterations", "value", "k", *aggregate.METRIC_COLUMNS,
-           "n", "n_nontrivial", "nontrivial_fraction", "n_rules", "n_seeds", "mean_steps", "fit_seconds",
-           "cell_accuracy", "exact_match", "d", "T", "error", "std", "val_exact_match", "val_cell_accuracy",
-           "val_late_rise"}
-
-
-def is_baseline(row: dict) -> bool:
-    return str(row.get("model", "")).startswith("baseline:")
-
-
 def _warn(message: str) -> None:
     import sys
 
     print(f"warning: {message}", file=sys.stderr)
-
-
-def write_csv(path: str | Path, columns: list[str], rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(Path(path), lambda f: f.write(buf.getvalue().encode()))
-
-
-def seeds_path(path: str | Path) -> Path:
-    """results.csv -> results.seeds.csv"""
-    path = Path(path)
-    return path.with_name(path.name.removesuffix(".csv") + ".seeds.csv")
-
-
-def paired_path(path: str | Path) -> Path:
-    """results.csv -> results.paired.csv"""
-    path = Path(path)
-    return path.with_name(path.name.removesuffix(".csv") + ".paired.csv")
-
-
-def read_csv(path: str | Path, need=("k", "exact_match", "cell_accuracy")) -> list[dict]:
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"results file {str(path)!r} is a directory; give the CSV `testbed collect` wrote")
-    if not path.is_file():
-        raise ConfigError(f"results file {str(path)!r} does not exist; make one with `testbed collect`")
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise ConfigError(f"{str(path)!r} is not a CSV results table ({e})") from None
-    if not rows or not set(need) <= set(rows[0]):
-        raise ConfigError(f"{str(path)!r} is not a results table from `testbed collect`")
-    numeric = [c for c in rows[0] if c in NUMERIC or c.endswith(("_lo", "_hi"))]
-    for i, row in enumerate(rows, 2):  # line numbers of the file (the header is line 1)
-        if None in row or None in row.values():
-            raise ConfigError(f"{str(path)!r} line {i}: the row has {'more' if None in row else 'fewer'} cells than "
-                              "the header (a truncated or edited file?)")
-        for c in numeric:
-            try:
-                float(row[c]) if row[c] != "" else None
-            except ValueError:
-                raise ConfigError(f"{str(path)!r} line {i}: column {c} holds {row[c]!r}, not a number") from None
-    return rows

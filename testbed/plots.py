@@ -15,18 +15,13 @@ from generators import ConfigError  # noqa: E402
 from generators.io import atomic_write  # noqa: E402
 
 from .tables import (  # noqa: E402
-    RECALL_FLOOR,
     SOLVED_LO,
     SOLVED_MEAN,
     by_layers,
-    capacity,
-    capacity_table,
     depth_table,
     extrapolation_table,
     heatmap_table,
     iterations_table,
-    memory_table,
-    published_by_d,
     published_series,
     staircase,
 )
@@ -40,7 +35,7 @@ METRIC_NAMES = {
 BASELINE_STYLES = ["--", ":", "-.", (0, (1, 3))]
 
 
-def _finish(fig, out: str | Path, title: str) -> None:
+def finish(fig, out: str | Path, title: str) -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -115,7 +110,7 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
                ylim=(-0.02, 1.02), xticks=ticks)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _finish(fig, out, title)
+    finish(fig, out, title)
 
 
 def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
@@ -143,7 +138,7 @@ def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
         ax.set_title(textwrap.fill(label, 40), fontsize=10)  # long labels would run into the next panel
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="dotted: best baseline", title_fontsize=7)
-    _finish(fig, out, title)
+    finish(fig, out, title)
 
 
 def plot_extrapolation(rows: list[dict], out: str | Path, title: str = "", trained_k: int = 0) -> None:
@@ -163,7 +158,7 @@ def plot_extrapolation(rows: list[dict], out: str | Path, title: str = "", train
                ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    _finish(fig, out, title)
+    finish(fig, out, title)
 
 
 def plot_probe(rows: list[dict], out: str | Path, title: str = "") -> None:
@@ -178,7 +173,7 @@ def plot_probe(rows: list[dict], out: str | Path, title: str = "") -> None:
     ax.set(xticks=range(len(steps)), xticklabels=[f"state {j} ahead" for j in steps], yticks=range(len(states)),
            yticklabels=states)
     fig.colorbar(im, ax=ax, label="per-cell accuracy (held-out half)")
-    _finish(fig, out, title)
+    finish(fig, out, title)
 
 
 def _heatmap(ax, rows: list[dict], by: str):
@@ -250,114 +245,7 @@ def plot_staircase(rows: list[dict], out: str | Path, title: str = "", paper: di
             set((paper or {}).get("k", []))))
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=7)
-    _finish(fig, out, title)
-
-
-def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
-    """Recall against stored pairs (one line per family and width), recall against width at the most pairs, and
-    the capacity curve: the most pairs recalled at >= 90 % against the state size (floats), per family, with the
-    line S = state / d (as many pairs as key dimensions) for reference."""
-    table = capacity_table(rows)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    styles = ["-", "--", ":", "-."]
-    guesses = {}  # baselines (a value of the context at random): recall per stored pairs, in grey
-    for r in rows:
-        if str(r.get("model", "")).startswith("baseline:") and r["slice"] == "n_pairs" and r["split"] == "test":
-            guesses.setdefault(r["model"], {})[int(r["value"])] = float(r["cell_accuracy"])
-    for j, (name, pts) in enumerate(sorted(guesses.items())):
-        axes[0].plot(sorted(pts), [pts[p] for p in sorted(pts)], ls=BASELINE_STYLES[j % 4], color="gray", label=name)
-    for i, fam in enumerate(sorted(table)):
-        for j, (d, pts) in enumerate(table[fam].items()):
-            axes[0].plot(list(pts), [v[0] for v in pts.values()], styles[j % 4], marker="o", ms=3, color=f"C{i}",
-                         label=f"{fam} d={d}")
-        most = max(p for pts in table[fam].values() for p in pts)
-        widths = [(d, pts[most][0]) for d, pts in table[fam].items() if most in pts]
-        axes[1].plot([d for d, _ in widths], [v for _, v in widths], "o-", color=f"C{i}", label=f"{fam}, {most} pairs")
-        caps = []
-        for pts in table[fam].values():
-            c = capacity({p: v[0] for p, v in pts.items()})
-            if c and pts[c][1]:
-                caps.append((pts[c][1], c))
-        if caps:
-            caps.sort()
-            axes[2].plot([s for s, _ in caps], [c for _, c in caps], "o-", color=f"C{i}", label=fam)
-    sizes = [v[1] for ds in table.values() for pts in ds.values() for v in pts.values() if v[1]]
-    if sizes:
-        xs = np.geomspace(min(sizes), max(sizes), 20)
-        axes[2].plot(xs, np.sqrt(xs), color="gray", ls=":", label="S = sqrt(state) (= d for a d x d matrix)")
-    axes[0].axhline(RECALL_FLOOR, color="red", ls=":", lw=1)
-    axes[0].set(xlabel="stored pairs S", ylabel="recall accuracy (share of pairs)", ylim=(-0.02, 1.02), xscale="log")
-    axes[1].set(xlabel="key width d", ylabel="recall accuracy", ylim=(-0.02, 1.02), xscale="log")
-    axes[2].set(xlabel="state size (floats)", ylabel=f"capacity: most pairs recalled at ≥ {RECALL_FLOOR:.0%}",
-                xscale="log", yscale="log")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-    _finish(fig, out, title)
-
-
-def plot_memory(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None) -> None:
-    """Population error against memory size d, one line per preset (setting), published values dashed beside."""
-    table = memory_table(rows)
-    published = published_by_d(paper)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for i, (preset, ds) in enumerate(table.items()):
-        ax.plot(list(ds), list(ds.values()), "o-", color=f"C{i}", label=f"{preset} (ours)")
-        if preset in published:
-            pts = published[preset]
-            ax.plot(list(pts), list(pts.values()), "s--", color=f"C{i}", alpha=0.5, label=f"{preset} (published)")
-    if paper and "data_floor" in paper:
-        ax.axhline(paper["data_floor"], color="gray", ls=":", label="data floor (unseen mass)")
-    ax.set(xscale="log", yscale="log", xlabel="memory size d", ylabel="population error")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    _finish(fig, out, title)
-
-
-def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None, title: str = "") -> None:
-    """Closed-form memories: error against d per scheme (theory lines dotted), or per T for the joint grid; the
-    published values as open squares."""
-    from .memory.law import SCHEMES, THEORY
-
-    joint = any(r["T"] != "" for r in rows)
-    groups = sorted({r["T"] for r in rows}) if joint else [s for s in SCHEMES if any(r["scheme"] == s for r in rows)]
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for i, g in enumerate(groups):
-        pts = sorted((r["d"], r["error"]) for r in rows if (r["T"] if joint else r["scheme"]) == g)
-        label = f"T = {g}" if joint else SCHEMES[g]
-        ax.plot([d for d, _ in pts], [e for _, e in pts], "o-", color=f"C{i}", label=f"{label} (ours)")
-        key = f"T={g}" if joint else g
-        if paper and key in paper and "d" in paper:
-            ax.plot(paper["d"], paper[key], "s", mfc="none", color=f"C{i}", label=f"{label} (published)")
-        if not joint and g in THEORY:
-            c, slope = THEORY[g]
-            xs = np.array([d for d, _ in pts], dtype=float)
-            ax.plot(xs, c * xs**slope, ":", color=f"C{i}", label=f"{c} d^{slope:g} (theory)")
-    ax.set(xscale="log", yscale="log", xlabel="memory size d", ylabel="error (Zipf mass of wrong recalls)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    _finish(fig, out, title)
-
-
-def plot_facts(points: list[dict], out: str | Path, title: str = "", per_param: float | None = None) -> None:
-    """Bits stored against parameters (log-log), one marker per (family and size, world size), the world each
-    stores most of ringed; the published bits per parameter as a line."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for i, name in enumerate(sorted({p["series"] for p in points})):
-        mine = [p for p in points if p["series"] == name]
-        ax.scatter([p["params"] for p in mine if p["n_entities"] != "best on validation"],
-                   [max(p["ours"], 1.0) for p in mine if p["n_entities"] != "best on validation"], s=12,
-                   color=f"C{i}", alpha=0.5)
-        best = next(p for p in mine if p["n_entities"] == "best on validation")
-        ax.scatter([best["params"]], [max(best["ours"], 1.0)], s=60, facecolors="none", edgecolors=f"C{i}",
-                   label=f"{name}: {best['bits per parameter']:.2f} bits/param")
-    if per_param:
-        xs = np.array([min(p["params"] for p in points), max(p["params"] for p in points)])
-        ax.plot(xs, per_param * xs, "k--", lw=1, label=f"{per_param:g} bits per parameter (Allen-Zhu & Li)")
-    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="bits stored (beyond chance)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=6)
-    _finish(fig, out, title)
+    finish(fig, out, title)
 
 
 def plot_series(points: list[dict], axis: str, out: str | Path, title: str = "", xlabel: str = "") -> None:
@@ -384,4 +272,4 @@ def plot_series(points: list[dict], axis: str, out: str | Path, title: str = "",
     ax.set(xlabel=xlabel or axis, ylabel="per-cell accuracy (held-out rules)", ylim=(0.3, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    _finish(fig, out, title)
+    finish(fig, out, title)

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def _views() -> dict:
     """view -> (draw(rows, out, title, published, by), text(rows, published, by))."""
-    from .. import plots, tables
+    from .. import plots, plots_memory, tables
 
     return {
         "depth": (lambda rows, out, title, pub, by: plots.plot_depth(rows, out, title, pub),
@@ -32,9 +32,9 @@ def _views() -> dict:
                        lambda rows, pub, by: tables.format_iterations(rows)),
         "heatmap": (lambda rows, out, title, pub, by: plots.plot_heatmap(rows, out, title, by),
                     lambda rows, pub, by: tables.format_heatmap(rows, by)),
-        "capacity": (lambda rows, out, title, pub, by: plots.plot_capacity(rows, out, title),
+        "capacity": (lambda rows, out, title, pub, by: plots_memory.plot_capacity(rows, out, title),
                      lambda rows, pub, by: tables.format_capacity(rows)),
-        "memory": (lambda rows, out, title, pub, by: plots.plot_memory(rows, out, title, pub),
+        "memory": (lambda rows, out, title, pub, by: plots_memory.plot_memory(rows, out, title, pub),
                    lambda rows, pub, by: tables.format_memory(rows, pub)),
     }
 
@@ -60,7 +60,7 @@ def plot(
     capacity: recall vs stored pairs and width, and the capacity curve (most pairs recalled at >= 90 % vs state size).
     memory: population error of linear memories vs d, one line per preset (with --paper: the published rows)."""
     from .. import spec as specs
-    from ..collect import read_csv
+    from ..results_csv import read_csv
 
     if view not in VIEWS:
         raise ConfigError(f"unknown view {view!r}{did_you_mean(view, VIEWS)}; valid: {', '.join(VIEWS)}")
@@ -142,7 +142,7 @@ def quickstart(
     ctx = figures.Context("cpu", out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds),
                           specs.parse_sets(sets))
     points, failure = fig.reproduce(ctx, out)
-    from ..collect import read_csv
+    from ..results_csv import read_csv
 
     typer.echo(format_table(read_csv(out / "results.csv")))
     typer.echo(f"wrote {out}/results.csv, results.seeds.csv, figure.png, comparison.md")

@@ -31,10 +31,11 @@ def capacity_cmd(
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw `plot capacity` to this image"),
 ) -> None:
     """Retrieval capacity of the memory mechanisms at each state size: store random pairs, read them back."""
-    from .. import plots, tables
-    from ..collect import BASE_COLUMNS, write_csv
+    from .. import plots_memory, tables
+    from ..collect import BASE_COLUMNS
     from ..limits import check
     from ..memory.capacity import capacity_rows
+    from ..results_csv import write_csv
 
     ds = list(coerce(tuple[int, ...], d, "--d"))
     ps = list(coerce(tuple[int, ...], pairs, "--pairs"))
@@ -51,7 +52,7 @@ def capacity_cmd(
     typer.echo(tables.format_capacity(rows))
     if plot_out is not None:
         setting = "rewrite: every key written twice, the newer value asked" if rewrite else "each key written once"
-        plots.plot_capacity(rows, plot_out, f"Retrieval capacity of memory mechanisms ({setting})")
+        plots_memory.plot_capacity(rows, plot_out, f"Retrieval capacity of memory mechanisms ({setting})")
     typer.echo(f"wrote {out}" + (f" and {plot_out}" if plot_out else ""))
 
 
@@ -70,10 +71,10 @@ def memory_law_cmd(
     """Cabannes et al.'s scaling laws of linear associative memories, in closed form, beside the published values."""
     import math
 
-    from .. import plots
+    from .. import plots_memory
     from .. import spec as specs
-    from ..collect import write_csv
     from ..memory import law
+    from ..results_csv import write_csv
 
     figures = ("error-vs-d", "joint")
     if figure not in figures:
@@ -107,5 +108,6 @@ def memory_law_cmd(
         for scheme in ("frequency", "threshold"):
             typer.echo(f"fitted log-log slope, {scheme}: {law.fitted_slope(rows, scheme):.3f}")
     if plot_out is not None:
-        plots.plot_memory_law(rows, plot_out, published, f"Linear associative memories, N = {n}, M = {m}, α = {alpha}")
+        plots_memory.plot_memory_law(rows, plot_out, published,
+                                     f"Linear associative memories, N = {n}, M = {m}, α = {alpha}")
     typer.echo(f"wrote {out}" + (f" and {plot_out}" if plot_out else ""))

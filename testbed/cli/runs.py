@@ -233,7 +233,8 @@ def collect(
     stratum; baselines as rows model = baseline:NAME) in OUT, one row per configuration x slice; per seed in
     OUT.seeds.csv; with --against, paired differences in OUT.paired.csv."""
     from ..collect import collect as collect_runs
-    from ..collect import paired, paired_path, seeds_path, write_csv
+    from ..collect import paired
+    from ..results_csv import paired_path, seeds_path, write_csv
 
     gio.check_writable(out)
     paired_rows = None

@@ -111,7 +111,7 @@ class Figure:
         """Run (or skip) everything the figure needs, draw it, write the comparison into `out`. Returns (comparison
         points, the error of the runs that failed or None): the figure is drawn from the runs that finished either
         way."""
-        from ..collect import write_csv
+        from ..results_csv import write_csv
 
         preset = ctx.preset
         self.check_preset(preset)
@@ -176,7 +176,7 @@ def comparison_markdown(fig: Figure, preset: str, points: list[dict]) -> str:
 
 
 def write_comparison(out: Path, fig: Figure, preset: str, points: list[dict]) -> None:
-    from ..collect import write_csv
+    from ..results_csv import write_csv
 
     if points:
         write_csv(out / "comparison.csv", list(dict.fromkeys(c for p in points for c in p)), points)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from generators import ConfigError
 
-from .. import plots, tables
+from .. import plots_memory, tables
 from .base import Figure, Results, compare_series
 
 CAPACITY = {"cpu": dict(ds=[8, 16, 32, 64], trials=20), "paper": dict(ds=[8, 16, 32, 64, 128], trials=50)}
@@ -40,7 +40,7 @@ class MemoryLaw(Figure):
                               "d")
 
     def draw(self, rows, points, out, title, paper):
-        plots.plot_memory_law(rows, out, paper, title)
+        plots_memory.plot_memory_law(rows, out, paper, title)
 
 
 class OptimizerMemories(Figure):
@@ -50,7 +50,7 @@ class OptimizerMemories(Figure):
         return compare_series(ours, paper, "d")
 
     def draw(self, rows, points, out, title, paper):
-        plots.plot_memory(rows, out, title, paper)
+        plots_memory.plot_memory(rows, out, title, paper)
 
 
 class FactsCapacity(Figure):
@@ -86,7 +86,7 @@ class FactsCapacity(Figure):
         return out
 
     def draw(self, rows, points, out, title, paper):
-        plots.plot_facts(points, out, title, paper.get("bits_per_parameter"))
+        plots_memory.plot_facts(points, out, title, paper.get("bits_per_parameter"))
 
 
 class MQARWidth(Figure):
@@ -102,7 +102,7 @@ class MQARWidth(Figure):
         return out
 
     def draw(self, rows, points, out, title, paper):
-        plots.plot_capacity(rows, out, title)
+        plots_memory.plot_capacity(rows, out, title)
 
 
 class RetrievalCapacity(Figure):
@@ -132,7 +132,7 @@ class RetrievalCapacity(Figure):
         return out
 
     def draw(self, rows, points, out, title, paper):
-        plots.plot_capacity(rows, out, title)
+        plots_memory.plot_capacity(rows, out, title)
 
 
 FIGURES = [
