@@ -136,9 +136,11 @@ def test_plot_draws_published_numbers(spec, tmp_path):
 @pytest.mark.slow
 def test_bench_all_reports_consistent_figures(tmp_path):
     res = run("bench", "all", "--n", 2000, "--budget", 2, "--target", 0.999, "--skip-baseline",
-              "--json", tmp_path / "b.json")
+              "--json", tmp_path / "b.json", "--markdown", tmp_path / "bench.md")
     assert res.exit_code == 0, res.output
     assert "CA generation" in res.output and "training throughput" in res.output
+    page = (tmp_path / "bench.md").read_text()  # the same table as the terminal's, as a page
+    assert page.startswith("# Benchmarks") and "| CA generation, r=2 W=20 T=20, one core |" in page
     figures = json.loads((tmp_path / "b.json").read_text())
     assert figures["generators"]["speedup_vs_numpy"] == pytest.approx(
         figures["generators"]["cells_per_s"] / figures["generators"]["reference_numpy_cells_per_s"])
