@@ -150,3 +150,14 @@ def test_help_texts_keep_square_brackets():
     assert res.exit_code == 0
     assert "[sweep] table" in res.output and "testbed[cluster]" in res.output
     assert "[sweep] is ignored" in run("train", "--help").output
+
+
+def test_the_cli_loads_without_torch():
+    """Commands that need no model (gen, list, collect, docs) start in a fraction of a second: importing the CLI
+    must not import torch (it costs 1.5 s, which `testbed gen` end to end would pay on every file)."""
+    import subprocess
+    import sys
+
+    code = "import sys, testbed.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

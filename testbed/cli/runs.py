@@ -11,7 +11,6 @@ from generators import ConfigError
 from generators import io as gio
 from generators.registry import coerce
 
-from ..models import MAX_ITERATIONS
 from .common import (
     LoggerOption,
     PresetOption,
@@ -89,6 +88,8 @@ def eval_cmd(
     ks = list(coerce(tuple[int, ...], k, "--k")) if k else None
     if ks is not None and (not ks or min(ks) < 1):
         raise ConfigError(f"--k values must be at least 1, got {k!r}")
+    from ..models import MAX_ITERATIONS  # imported here: torch is not loaded for commands that need none
+
     iters = list(coerce(tuple[int, ...], iterations, "--iterations")) if iterations else []
     if iters and not 1 <= min(iters) <= max(iters) <= MAX_ITERATIONS:
         raise ConfigError(f"--iterations must be in 1..{MAX_ITERATIONS}, got {iters}")
