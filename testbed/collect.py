@@ -180,10 +180,13 @@ def _without_start(config: dict) -> dict:
 def configurations(runs: list[dict]) -> dict[str, dict]:
     """config_id -> {runs (sorted by seed), meta (the row columns that describe it, cfg.* among them)}."""
     configs: dict = {}
+    grouped: dict = {}  # config_id -> the config it was grouped by (a start read from disk once per run)
     for run in runs:
-        configs.setdefault(config_id(_without_start(run["config"])), []).append(run)
-    flat = {cid: flatten({k: v for k, v in _without_start(group[0]["config"]).items() if k != "seed"})
-            for cid, group in configs.items()}
+        key = _without_start(run["config"])
+        cid = config_id(key)
+        configs.setdefault(cid, []).append(run)
+        grouped.setdefault(cid, key)
+    flat = {cid: flatten({k: v for k, v in key.items() if k != "seed"}) for cid, key in grouped.items()}
     varying = sorted(k for k in set().union(*flat.values()) if len({json.dumps(f.get(k)) for f in flat.values()}) > 1)
     out = {}
     for cid, group in configs.items():

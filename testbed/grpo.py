@@ -23,8 +23,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-REWARDS = ("cell_accuracy", "exact_match")
-
 
 def rewards(samples: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
     """(B, G) reward of each sample (B, G, L) against the targets (B, L) on the scored positions."""

@@ -41,6 +41,7 @@ TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "s
 SECTIONS = ("data", "model", "train", "eval")
 LOGGERS = ("csv", "tensorboard", "wandb")
 ALGORITHMS = ("supervised", "grpo")
+GRPO_REWARDS = ("cell_accuracy", "exact_match")
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class TrainConfig:
         if self.grpo_samples < 2 or not (math.isfinite(self.grpo_kl) and self.grpo_kl >= 0) or \
                 not 0 < self.grpo_clip < 1:
             raise ConfigError("train.grpo_samples must be at least 2, grpo_kl finite and >= 0, grpo_clip in (0, 1)")
-        if self.grpo_reward not in ("cell_accuracy", "exact_match"):
+        if self.grpo_reward not in GRPO_REWARDS:
             raise ConfigError(f"train.grpo_reward must be cell_accuracy or exact_match, got {self.grpo_reward!r}")
 
 

@@ -172,8 +172,7 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
     attempt = int(done[-1].name.removeprefix("attempt-")) + 1 if done else 0
     reference = None
     if tcfg.init_from:  # the starting weights (a resumed run's own come from its checkpoint), and GRPO's reference
-        weights = store.check_init(tcfg.init_from, resolved)
-        store.load_weights(model, weights)
+        store.load_weights(model, Path(tcfg.init_from) / "model.pt")  # checked by train() before the lock
         if tcfg.algorithm == "grpo":
             reference = copy.deepcopy(model).requires_grad_(False).eval()
     system = TaskSystem(model, tcfg, reference)
