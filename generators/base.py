@@ -71,6 +71,11 @@ class Generator:
     def __init__(self, config):
         self.config = config
 
+    @property
+    def needs_start(self) -> bool:
+        """True for a fine-tuning task, meaningful only from a trained model (train.init_from), e.g. rewriting facts."""
+        return False
+
     def layout(self) -> Layout:
         raise NotImplementedError
 

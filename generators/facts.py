@@ -6,6 +6,11 @@ training stream visits every fact once per N A examples, so `exposures` = steps 
 
 The information the world holds is sum over facts of the entropy of its value: N A log2 V bits for uniform values
 (`info_bits`), which the capacity figures count against the parameters that store it.
+
+`subset` picks the facts a run asks, for writing new facts over stored ones (the forgetting figure): `stored` is the
+first half of the entities, `new` the second half, `rewritten` the first attribute of the stored entities with its
+values drawn again (a world of its own), `kept` the stored facts a rewrite leaves (the other attributes). The
+vocabulary is the whole world's in every subset, so a model trained on one can be fine-tuned on another.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from .registry import option as _f
 from .registry import register
 from .rng import hash64, to_unit
 
-_VALUE, _ORDER = 1, 2
+_VALUE, _ORDER, _REWRITE = 1, 2, 3
 LAWS = ("uniform", "zipf")
+SUBSETS = ("all", "stored", "new", "rewritten", "kept")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class FactsConfig:
     law: str = _f("uniform", "how values are drawn: uniform | zipf")
     zipf_alpha: float = _f(1.0, "exponent of the Zipf law over the V values (law = zipf)")
     world: int = _f(0, "the seed of the facts themselves, the same in every split")
+    subset: str = _f("all", "the facts asked: all | stored (first half of the entities) | new (second half) | "
+                     "rewritten (the stored entities' first attribute, values redrawn) | kept (their other attributes)",
+                     hash="if_set")
 
     def __post_init__(self):
         for name in ("n_entities", "n_attributes"):
@@ -46,6 +55,12 @@ class FactsConfig:
         if not (np.isfinite(self.zipf_alpha) and self.zipf_alpha > 0):
             raise ConfigError(f"zipf_alpha must be a positive number, got {self.zipf_alpha}")
         check_seed(self.world)
+        if self.subset not in SUBSETS:
+            raise ConfigError(f"unknown subset {self.subset!r}; valid: {', '.join(SUBSETS)}")
+        if self.subset != "all" and self.n_entities < 2:
+            raise ConfigError(f"subset {self.subset} halves the entities: n_entities must be at least 2")
+        if self.subset == "kept" and self.n_attributes < 2:
+            raise ConfigError("subset kept is the attributes a rewrite of the first leaves: n_attributes must be >= 2")
 
 
 @register("facts", FactsConfig)
@@ -61,11 +76,22 @@ class Facts(Generator):
         weights = (np.ones(c.n_values) if c.law == "uniform" else
                    1.0 / np.arange(1, c.n_values + 1) ** c.zipf_alpha)
         self.probs = weights / weights.sum()
+        entity, attribute = np.divmod(np.arange(c.n_entities * c.n_attributes), c.n_attributes)
+        stored = entity < c.n_entities // 2
+        asked = {"all": np.ones_like(stored), "stored": stored, "new": ~stored,
+                 "rewritten": stored & (attribute == 0), "kept": stored & (attribute > 0)}
+        self.asked = np.flatnonzero(asked[c.subset])  # the fact numbers e A + a the examples ask
         self._orders: dict = {}  # (split, seed, pass) -> that pass's order of the facts, the last few kept
 
     @property
     def n_facts(self) -> int:
-        return self.config.n_entities * self.config.n_attributes
+        """The facts this subset asks (every fact of the world for subset = all)."""
+        return len(self.asked)
+
+    @property
+    def needs_start(self) -> bool:
+        """A rewrite overwrites facts a model has stored: it only means something fine-tuned from such a model."""
+        return self.config.subset == "rewritten"
 
     @property
     def info_bits(self) -> float:
@@ -74,8 +100,10 @@ class Facts(Generator):
         return float(self.n_facts * -(p * np.log2(p)).sum())
 
     def values(self, facts: np.ndarray) -> np.ndarray:
-        """(n,) value index of facts numbered e A + a: drawn once from the law, by the world seed alone."""
-        u = to_unit(hash64(self.config.world, _VALUE, np.asarray(facts, np.uint64)))
+        """(n,) value index of facts numbered e A + a: drawn once from the law, by the world seed alone (a rewrite's
+        from a stream of its own)."""
+        tag = _REWRITE if self.config.subset == "rewritten" else _VALUE
+        u = to_unit(hash64(self.config.world, tag, np.asarray(facts, np.uint64)))
         return np.minimum(np.searchsorted(np.cumsum(self.probs), u, side="right"), self.config.n_values - 1)
 
     def layout(self) -> Layout:
@@ -93,7 +121,7 @@ class Facts(Generator):
         for p in np.unique(passes):  # a batch meets at most two passes
             sel = passes == p
             out[sel] = self._order(split, seed, int(p))[pos[sel]]
-        return out
+        return self.asked[out]
 
     def _order(self, split: str, seed: int, p: int) -> np.ndarray:
         key = (split, seed, p)

@@ -21,7 +21,7 @@ from generators import ConfigError
 from . import aggregate
 from .evaluation import MODEL
 from .spec import config_id, hashed_view
-from .store import read_config, read_outcomes, read_result, validation_history
+from .store import read_config, read_outcomes, read_result, start_dir, validation_history
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task",
                 "val_exact_match", "val_cell_accuracy", "val_late_rise"]
@@ -163,15 +163,16 @@ def _recorded_rows(run: dict) -> list[dict]:
              "mean_steps": r.get("mean_steps", ""), "n_seeds": 1} for r in run["result"]["test"]]
 
 
-def _without_start(config: dict) -> dict:
+def _without_start(run: dict) -> dict:
     """A fine-tuning run's config with its start (train.init_from, one run directory per seed) named by the start's
     configuration instead: the seeds of one fine-tuning recipe, each started from its own seed of one supervised
     configuration, are one configuration."""
+    config = run["config"]
     start = config.get("train", {}).get("init_from")
     if not start:
         return config
     try:
-        start = f"configuration {config_id(read_config(Path(start)))}"
+        start = f"configuration {config_id(read_config(start_dir(start, Path(run['run_dir']).parent)))}"
     except ConfigError:
         pass  # the start is gone: its path is all there is to group by
     return {**config, "train": {**config["train"], "init_from": start}}
@@ -182,7 +183,7 @@ def configurations(runs: list[dict]) -> dict[str, dict]:
     configs: dict = {}
     grouped: dict = {}  # config_id -> the config it was grouped by (a start read from disk once per run)
     for run in runs:
-        key = _without_start(run["config"])
+        key = _without_start(run)
         cid = config_id(key)
         configs.setdefault(cid, []).append(run)
         grouped.setdefault(cid, key)

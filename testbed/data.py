@@ -97,9 +97,12 @@ def fixed_batches(generator, split: str, seed: int, size: int, batch_size: int, 
 
 
 class TaskData(L.LightningDataModule):
-    def __init__(self, generator, seed: int, train, eval_cfg):
+    """`tracks`: generators of the further validation sets (eval.track), validated after the run's own."""
+
+    def __init__(self, generator, seed: int, train, eval_cfg, tracks: tuple = ()):
         super().__init__()
         self.generator, self.seed, self.train_cfg, self.eval_cfg = generator, seed, train, eval_cfg
+        self.tracks = tracks
         self._val = None
 
     def _global_step(self) -> int:
@@ -124,5 +127,7 @@ class TaskData(L.LightningDataModule):
     def val_dataloader(self):
         if self._val is None:
             e = self.eval_cfg
-            self._val = fixed_batches(self.generator, "val", e.seed, self.train_cfg.val_size, e.batch_size)
-        return DataLoader(self._val, batch_size=None, generator=torch.Generator().manual_seed(0))  # already batched
+            self._val = [fixed_batches(g, "val", e.seed, self.train_cfg.val_size, e.batch_size)
+                         for g in (self.generator, *self.tracks)]
+        loaders = [DataLoader(v, batch_size=None, generator=torch.Generator().manual_seed(0)) for v in self._val]
+        return loaders[0] if len(loaders) == 1 else loaders  # already batched

@@ -109,7 +109,8 @@ def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dic
     lines = [f"# {fig.name}: {fig.shows}", "", f"Paper: {fig.paper}. Spec: `experiments/{fig.spec}`.", "",
              f"`testbed reproduce {fig.name} --preset {meta['preset']}` — {meta['wall_minutes']:g} min"
              f"{reused(meta)} on {meta['cores']} CPU cores (torch {meta['torch']}, commit "
-             f"{str(meta['git_commit'])[:10]}, {meta['finished'][:10]}).", "", fig.note, "",
+             f"{str(meta['git_commit'])[:10]}, {meta['finished'][:10]})"
+             + "".join(f"; with --set {k}={v}" for k, v in (meta.get("sets") or {}).items()) + ".", "", fig.note, "",
              f"![{fig.name}]({fig.name}.png)", "", *plateau(list(rows)),
              "Ours beside the published numbers; a value in brackets is its 95 % interval over seeds and held-out "
              "rules (over rules alone where one seed was run); `baseline:` series are trivial predictors scored on "

@@ -116,3 +116,32 @@ def plot_facts(points: list[dict], out: str | Path, title: str = "", per_param: 
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=6)
     finish(fig, out, title)
+
+
+def plot_forgetting(curves: list[dict], points: list[dict], out: str | Path, title: str = "") -> None:
+    """Per phase, retained against learned over fine-tuning steps (mean over seeds per validation), one line per
+    method; the points where they are compared (at equal learned accuracy) with their intervals."""
+    phases = sorted({r["phase"] for r in curves})
+    fig, axes = plt.subplots(1, max(1, len(phases)), figsize=(6 * max(1, len(phases)), 4.4), squeeze=False)
+    for ax, phase in zip(axes[0], phases):
+        updates = sorted({r["update"] for r in curves if r["phase"] == phase})
+        for i, update in enumerate(updates):
+            by_step: dict = {}
+            for r in curves:
+                if r["phase"] == phase and r["update"] == update:
+                    by_step.setdefault(int(r["step"]), []).append((float(r["learned"]), float(r["retained"])))
+            steps = sorted(by_step)
+            xs = [np.mean([v[0] for v in by_step[s]]) for s in steps]
+            ys = [np.mean([v[1] for v in by_step[s]]) for s in steps]
+            ax.plot(xs, ys, "-", marker=".", ms=3, color=f"C{i}", label=update)
+            for p in points:
+                if p["series"] == f"{phase} {update}":
+                    level = float(p["x"].split(">=")[1])
+                    lo, hi = float(p["ours_lo"]), float(p["ours_hi"])
+                    ax.errorbar([level], [p["ours"]], yerr=[[p["ours"] - lo], [hi - p["ours"]]] if np.isfinite(lo)
+                                else None, fmt="o", color=f"C{i}", capsize=3)
+                    ax.axvline(level, color="gray", ls=":", lw=1)
+        ax.set(xlabel="learned (new facts, validation exact match)", ylabel="retained (facts to keep)",
+               title=phase, xlim=(0, 1.02), ylim=(0, 1.02))
+        ax.legend(fontsize=8)
+    finish(fig, out, title)

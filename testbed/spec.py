@@ -41,6 +41,8 @@ TOP_LEVEL = ("name", "description", "seed", "data", "model", "train", "eval", "s
 SECTIONS = ("data", "model", "train", "eval")
 LOGGERS = ("csv", "tensorboard", "wandb")
 ALGORITHMS = ("supervised", "grpo")
+UPDATES = ("all", "memory", "sparse")
+RUN_START, PRESET_START = "run:", "preset:"  # train.init_from = run:ID (under the runs root) | preset:NAME
 GRPO_REWARDS = ("cell_accuracy", "exact_match")
 
 
@@ -74,8 +76,15 @@ class TrainConfig:
                               hash="never")
     algorithm: str = _f("supervised", "supervised | grpo (policy-gradient fine-tuning; needs init_from)",
                         hash="if_set")
-    init_from: str = _f("", "a finished run directory to start from (its weights; for GRPO also the KL reference)",
-                        hash="if_set")
+    init_from: str = _f("", "the finished run to start from (its weights; for GRPO also the KL reference): a run "
+                        "directory, run:ID (under the runs root) or preset:NAME (that preset's run of the same seed, "
+                        "trained first)", hash="if_set")
+    update: str = _f("all", "the parameters trained: all | memory (the model's memory layer) | sparse (only the "
+                     "memory slots each batch reads most, against their use on sparse_background; Lin et al. 2025)",
+                     hash="if_set")
+    sparse_slots: int = _f(64, "update = sparse: memory slots updated per step (the top t by TF-IDF)", hash="if_set")
+    sparse_background: str = _f("", "update = sparse: field=value of the data whose slot use is discounted (e.g. "
+                                "subset=stored, the facts to keep); empty: the run's own data", hash="if_set")
     grpo_samples: int = _f(8, "GRPO: samples of the target per prompt (the group)", hash="if_set")
     grpo_kl: float = _f(0.01, "GRPO: weight of the KL penalty to the starting model", hash="if_set")
     grpo_clip: float = _f(0.2, "GRPO: clip range of the policy ratio", hash="if_set")
@@ -114,6 +123,10 @@ class TrainConfig:
         if self.grpo_samples < 2 or not (math.isfinite(self.grpo_kl) and self.grpo_kl >= 0) or \
                 not 0 < self.grpo_clip < 1:
             raise ConfigError("train.grpo_samples must be at least 2, grpo_kl finite and >= 0, grpo_clip in (0, 1)")
+        if self.update not in UPDATES:
+            raise ConfigError(f"unknown train.update {self.update!r}; valid: {', '.join(UPDATES)}")
+        if self.sparse_slots < 1:
+            raise ConfigError(f"train.sparse_slots must be at least 1, got {self.sparse_slots}")
         if self.grpo_reward not in GRPO_REWARDS:
             raise ConfigError(f"train.grpo_reward must be cell_accuracy or exact_match, got {self.grpo_reward!r}")
 
@@ -147,6 +160,8 @@ class EvalConfig:
     seed: int = _f(0, "seed of the validation and test sets, the same for every training seed")
     iterations: tuple[int, ...] = _f((), "weight-tied models: also score the test set after each of these "
                                      "iteration counts")
+    track: tuple[str, ...] = _f((), "further validation sets, each one data field=value (e.g. subset=stored), "
+                                "logged at every validation as val[field=value]/exact_match", hash="if_set")
 
     def __post_init__(self):
         if self.test_size < 1 or self.batch_size < 1:
@@ -259,7 +274,38 @@ def with_preset(spec: dict, preset: str | None) -> dict:
     if "sweep" in presets[preset]:  # a preset's sweep replaces the base sweep (its axes are not merged)
         merged["sweep"] = copy.deepcopy(presets[preset]["sweep"])
     merged["preset"] = preset
+    merged["_unmerged"] = spec.get("_unmerged", spec)  # what a preset:NAME start is resolved from
     return merged
+
+
+def data_variant(data: dict, assignment: str, where: str) -> dict:
+    """A resolved data section with one field=value changed (a tracked validation set, a sparse background),
+    validated by its generator."""
+    name, eq, text = assignment.partition("=")
+    if not eq or not name.strip():
+        raise ConfigError(f"{where} {assignment!r}: expected field=value of the data section, e.g. subset=stored")
+    gen_name, table = component_config({"data": data}, "data")
+    variant = {**table, name.strip(): parse_value(text.strip())}
+    return {"generator": gen_name, **to_dict(GENERATORS.config(gen_name, variant))}
+
+
+def resolve_start(spec: dict, resolved: dict, sets: dict, chain: tuple = ()) -> tuple[dict, list[dict]]:
+    """(the config with a train.init_from = preset:NAME start named by its run, run:ID; the configs of that start
+    and of its own starts, to train first). The start is the preset's base config at the same seed."""
+    start = resolved["train"]["init_from"]
+    if not start.startswith(PRESET_START):
+        return resolved, []
+    name = start.removeprefix(PRESET_START)
+    if name in chain or name == resolved.get("preset"):
+        raise ConfigError(f"train.init_from = {start}: the preset starts from itself ({' -> '.join((*chain, name))})")
+    ref = with_preset(spec.get("_unmerged", spec), name)
+    axes = sorted(k for k in ref.get("sweep", {}) if k != "seeds")
+    if axes:
+        raise ConfigError(f"train.init_from = {start}: that preset's sweep has {', '.join(axes)}; a start must be "
+                          "one run per seed")
+    first, before = resolve_start(ref, resolve(ref, sets, seed=resolved["seed"]), sets, (*chain, name))
+    named = {**resolved, "train": {**resolved["train"], "init_from": RUN_START + run_id(first)}}
+    return named, [*before, first]
 
 
 def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | None = None) -> dict:
@@ -281,15 +327,26 @@ def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | Non
     run_seed = spec.get("seed", 0) if seed is None else seed
     generators.check_seed(run_seed)
     gen_cfg = GENERATORS.config(gen_name, data)
-    GENERATORS.get(gen_name)(gen_cfg).layout()  # validates what only the task as a whole can check
+    task = GENERATORS.get(gen_name)(gen_cfg)
+    task.layout()  # validates what only the task as a whole can check
+    train = build_config(TrainConfig, spec.get("train", {}), where="[train]")
+    evaluation = build_config(EvalConfig, spec.get("eval", {}), where="[eval]")
+    if task.needs_start and not train.init_from:
+        raise ConfigError(f"this {gen_name} task fine-tunes a trained model: set train.init_from to the run it "
+                          "starts from (a run directory, run:ID or preset:NAME)")
+    resolved_data = {"generator": gen_name, **to_dict(gen_cfg)}
+    for entry in evaluation.track:
+        data_variant(resolved_data, entry, "eval.track")
+    if train.sparse_background:
+        data_variant(resolved_data, train.sparse_background, "train.sparse_background")
     return {
         "name": spec.get("name", "run"),
         "preset": spec.get("preset"),
         "seed": run_seed,
-        "data": {"generator": gen_name, **to_dict(gen_cfg)},
+        "data": resolved_data,
         "model": {"name": model_name, **to_dict(MODELS.config(model_name, model))},
-        "train": to_dict(build_config(TrainConfig, spec.get("train", {}), where="[train]")),
-        "eval": to_dict(build_config(EvalConfig, spec.get("eval", {}), where="[eval]")),
+        "train": to_dict(train),
+        "eval": to_dict(evaluation),
     }
 
 

@@ -140,8 +140,16 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     model.load_state_dict(state)
 
 
+def start_dir(init_from: str, runs_root: str | Path) -> Path:
+    """The run directory train.init_from names: run:ID under the runs root, or a path."""
+    from .spec import RUN_START
+
+    return Path(runs_root) / init_from.removeprefix(RUN_START) if init_from.startswith(RUN_START) else Path(init_from)
+
+
 def check_init(init_dir: str | Path, resolved: dict) -> Path:
-    """The run a config starts from (train.init_from): finished, not diverged, of the same task and model."""
+    """The run a config starts from (train.init_from): finished, not diverged, of the same task layout (vocabulary
+    and length: its weights fit) and model."""
     init_dir = Path(init_dir)
     if not (init_dir / "result.json").is_file():
         what = "does not exist" if not init_dir.exists() else "has not finished (no result.json)"
@@ -150,10 +158,13 @@ def check_init(init_dir: str | Path, resolved: dict) -> Path:
     if result.get("status") != "done":
         raise ConfigError(f"train.init_from: run {str(init_dir)!r} {result.get('status', 'did not finish')}; start "
                           "from a run that trained")
-    for key in ("generator", "task", "radius", "width"):
-        if config["data"].get(key) != resolved["data"].get(key):
-            raise ConfigError(f"train.init_from: run {str(init_dir)!r} is of another task (data.{key} = "
-                              f"{config['data'].get(key)!r}, this run {resolved['data'].get(key)!r})")
+    layouts = [task(c).layout() for c in (config, resolved)]
+    if config["data"]["generator"] != resolved["data"]["generator"] or \
+            (layouts[0].vocab, layouts[0].seq_len) != (layouts[1].vocab, layouts[1].seq_len):
+        key = next((k for k in ("generator", *config["data"]) if config["data"].get(k) != resolved["data"].get(k)),
+                   "generator")
+        raise ConfigError(f"train.init_from: run {str(init_dir)!r} is of another task (data.{key} = "
+                          f"{config['data'].get(key)!r}, this run {resolved['data'].get(key)!r})")
     if config["model"] != resolved["model"]:
         differ = sorted(k for k in set(config["model"]) | set(resolved["model"])
                         if config["model"].get(k) != resolved["model"].get(k))
@@ -268,16 +279,23 @@ def read_outcomes(run_dir: Path) -> dict | None:
     return arrays
 
 
-def build(resolved: dict):
-    """(generator, model) of a resolved config."""
+def task(resolved: dict, variant: str = ""):
+    """The generator of a resolved config (with one data field=value changed: spec.data_variant)."""
     import generators
 
+    from .spec import component_config, data_variant
+
+    data = data_variant(resolved["data"], variant, "data") if variant else resolved["data"]
+    return generators.make(*component_config({"data": data}, "data"))
+
+
+def build(resolved: dict):
+    """(generator, model) of a resolved config."""
     from .models import build_model
     from .spec import component_config
 
-    gen_name, gen_cfg = component_config(resolved, "data")
+    generator = task(resolved)
     model_name, model_cfg = component_config(resolved, "model")
-    generator = generators.make(gen_name, gen_cfg)
     return generator, build_model(model_name, model_cfg, generator.layout())
 
 

@@ -69,12 +69,46 @@ def resolve_all(spec: dict, sets: dict, seeds: list[int] | None = None) -> list[
     """Resolved configs of every sweep point (command-line --set applied last), validated before any training."""
     resolved, seen = [], set()
     for overrides, seed in points(spec, seeds):
-        r = specs.resolve(spec, {**overrides, **sets}, seed=seed)
-        rid = specs.run_id(r)
-        if rid not in seen:
-            seen.add(rid)
-            resolved.append(r)
+        r, starts = specs.resolve_start(spec, specs.resolve(spec, {**overrides, **sets}, seed=seed), sets)
+        for c in (*starts, r):  # a preset:NAME start is trained before the runs that start from it
+            rid = specs.run_id(c)
+            if rid not in seen:
+                seen.add(rid)
+                resolved.append(c)
     return resolved
+
+
+def waves(resolved: list[dict]) -> list[list[dict]]:
+    """The configs in the order they can train: first those that start from no run of the list, then those whose
+    start (train.init_from = run:ID) is in an earlier wave."""
+    ids = {specs.run_id(r): r for r in resolved}
+    level: dict = {}
+
+    def depth(r) -> int:
+        rid = specs.run_id(r)
+        if rid not in level:
+            start = r["train"]["init_from"].removeprefix(specs.RUN_START)
+            level[rid] = 1 + depth(ids[start]) if start in ids and start != rid else 0
+        return level[rid]
+
+    out: dict = {}
+    for r in resolved:
+        out.setdefault(depth(r), []).append(r)
+    return [out[k] for k in sorted(out)]
+
+
+def launch_waves(launch, resolved: list[dict], runs_root, **kwargs) -> None:
+    """`launch` (run_all, run_submitit) one wave at a time; the failures of a wave are reported after the later
+    waves ran (their runs that need a failed start fail with the reason)."""
+    errors = []
+    for wave in waves(resolved):
+        try:
+            launch(wave, runs_root, **kwargs)
+        except ConfigError as e:
+            errors.append(str(e))
+    if errors:
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{errors[0]} (and failures in {len(errors) - 1} "
+                          "later waves)")
 
 
 def _run_one(resolved: dict, runs_root: str, force: bool, threads: int = 0, share: int = 1):

@@ -30,13 +30,73 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: floa
 
 
 class TaskSystem(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, train_cfg, reference: torch.nn.Module | None = None):
+    """`tracks`: the names of the further validation sets (eval.track), in the data module's order after the run's
+    own; `background`: batches whose memory-slot use train.update = sparse discounts."""
+
+    def __init__(self, model: torch.nn.Module, train_cfg, reference: torch.nn.Module | None = None,
+                 tracks: tuple = (), background: list | None = None):
         super().__init__()
         self.model, self.cfg = model, train_cfg
         self.reference = reference  # GRPO: the frozen starting policy of the KL penalty
-        self._val: list[dict] = []
+        self.tracks = ("", *tracks)
+        self._val: dict[int, list] = {}
         self.train_tokens = 0
         self.train_seconds = 0.0
+        self.slot_mask: torch.Tensor | None = None  # sparse: the slot rows this step may change
+        if train_cfg.update != "all":
+            if train_cfg.update == "memory":
+                trained = model.memory_parameters()
+            else:
+                with torch.no_grad():
+                    self._slot_table = [model.eval().memory_slots(background[0]["inputs"])[0]]  # a list: the
+                model.train()  # module must not register the table as a parameter of its own
+                trained = self._slot_table
+            ids = {id(p) for p in trained}
+            for p in model.parameters():
+                p.requires_grad_(id(p) in ids)
+            # modules left whole are frozen whole: a normalisation's running statistics must not follow the new data
+            self.frozen = [m for m in model.modules() if not any(True for _ in m.children())
+                           and any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+        if train_cfg.update == "sparse":
+            self.idf = self._slot_idf(background)
+
+    @torch.no_grad()
+    def _slot_idf(self, background: list) -> torch.Tensor:
+        """log((1 + batches) / (1 + batches reading the slot)) over the background batches (Lin et al.'s IDF):
+        slots that the facts to keep use everywhere rank low."""
+        self.model.eval()
+        df = torch.zeros(len(self._slot_table[0]))
+        for batch in background:
+            df[self.model.memory_slots(batch["inputs"])[1].unique()] += 1
+        self.model.train()
+        return torch.log((1 + len(background)) / (1 + df))
+
+    @torch.no_grad()
+    def _select_slots(self, inputs: torch.Tensor) -> None:
+        """The sparse_slots rows with the highest TF-IDF in this batch (only rows it reads)."""
+        table, slots = self.model.memory_slots(inputs)
+        tf = torch.bincount(slots.flatten(), minlength=len(table)).float()
+        score = torch.where(tf > 0, tf / tf.sum() * self.idf, -1.0)
+        top = score.topk(min(self.cfg.sparse_slots, int((tf > 0).sum()))).indices
+        self.slot_mask = torch.zeros(len(table), dtype=torch.bool, device=table.device)
+        self.slot_mask[top] = True
+
+    def on_train_batch_start(self, batch, batch_idx):
+        for m in getattr(self, "frozen", ()):  # Lightning sets train mode again after every validation
+            m.eval()
+
+    def on_before_optimizer_step(self, optimizer):
+        if self.slot_mask is not None:
+            self._slot_table[0].grad[~self.slot_mask] = 0
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+        if self.cfg.update != "sparse":
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        table = self._slot_table[0]
+        before = table.detach().clone()
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        with torch.no_grad():  # masked gradients alone would not do: Adam's moments move rows chosen earlier
+            table[~self.slot_mask] = before[~self.slot_mask]
 
     def forward(self, inputs):
         return self.model(inputs)
@@ -44,6 +104,8 @@ class TaskSystem(L.LightningModule):
     def training_step(self, batch, batch_idx):
         t0 = time.perf_counter()
         self.model.global_step = self.global_step
+        if self.cfg.update == "sparse":
+            self._select_slots(batch["inputs"])
         if self.cfg.algorithm == "grpo":
             loss, extras = grpo.loss(self.model, self.reference, batch, self.cfg)
         else:
@@ -62,18 +124,22 @@ class TaskSystem(L.LightningModule):
         if hasattr(self, "_t0"):  # forward, backward and optimiser step of this batch
             self.train_seconds += time.perf_counter() - self._t0
 
-    def validation_step(self, batch, batch_idx):
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
         pred = self.model(batch["inputs"]).argmax(-1)
         arrays = {k: v.cpu().numpy() for k, v in batch.items()}
         steps = None if self.model.steps_used is None else self.model.steps_used.float().cpu().numpy()
-        self._val.append(metrics.outcomes(pred.cpu().numpy(), arrays, steps=steps))
+        self._val.setdefault(dataloader_idx, []).append(metrics.outcomes(pred.cpu().numpy(), arrays, steps=steps))
 
     def on_validation_epoch_end(self):
-        for row in metrics.rates(metrics.concat(self._val), "val"):
-            suffix = "" if row["slice"] == "all" else f"@{row['slice']}={row['value']}"
-            self.log(f"val/exact_match{suffix}", row["exact_match"], prog_bar=not suffix)
-            self.log(f"val/cell_accuracy{suffix}", row["cell_accuracy"])
-        self._val = []
+        for idx, outcomes in sorted(self._val.items()):
+            name = "val" if idx == 0 else f"val[{self.tracks[idx]}]"  # a tracked set: its all-examples rates
+            for row in metrics.rates(metrics.concat(outcomes), "val"):
+                if idx and row["slice"] != "all":
+                    continue
+                suffix = "" if row["slice"] == "all" else f"@{row['slice']}={row['value']}"
+                self.log(f"{name}/exact_match{suffix}", row["exact_match"], prog_bar=not suffix and not idx)
+                self.log(f"{name}/cell_accuracy{suffix}", row["cell_accuracy"])
+        self._val = {}
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["rng"] = {"torch": torch.get_rng_state()}  # resumed runs draw what an uninterrupted one would
@@ -84,8 +150,9 @@ class TaskSystem(L.LightningModule):
 
     def configure_optimizers(self):
         c = self.cfg
-        decay = [p for p in self.model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in trained if p.dim() >= 2]
+        no_decay = [p for p in trained if p.dim() < 2]
         groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         if c.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=c.lr)

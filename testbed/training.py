@@ -130,7 +130,7 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
     check_run(resolved)  # before anything is written or allocated
     check_accelerator(resolved["train"]["accelerator"])
     if resolved["train"].get("init_from"):
-        store.check_init(resolved["train"]["init_from"], resolved)
+        store.check_init(store.start_dir(resolved["train"]["init_from"], runs_root), resolved)
     if run_dir.is_file():
         raise ConfigError(f"{str(run_dir)!r} is a file where the run directory belongs; remove it")
     if (run_dir / "result.json").is_file() and not force:
@@ -152,7 +152,7 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
 
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from .data import TaskData
+    from .data import TaskData, fixed_batches
     from .system import Diverged, TaskSystem
 
     store.write_json(run_dir / "config.json", resolved)
@@ -172,11 +172,15 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
     attempt = int(done[-1].name.removeprefix("attempt-")) + 1 if done else 0
     reference = None
     if tcfg.init_from:  # the starting weights (a resumed run's own come from its checkpoint), and GRPO's reference
-        store.load_weights(model, Path(tcfg.init_from) / "model.pt")  # checked by train() before the lock
+        store.load_weights(model, store.start_dir(tcfg.init_from, run_dir.parent) / "model.pt")  # checked by train()
         if tcfg.algorithm == "grpo":
             reference = copy.deepcopy(model).requires_grad_(False).eval()
-    system = TaskSystem(model, tcfg, reference)
-    data = TaskData(generator, resolved["seed"], tcfg, ecfg)
+    background = None
+    if tcfg.update == "sparse":  # the data whose slot use is discounted: 16 batches of it
+        source = store.task(resolved, tcfg.sparse_background) if tcfg.sparse_background else generator
+        background = fixed_batches(source, "train", resolved["seed"], 16 * tcfg.batch_size, tcfg.batch_size)
+    system = TaskSystem(model, tcfg, reference, ecfg.track, background)
+    data = TaskData(generator, resolved["seed"], tcfg, ecfg, tuple(store.task(resolved, t) for t in ecfg.track))
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor="val/exact_match", mode="max",
         enable_version_counter=False, auto_insert_metric_name=False,

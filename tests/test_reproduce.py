@@ -14,7 +14,8 @@ from testbed.figures.base import Figure
 
 ISSUE_FIGURES = {"quickstart", "depth-staircase", "p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-sweep",
                  "p1-comparison", "test-time-compute", "cabannes-error-vs-d", "cabannes-joint", "cabannes-optimizers",
-                 "mqar-width", "retrieval-capacity", "depth-extrapolation", "group-words", "facts-capacity"}
+                 "mqar-width", "retrieval-capacity", "depth-extrapolation", "group-words", "facts-capacity",
+                 "facts-forgetting"}
 
 ROLLOUT = {  # a tiny p2_rollout.toml: three tasks trained for k = 1, a published table of three steps
     "name": "p2-rollout",
@@ -127,7 +128,9 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
         runs = full(fig, preset, experiments, *args)
         runs = runs[:: max(1, len(runs) // 4)][:4]
         small = {"max_steps": 2, "val_every": 2, "val_size": 16, "warmup_steps": 0, "threads": 1}
-        return [{**r, "train": {**r["train"], **small}, "eval": {**r["eval"], "test_size": 16}} for r in runs]
+        return [{**r, "train": {**r["train"], **small},
+                 "eval": {**r["eval"], "test_size": 16, "iterations": [  # the first three, and those read out at k
+                     i for j, i in enumerate(r["eval"]["iterations"]) if j < 3 or i in r["eval"]["k"]]}} for r in runs]
 
     monkeypatch.setattr(Figure, "runs", shrunk)
     res = run("reproduce", name, "--out", tmp_path, "--jobs", "1")

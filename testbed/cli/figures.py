@@ -84,6 +84,7 @@ def reproduce(
     out: Path = typer.Option(Path("reproductions"), help="directory for each figure's results, plot and comparison"),
     runs: Optional[Path] = typer.Option(None, help="runs directory (default OUT/runs; shared by every figure)"),
     seeds: Optional[str] = SeedsOption,
+    sets: Optional[list[str]] = SetOption,
     launch=None,
 ) -> None:
     """Reproduce a published figure: run its sweep (finished runs are skipped), collect, draw ours beside the
@@ -107,7 +108,10 @@ def reproduce(
         raise ConfigError("name a figure (testbed reproduce --list shows them)")
     fig = figures.figure(figure)
     fig.check_preset(preset)
-    ctx = figures.Context(preset, runs or out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds))
+    from .. import spec as specs
+
+    ctx = figures.Context(preset, runs or out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds),
+                          specs.parse_sets(sets))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -57,7 +57,11 @@ def train(
 
     quiet_lightning()
     sets = run_sets(sets, devices, num_nodes, strategy, logger)
-    resolved = specs.resolve(load_spec(spec_file, preset), specs.parse_sets(sets), seed=seed)
+    spec, overrides = load_spec(spec_file, preset), specs.parse_sets(sets)
+    resolved, starts = specs.resolve_start(spec, specs.resolve(spec, overrides, seed=seed), overrides)
+    for start in starts:  # a preset:NAME start first (skipped when it is finished)
+        start_dir, _, start_status = train_run(start, out)
+        typer.echo(f"start {start_status}: {start_dir}")
     run_dir, result, status = train_run(resolved, out, force=force)
     typer.echo(f"{status}: {run_dir}  ({result['params']} parameters, {result['steps']} steps)")
     print_rows(result["test"])
@@ -200,7 +204,7 @@ def sweep(
     """Expand a spec's sweep (grid / zip / one_factor axes, seeds) and run every point; finished runs are skipped.
     `--launcher submitit` submits the runs as a SLURM job array instead (pip install 'testbed[cluster]')."""
     from .. import spec as specs
-    from ..sweep import parse_seeds, resolve_all
+    from ..sweep import launch_waves, parse_seeds, resolve_all
 
     quiet_lightning()
     spec = load_spec(spec_file, preset)
@@ -219,7 +223,7 @@ def sweep(
 
     for r in resolved:  # every run's sizes, before the first one starts
         check_run(r)
-    launch(resolved, out, force=force, echo=typer.echo)
+    launch_waves(launch, resolved, out, force=force, echo=typer.echo)
 
 
 @friendly

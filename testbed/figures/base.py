@@ -4,6 +4,7 @@ Reproducing a figure runs what is missing (finished runs are skipped, so a secon
 draws ours beside the paper and writes the comparison: per point, ours, published, difference.
 
     OUT/<figure>/results.csv     our numbers (the table of `testbed collect`)
+                 results.curves.csv  per validation step, for figures drawn from training curves
                  figure.png      ours beside the published values
                  comparison.csv  per point: series, x, ours, published, difference (ours - published)
                  comparison.md   the same as a Markdown table, with the figure's note
@@ -55,6 +56,7 @@ class Results:
     paired: list = field(default_factory=list)  # paired differences against a reference configuration
     runs: int = 0  # runs the figure needs
     reused: int = 0  # of those, finished before this call (their training is not in its wall time)
+    curves: list = field(default_factory=list)  # per-step rows of figures drawn from training curves
 
 
 @dataclass(frozen=True)
@@ -80,21 +82,22 @@ class Figure:
 
         self.check_preset(preset)
         spec = specs.load(experiments / self.spec)
-        out = []
+        out: dict = {}  # run id -> config: presets may share a run (the start of the others)
         for p in self.presets[preset]:
-            out += resolve_all(specs.with_preset(spec, p), sets or {}, seeds)
-        return out
+            out.update({specs.run_id(r): r for r in resolve_all(specs.with_preset(spec, p), sets or {}, seeds)})
+        return list(out.values())
 
     def results(self, ctx: Context) -> Results:
         """Train what is missing, collect: our numbers over seeds and per seed."""
         from ..collect import collect
+        from ..sweep import launch_waves
 
         resolved = ctx.runs(self)
         ctx.echo(f"{self.name}: {len(resolved)} runs ({ctx.preset} preset) in {ctx.runs_dir}")
         reused = sum((Path(ctx.runs_dir) / specs.run_id(r) / "result.json").is_file() for r in resolved)
         failure = None
         try:
-            ctx.launch(resolved, ctx.runs_dir, force=False, echo=ctx.echo)
+            launch_waves(ctx.launch, resolved, ctx.runs_dir, force=False, echo=ctx.echo)
         except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
             failure = str(e)
         return Results(*collect(ctx.runs_dir, run_ids={specs.run_id(r) for r in resolved}), failure=failure,
@@ -106,6 +109,10 @@ class Figure:
 
     def draw(self, rows: list[dict], points: list[dict], out: Path, title: str, paper: dict) -> None:
         raise NotImplementedError
+
+    def draw_results(self, res: Results, points: list[dict], out: Path, title: str, paper: dict) -> None:
+        """The figure from everything measured (figures drawn from training curves read res.curves)."""
+        self.draw(res.rows, points, out, title, paper)
 
     def reproduce(self, ctx: Context, out: Path):
         """Run (or skip) everything the figure needs, draw it, write the comparison into `out`. Returns (comparison
@@ -126,10 +133,13 @@ class Figure:
             from ..collect import PAIRED_COLUMNS
 
             write_csv(out / "results.paired.csv", PAIRED_COLUMNS, res.paired)
+        if res.curves:
+            write_csv(out / "results.curves.csv", list(res.curves[0]), res.curves)
         points = self.compare(res, paper)
-        self.draw(res.rows, points, out / "figure.png", f"{self.shows} ({self.paper}; ours: {preset} preset)", paper)
+        self.draw_results(res, points, out / "figure.png", f"{self.shows} ({self.paper}; ours: {preset} preset)",
+                          paper)
         write_comparison(out, self, preset, points)
-        write_meta(out, self, preset, time.time() - t0, res.runs, res.reused)
+        write_meta(out, self, preset, time.time() - t0, res.runs, res.reused, ctx.sets)
         return points, res.failure
 
 
@@ -184,9 +194,10 @@ def write_comparison(out: Path, fig: Figure, preset: str, points: list[dict]) ->
     atomic_write(out / "comparison.md", lambda f: f.write(text.encode()))
 
 
-def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 0, reused: int = 0) -> None:
+def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 0, reused: int = 0,
+               sets: dict | None = None) -> None:
     """What the reproduction cost: wall minutes of this call, and how many of its runs were reused (finished
-    before it, so their training is not in the time)."""
+    before it, so their training is not in the time); the --set overrides it ran with (then not the preset's)."""
     from ..environment import environment, usable_cores
     from ..store import write_json
 
@@ -194,7 +205,7 @@ def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 
     write_json(out / "meta.json", {"figure": fig.name, "preset": preset, "wall_minutes": round(seconds / 60, 2),
                                    "runs": runs, "runs_reused": reused, "cores": usable_cores(),
                                    "git_commit": env["git_commit"], "torch": env["torch"],
-                                   "finished": env["started"]})
+                                   "finished": env["started"], "sets": sets or {}})
 
 
 def summary(points: list[dict]) -> str:

@@ -12,6 +12,8 @@ Hooks with defaults here, overridden by the families that need them:
                                                      (adaptive models); reported as mean_steps per slice
     describe()                                       layers, width and training iterations, for results tables
     hidden_states(inputs)                            the residual stream after each layer or loop (probes)
+    memory_parameters(), memory_slots(inputs)        memories in the weights: what train.update = memory / sparse
+                                                     may change
     state_size()                                     floats carried along a sequence (capacity curves)
 """
 
@@ -83,6 +85,17 @@ class SequenceModel(nn.Module):
         info = self.describe()
         applications = (info["layers"] or 1) * round(info["loops"] or 1)
         return batch * seq_len * applications * (24 * (info["width"] or 1) + 4 * seq_len)
+
+    def memory_parameters(self) -> list[nn.Parameter]:
+        """The parameters that hold what a memory model stores (train.update = memory trains only these)."""
+        raise ConfigError(f"model {type(self).__name__} names no memory layer to train alone (mlp_memory, pkm_memory "
+                          "and hash_memory do)")
+
+    def memory_slots(self, inputs: torch.Tensor) -> tuple[nn.Parameter, torch.Tensor]:
+        """(the table whose rows are memory slots, (B, r) the rows each query reads): what train.update = sparse
+        ranks and updates."""
+        raise ConfigError(f"model {type(self).__name__} has no addressable memory slots for train.update = sparse "
+                          "(pkm_memory has)")
 
     def state_size(self) -> int | None:
         """Floats of the state the model carries along a sequence (what bounds its recall): the key-value cache of

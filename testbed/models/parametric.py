@@ -38,8 +38,11 @@ class QueryMemory(SequenceModel):
     def memory(self, x: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def memory_parameters(self) -> list[nn.Parameter]:
+        return list(self.parameters())
+
     def memory_params(self) -> int:
-        return self.num_params()
+        return sum(p.numel() for p in self.memory_parameters())
 
     def active_params(self) -> int:
         return self.num_params()
@@ -77,8 +80,8 @@ class MLPMemory(QueryMemory):
     def memory(self, x, inputs):
         return F.relu(self.keys(x))
 
-    def memory_params(self) -> int:
-        return sum(p.numel() for p in self.keys.parameters()) + self.head.weight.numel()
+    def memory_parameters(self):
+        return [*self.keys.parameters(), self.head.weight]
 
 
 @dataclass(frozen=True)
@@ -120,9 +123,12 @@ class ProductKeyMemory(nn.Module):
         i, j = idx[:, :, 0].gather(-1, flat // c.topk), idx[:, :, 1].gather(-1, flat % c.topk)
         return best, i * c.n_keys + j
 
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, slots), each (B, heads, topk), of the rows queries x read."""
+        return self.select(self.query(x).view(len(x), self.c.heads, self.c.d_key))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.c
-        scores, slots = self.select(self.query(x).view(len(x), c.heads, c.d_key))
+        scores, slots = self.read(x)
         weights = scores.softmax(-1)  # (B, H, k)
         return (weights.unsqueeze(-1) * self.values(slots)).sum((1, 2))  # the heads' reads summed
 
@@ -136,8 +142,12 @@ class PKMMemory(QueryMemory):
     def memory(self, x, inputs):
         return self.pkm(x)
 
-    def memory_params(self) -> int:
-        return self.pkm.values.weight.numel() + self.pkm.subkeys.numel()
+    def memory_parameters(self):
+        return [self.pkm.values.weight, self.pkm.subkeys]
+
+    def memory_slots(self, inputs):
+        self.check_length(inputs)
+        return self.pkm.values.weight, self.pkm.read(self.tok_emb(inputs).flatten(1))[1].flatten(1)
 
     def active_params(self) -> int:
         c = self.config  # per query: the rows read, every sub-key scored, the query and the read-out
@@ -172,8 +182,8 @@ class HashMemory(QueryMemory):
         e = expert_of(inputs[:, 0], self.config.experts)
         return F.relu(torch.bmm(x.unsqueeze(1), self.w[e]).squeeze(1) + self.b[e])
 
-    def memory_params(self) -> int:
-        return self.w.numel() + self.b.numel()
+    def memory_parameters(self):
+        return [self.w, self.b]
 
     def active_params(self) -> int:
         return self.num_params() - self.tok_emb.weight.numel() - (self.config.experts - 1) * (

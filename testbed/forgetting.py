@@ -1,0 +1,73 @@
+"""What fine-tuning on new facts erases: curves of the facts learned (the run's own validation set) and the facts
+retained (its tracked set, eval.track) over fine-tuning steps, and the comparison at equal learning.
+
+Fine-tuning methods are compared where every one of them has learned as much: the level is the highest learned
+accuracy that every method reaches in every seed (its curve's maximum, the least of them), and each run's retained
+accuracy is read at the first validation where it reaches that level. Intervals are over seeds (Student t, as the
+runs of one method differ by their seed alone); the difference of two methods is paired by seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from .store import validation_history
+
+CURVE_COLUMNS = ["phase", "update", "seed", "step", "learned", "retained"]
+
+
+def curves(runs: list[tuple[dict, object]]) -> list[dict]:
+    """Rows of CURVE_COLUMNS from (resolved config, run directory) of fine-tuning runs that track one set."""
+    out = []
+    for config, run_dir in runs:
+        track = f"val[{config['eval']['track'][0]}]/exact_match"
+        retained = dict(validation_history(run_dir, track))
+        for step, learned in validation_history(run_dir):
+            if step in retained:
+                out.append({"phase": config["preset"], "update": config["train"]["update"], "seed": config["seed"],
+                            "step": step, "learned": learned, "retained": retained[step]})
+    return out
+
+
+def t_interval(values) -> tuple[float, float, float]:
+    """(mean, low, high): the 95 % Student t interval of a mean over seeds (the mean alone for one value)."""
+    v = np.asarray(values, float)
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, math.nan, math.nan
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return m, m - half, m + half
+
+
+def _by_run(rows: list[dict]) -> dict:
+    runs: dict = {}
+    for r in sorted(rows, key=lambda r: int(r["step"])):
+        runs.setdefault((r["phase"], r["update"], int(r["seed"])), []).append((float(r["learned"]),
+                                                                             float(r["retained"])))
+    return runs
+
+
+def at_equal_learning(rows: list[dict], reference: str = "all") -> list[dict]:
+    """Per phase and method: the level every method reached, the retained accuracy there and at the end, with
+    intervals over seeds, and (not for the reference) the paired difference in retained against the reference."""
+    runs = _by_run(rows)
+    out = []
+    for phase in sorted({p for p, _, _ in runs}):
+        mine = {(u, s): c for (p, u, s), c in runs.items() if p == phase}
+        level = min(max(learned for learned, _ in c) for c in mine.values())
+        at = {key: next(kept for learned, kept in c if learned >= level) for key, c in mine.items()}
+        for update in sorted({u for u, _ in mine}):
+            seeds = sorted(s for u, s in mine if u == update)
+            point = {"phase": phase, "update": update, "level": level, "seeds": len(seeds)}
+            point["retained"], point["retained_lo"], point["retained_hi"] = t_interval([at[update, s] for s in seeds])
+            point["final_learned"], *_ = t_interval([mine[update, s][-1][0] for s in seeds])
+            point["final_retained"], *_ = t_interval([mine[update, s][-1][1] for s in seeds])
+            paired = [at[update, s] - at[reference, s] for s in seeds if (reference, s) in at]
+            if update != reference and paired:
+                point["vs"], (point["difference"], point["difference_lo"], point["difference_hi"]) = \
+                    reference, t_interval(paired)
+            out.append(point)
+    return out
