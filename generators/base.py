@@ -71,6 +71,11 @@ class Generator:
     def __init__(self, config):
         self.config = config
 
+    def recall_bits(self, exact_match: float) -> float | None:
+        """Bits of the task's answers a model recalls at this exact match, beyond chance: the capacity measure of
+        memorisation tasks (facts); None where it is not defined."""
+        return None
+
     @property
     def needs_start(self) -> bool:
         """True for a fine-tuning task, meaningful only from a trained model (train.init_from), e.g. rewriting facts."""

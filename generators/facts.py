@@ -7,6 +7,11 @@ training stream visits every fact once per N A examples, so `exposures` = steps 
 The information the world holds is sum over facts of the entropy of its value: N A log2 V bits for uniform values
 (`info_bits`), which the capacity figures count against the parameters that store it.
 
+`templates` > 1 phrases each query in one of several ways (a template token between the attribute and the '?'),
+drawn per example; with `held_out_template` validation and test ask in the last one, which training never uses, so
+that recall through a new phrasing (lookup) is measured apart from recall as stored (Allen-Zhu & Li 3.1's point:
+facts stored in one form are not necessarily extractable in another).
+
 `subset` picks the facts a run asks, for writing new facts over stored ones (the forgetting figure): `stored` is the
 first half of the entities, `new` the second half, `rewritten` the first attribute of the stored entities with its
 values drawn again (a world of its own), `kept` the stored facts a rewrite leaves (the other attributes). The
@@ -25,7 +30,18 @@ from .registry import option as _f
 from .registry import register
 from .rng import hash64, to_unit
 
-_VALUE, _ORDER, _REWRITE = 1, 2, 3
+_VALUE, _ORDER, _REWRITE, _TEMPLATE = 1, 2, 3, 4
+
+
+def recalled_bits(accuracy: float, n_facts: int, n_values: int) -> float:
+    """Bits a memory holds of n_facts uniform values it recalls with this accuracy: the mutual information between
+    the value and the answer when errors fall uniformly on the other values (Allen-Zhu & Li count beyond chance),
+    n_facts (log2 V - h(p) - (1 - p) log2(V - 1)), 0 at chance."""
+    p = min(max(accuracy, 0.0), 1.0)
+    if p <= 1 / n_values:  # at or below chance: nothing recalled (below, the formula would reward wrong answers)
+        return 0.0
+    h = 0.0 if p in (0.0, 1.0) else -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    return float(n_facts * max(0.0, np.log2(n_values) - h - (1 - p) * np.log2(n_values - 1)))
 LAWS = ("uniform", "zipf")
 SUBSETS = ("all", "stored", "new", "rewritten", "kept")
 
@@ -38,6 +54,11 @@ class FactsConfig:
     law: str = _f("uniform", "how values are drawn: uniform | zipf")
     zipf_alpha: float = _f(1.0, "exponent of the Zipf law over the V values (law = zipf)")
     world: int = _f(0, "the seed of the facts themselves, the same in every split")
+    templates: int = _f(1, "ways a query is phrased: a template token after the attribute (1: none)",
+                        hash="if_set")
+    held_out_template: bool = _f(False, "validation and test ask every fact in the last template, which training "
+                                 "never shows: recall through a phrasing the facts were not stored with (lookup, "
+                                 "not storage); needs templates >= 2", hash="if_set")
     subset: str = _f("all", "the facts asked: all | stored (first half of the entities) | new (second half) | "
                      "rewritten (the stored entities' first attribute, values redrawn) | kept (their other attributes)",
                      hash="if_set")
@@ -48,8 +69,11 @@ class FactsConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.n_values < 2:
             raise ConfigError(f"n_values must be at least 2 (one value holds no information), got {self.n_values}")
-        check_size("n_entities + n_attributes + n_values", self.n_entities + self.n_attributes + self.n_values + 1,
-                   MAX_VOCAB, "a vocabulary")
+        if self.templates < 1 or (self.held_out_template and self.templates < 2):
+            raise ConfigError(f"templates must be at least 1 (2 with held_out_template: one to train, one held "
+                              f"out), got {self.templates}")
+        check_size("n_entities + n_attributes + n_values + templates",
+                   self.n_entities + self.n_attributes + self.n_values + self.templates + 1, MAX_VOCAB, "a vocabulary")
         if self.law not in LAWS:
             raise ConfigError(f"unknown law {self.law!r}; valid: {', '.join(LAWS)}")
         if not (np.isfinite(self.zipf_alpha) and self.zipf_alpha > 0):
@@ -88,6 +112,13 @@ class Facts(Generator):
         """The facts this subset asks (every fact of the world for subset = all)."""
         return len(self.asked)
 
+    def recall_bits(self, exact_match: float) -> float | None:
+        """The facts asked, recalled at this exact match (uniform values; a Zipf law's errors are not uniform, and
+        the count would not hold)."""
+        if self.config.law != "uniform" or not np.isfinite(exact_match):
+            return None
+        return recalled_bits(exact_match, self.n_facts, self.config.n_values)
+
     @property
     def needs_start(self) -> bool:
         """A rewrite overwrites facts a model has stored: it only means something fine-tuned from such a model."""
@@ -106,11 +137,25 @@ class Facts(Generator):
         u = to_unit(hash64(self.config.world, tag, np.asarray(facts, np.uint64)))
         return np.minimum(np.searchsorted(np.cumsum(self.probs), u, side="right"), self.config.n_values - 1)
 
+    @property
+    def template0(self) -> int:
+        return self.value0 + self.config.n_values
+
     def layout(self) -> Layout:
         c = self.config
         vocab = ("?", *(f"e{i}" for i in range(c.n_entities)), *(f"a{i}" for i in range(c.n_attributes)),
-                 *(f"v{i}" for i in range(c.n_values)))
-        return Layout(vocab, 3, np.stack([np.zeros(3, np.int64), np.arange(3)], 1), 1, 3)
+                 *(f"v{i}" for i in range(c.n_values)), *(f"t{i}" for i in range(c.templates * (c.templates > 1))))
+        n = 3 + (c.templates > 1)
+        return Layout(vocab, n, np.stack([np.zeros(n, np.int64), np.arange(n)], 1), 1, n)
+
+    def template_of(self, split: str, seed: int, idx: np.ndarray) -> np.ndarray:
+        """Each example's phrasing: drawn per example among the templates training may use, or the held-out one."""
+        c = self.config
+        if c.held_out_template and split != "train":
+            return np.full(len(idx), c.templates - 1, np.int64)
+        shown = c.templates - 1 if c.held_out_template else c.templates
+        h = hash64(seed, SPLITS.index(split), _TEMPLATE, np.asarray(idx, np.uint64))
+        return (h % np.uint64(shown)).astype(np.int64)
 
     def facts_of(self, split: str, seed: int, indices) -> np.ndarray:
         """The fact each example asks: example i of pass p is the (i mod N A)-th of that pass's seeded order."""
@@ -137,20 +182,24 @@ class Facts(Generator):
         facts = self.facts_of(split, seed, indices)
         entity, attribute = np.divmod(facts, c.n_attributes)
         n = len(facts)
-        inputs = np.stack([self.entity0 + entity, self.attribute0 + attribute, np.zeros(n, np.int64)], 1)
+        columns = [self.entity0 + entity, self.attribute0 + attribute, np.zeros(n, np.int64)]
+        if c.templates > 1:
+            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+            columns.insert(2, self.template0 + self.template_of(split, seed, idx))
+        inputs = np.stack(columns, 1)
         targets = inputs.copy()
-        targets[:, 2] = self.value0 + self.values(facts)
-        loss_mask = np.zeros((n, 3), bool)
-        loss_mask[:, 2] = True
+        targets[:, -1] = self.value0 + self.values(facts)
+        loss_mask = np.zeros(inputs.shape, bool)
+        loss_mask[:, -1] = True
         return {"inputs": inputs, "targets": targets, "loss_mask": loss_mask, "attribute": attribute}
 
     def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """most_frequent: the likeliest value of the law, for every query (chance for uniform values)."""
         pred = examples["inputs"].copy()
-        pred[:, 2] = self.value0 + int(np.argmax(self.probs))
+        pred[:, -1] = self.value0 + int(np.argmax(self.probs))
         return {"most_frequent": pred}
 
     def show(self, arrays, count: int) -> str:
         vocab = self.layout().vocab
-        return "\n".join(f"{vocab[e]} {vocab[a]} -> {vocab[v]}" for e, a, v in
-                         zip(arrays["inputs"][:count, 0], arrays["inputs"][:count, 1], arrays["targets"][:count, 2]))
+        return "\n".join(" ".join(vocab[t] for t in q[:-1]) + f" -> {vocab[v]}" for q, v in
+                          zip(arrays["inputs"][:count], arrays["targets"][:count, -1]))

@@ -21,14 +21,16 @@ from generators import ConfigError
 from . import aggregate
 from .evaluation import MODEL
 from .spec import config_id, hashed_view
-from .store import read_config, read_outcomes, read_result, start_dir, validation_history
+from .store import read_config, read_outcomes, read_result, start_dir, task, validation_history
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task",
                 "val_exact_match", "val_cell_accuracy", "val_late_rise"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
-COLUMNS = META_COLUMNS + ROW_COLUMNS + aggregate.METRIC_COLUMNS + aggregate.COUNT_COLUMNS + ["fit_seconds"]
+BITS_COLUMNS = ["bits_stored", "bits_stored_lo", "bits_stored_hi"]  # memorisation tasks: Generator.recall_bits
+COLUMNS = META_COLUMNS + ROW_COLUMNS + aggregate.METRIC_COLUMNS + aggregate.COUNT_COLUMNS + ["fit_seconds"] + \
+    BITS_COLUMNS
 SEED_COLUMNS = ["run_id", *META_COLUMNS, "seed", *ROW_COLUMNS, *aggregate.METRIC_COLUMNS,
-                *aggregate.COUNT_COLUMNS, "fit_seconds"]
+                *aggregate.COUNT_COLUMNS, "fit_seconds", *BITS_COLUMNS]
 BASE_COLUMNS = COLUMNS  # closed-form figures (capacity, memory law) write rows with these columns too
 
 
@@ -118,6 +120,25 @@ def _loaded(group: list[dict], warn) -> list[tuple[dict, dict | None, dict]]:
         except ConfigError as e:
             (warn or _warn)(f"skipped {run['run_dir']}: {e}")
     return out
+
+
+def with_bits(row: dict, gen) -> dict:
+    """The row with the bits its exact match recalls of the task's answers (test, all examples; empty elsewhere,
+    and where the task's generator could not be built)."""
+    bits = {c: "" for c in BITS_COLUMNS}
+    if gen is not None and row.get("split") == "test" and row.get("slice") == "all":
+        for column, metric in zip(BITS_COLUMNS, ("exact_match", "exact_match_lo", "exact_match_hi")):
+            value = gen.recall_bits(float(row[metric])) if row.get(metric) not in ("", None) else None
+            bits[column] = "" if value is None else value
+    return {**row, **bits}
+
+
+def _task_or_none(config: dict, warn):
+    try:
+        return task(config)
+    except ConfigError as e:  # a config of an older generator: collected all the same, without bits
+        (warn or _warn)(f"no bits counted for {config.get('name')}: {e}")
+        return None
 
 
 def _meta(run: dict, cfg_id: str) -> dict:
@@ -222,18 +243,21 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
         fit = round(sum(r["result"].get("fit_seconds") or 0.0 for r in group) / len(group), 1)
         seeds = ",".join(str(r["config"]["seed"]) for r in group)
         units = [u for _, u, _ in loaded]
+        gen = _task_or_none(group[0]["config"], warn)
         if all(u is not None for u in units):
-            rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in aggregate.rows(units)]
+            rows += [with_bits({**meta, **row, "seeds": seeds, "fit_seconds": fit}, gen)
+                     for row in aggregate.rows(units)]
             for run, u in zip(group, units):
-                seed_rows += [{"run_id": run["run_id"], **meta, **_validation([run]), "seed": run["config"]["seed"],
-                               **row, "seeds": run["config"]["seed"],
-                               "fit_seconds": round(run["result"].get("fit_seconds") or 0.0, 1)}
+                seed_rows += [with_bits({"run_id": run["run_id"], **meta, **_validation([run]),
+                                         "seed": run["config"]["seed"], **row, "seeds": run["config"]["seed"],
+                                         "fit_seconds": round(run["result"].get("fit_seconds") or 0.0, 1)}, gen)
                               for row in aggregate.rows([u])]
         else:
             for run in group:
-                seed_rows += [{"run_id": run["run_id"], **meta, "seed": run["config"]["seed"], **row}
+                seed_rows += [with_bits({"run_id": run["run_id"], **meta, "seed": run["config"]["seed"], **row}, gen)
                               for row in _recorded_rows(run)]
-            rows += [{**meta, **row, "seeds": seeds, "fit_seconds": fit} for row in _recorded_rows(group[0])]
+            rows += [with_bits({**meta, **row, "seeds": seeds, "fit_seconds": fit}, gen)
+                     for row in _recorded_rows(group[0])]
         for run, _, baselines in loaded:  # the baselines: deterministic, one "seed" per task
             tid = task_id(run["config"])
             if not baselines or tid in tasks:

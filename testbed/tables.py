@@ -300,29 +300,42 @@ def format_memory(rows: list[dict], paper: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def fact_bits(accuracy: float, n_facts: int, n_values: int) -> float:
-    """Bits a memory holds of n_facts uniform values it recalls with this accuracy: the mutual information between
-    the value and the answer when errors fall uniformly on the other values (Allen-Zhu & Li count beyond chance),
-    n_facts (log2 V - h(p) - (1 - p) log2(V - 1)), 0 at chance."""
-    p = min(max(accuracy, 0.0), 1.0)
-    if p <= 1 / n_values:  # at or below chance: nothing recalled (below, the formula would reward wrong answers)
-        return 0.0
-    h = 0.0 if p in (0.0, 1.0) else -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-    return float(n_facts * max(0.0, np.log2(n_values) - h - (1 - p) * np.log2(n_values - 1)))
-
-
 def facts_capacity(rows: list[dict]) -> dict:
-    """{label: {n_entities: (bits, lo, hi, params, validation exact match)}} of facts runs (rows that carry their
-    world's n_entities, n_attributes, n_values): bits stored from the test exact match and its interval."""
+    """{label: {n_entities: (bits, lo, hi, params, validation exact match)}} of facts runs: the bits stored that
+    collect counts from the test exact match (bits_stored, with its interval), per world size."""
     table = defaultdict(dict)
-    models = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and not is_baseline(r)]
+    models = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and not is_baseline(r)
+              and r.get("bits_stored") not in ("", None)]
     if not models:
-        raise ConfigError("the results table has no test rows of facts runs")
+        raise ConfigError("the results table has no bits_stored: it holds no runs of a memorisation task (facts)")
     names = labels(models)
     for r in models:
-        n, a, v = (int(r[k]) for k in ("n_entities", "n_attributes", "n_values"))
-        mean, lo, hi = point(r, "exact_match")
-        bits = [fact_bits(x, n * a, v) if not np.isnan(x) else float("nan") for x in (mean, lo, hi)]
+        n = int(r.get("n_entities") or r.get("cfg.data.n_entities") or 0)
+        bits = [float(r[c]) if r.get(c) not in ("", None) else float("nan")
+                for c in ("bits_stored", "bits_stored_lo", "bits_stored_hi")]
         label = " ".join(w for w in names[r["config_id"]].split() if not w.startswith(("n_entities=", "test_size=")))
         table[label][n] = (*bits, float(r["params"]), float(r.get("val_exact_match") or "nan"))
     return {lab: dict(sorted(v.items())) for lab, v in sorted(table.items())}
+
+
+def facts_points(rows: list[dict], per_param: float | None = None) -> list[dict]:
+    """Per family and size and world: bits stored and bits per parameter; and per family and size the world it
+    stores most of on validation, beside the published bits per parameter."""
+    out = []
+    for label, by_n in facts_capacity(rows).items():
+        for n, (bits, lo, hi, params, _) in by_n.items():
+            out.append({"series": label, "n_entities": n, "ours": bits, "ours_lo": lo, "ours_hi": hi,
+                        "params": params, "bits per parameter": bits / params, "published": None})
+        best = max(by_n.values(), key=lambda t: t[4])  # the world it stores most of, on validation
+        out.append({"series": label, "n_entities": "best on validation", "ours": best[0], "ours_lo": best[1],
+                    "ours_hi": best[2], "params": best[3], "bits per parameter": best[0] / best[3],
+                    "published": per_param})
+    return out
+
+
+def format_facts(points: list[dict]) -> str:
+    lines = [f"{'memory':<40} {'world':>18} {'params':>9} {'bits stored':>26} {'bits/param':>10}"]
+    for p in points:
+        lines.append(f"{p['series']:<40} {str(p['n_entities']):>18} {p['params']:>9.0f} "
+                     f"{fmt((p['ours'], p['ours_lo'], p['ours_hi'])):>26} {p['bits per parameter']:>10.3f}")
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 the product-key top-k is the brute-force top-k over all keys; a hash layer sends each query to exactly one expert;
 every family overfits a tiny world; bad input is one line."""
 
+import csv
 import math
 
 import numpy as np
@@ -123,14 +124,52 @@ def test_bad_memories_are_one_line_errors(tmp_path, tiny_spec):
 
 
 def test_bits_stored_are_zero_at_chance_and_the_world_when_perfect():
-    from testbed.tables import fact_bits, facts_capacity
+    from generators.facts import recalled_bits
 
-    assert fact_bits(1.0, 100, 16) == pytest.approx(400.0)
-    assert fact_bits(1 / 16, 100, 16) == pytest.approx(0.0, abs=1e-9) and fact_bits(0.01, 100, 16) == 0.0
-    assert fact_bits(0.5, 10, 2) == pytest.approx(0.0, abs=1e-9)  # a coin on two values: nothing
-    assert 0 < fact_bits(0.8, 100, 16) < 400
-    row = {"split": "test", "slice": "all", "model": "mlp_memory", "config_id": "c", "task": "", "layers": "1",
-           "n_entities": "10", "n_attributes": "2", "n_values": "4", "exact_match": "1.0", "exact_match_lo": "0.9",
-           "exact_match_hi": "1.0", "params": "100", "val_exact_match": "0.99"}
-    got = facts_capacity([row])["mlp_memory L=1"][10]
-    assert got[0] == pytest.approx(40.0) and got[1] < got[0] and got[3] == 100.0
+    assert recalled_bits(1.0, 100, 16) == pytest.approx(400.0)
+    assert recalled_bits(1 / 16, 100, 16) == pytest.approx(0.0, abs=1e-9) and recalled_bits(0.01, 100, 16) == 0.0
+    assert recalled_bits(0.5, 10, 2) == pytest.approx(0.0, abs=1e-9)  # a coin on two values: nothing
+    assert 0 < recalled_bits(0.8, 100, 16) < 400
+    world = generators.make("facts", {"n_entities": 10, "n_attributes": 2, "n_values": 4})
+    assert world.recall_bits(1.0) == pytest.approx(world.info_bits) == pytest.approx(40.0)
+    assert generators.make("facts", {"n_entities": 10, "law": "zipf"}).recall_bits(1.0) is None  # errors not uniform
+    assert generators.make("ca", {}).recall_bits(1.0) is None
+
+
+def test_collect_counts_the_bits_and_plot_capacity_draws_them_per_parameter(tmp_path, tiny_spec):
+    from testbed.tables import facts_capacity
+
+    spec = tiny_spec(data={"generator": "facts", "n_entities": 8, "n_attributes": 2, "n_values": 4},
+                     model={"name": "mlp_memory", "d_model": 4, "hidden": 16}, eval={"k": [], "test_size": 16},
+                     sweep={"grid": {"data.n_entities": [4, 8]}})
+    assert run("sweep", spec, "--out", tmp_path / "runs").exit_code == 0
+    assert run("collect", tmp_path / "runs", "--out", tmp_path / "r.csv").exit_code == 0
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    tested = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and not r["model"].startswith("b")]
+    for r in tested:  # the bits its exact match recalls of its world's 2 n facts
+        n = int(r["cfg.data.n_entities"])
+        want = generators.make("facts", {"n_entities": n, "n_attributes": 2, "n_values": 4}).recall_bits(
+            float(r["exact_match"]))
+        assert float(r["bits_stored"]) == pytest.approx(want)
+    assert all(r["bits_stored"] == "" for r in rows if r["slice"] != "all")
+    assert sorted(next(iter(facts_capacity(rows).values()))) == [4, 8]
+    res = run("plot", "capacity", tmp_path / "r.csv", "--out", tmp_path / "bits.png", "--paper",
+              "experiments/facts_capacity.toml")
+    assert res.exit_code == 0, res.output
+    assert "bits/param" in res.output and (tmp_path / "bits.png").stat().st_size > 1000
+
+
+def test_a_held_out_template_asks_the_stored_facts_in_a_phrasing_training_never_shows():
+    world = {"n_entities": 20, "n_attributes": 2, "n_values": 8}
+    plain = generators.make("facts", world)
+    gen = generators.make("facts", {**world, "templates": 3, "held_out_template": True})
+    train, test = gen.sample("train", 0, np.arange(400)), gen.sample("test", 0, np.arange(40))
+    assert train["inputs"].shape == (400, 4) and len(gen.layout().vocab) == len(plain.layout().vocab) + 3
+    assert set(train["inputs"][:, 2] - gen.template0) == {0, 1} and set(test["inputs"][:, 2] - gen.template0) == {2}
+    same = plain.sample("train", 0, np.arange(400))  # the same facts in the same order, only phrased
+    assert (train["inputs"][:, :2] == same["inputs"][:, :2]).all()
+    assert (train["targets"][:, -1] == same["targets"][:, -1]).all() and train["loss_mask"][:, -1].all()
+    mixed = generators.make("facts", {**world, "templates": 3}).sample("test", 0, np.arange(300))
+    assert set(mixed["inputs"][:, 2] - gen.template0) == {0, 1, 2}  # without held_out_template: every phrasing
+    with pytest.raises(generators.ConfigError, match="templates must be at least 1"):
+        generators.make("facts", {**world, "templates": 1, "held_out_template": True})

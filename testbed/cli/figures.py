@@ -32,11 +32,23 @@ def _views() -> dict:
                        lambda rows, pub, by: tables.format_iterations(rows)),
         "heatmap": (lambda rows, out, title, pub, by: plots.plot_heatmap(rows, out, title, by),
                     lambda rows, pub, by: tables.format_heatmap(rows, by)),
-        "capacity": (lambda rows, out, title, pub, by: plots_memory.plot_capacity(rows, out, title),
-                     lambda rows, pub, by: tables.format_capacity(rows)),
+        "capacity": (lambda rows, out, title, pub, by: _capacity(rows, out, title, pub, draw=True),
+                     lambda rows, pub, by: _capacity(rows, None, "", pub, draw=False)),
         "memory": (lambda rows, out, title, pub, by: plots_memory.plot_memory(rows, out, title, pub),
                    lambda rows, pub, by: tables.format_memory(rows, pub)),
     }
+
+
+def _capacity(rows: list[dict], out, title: str, published: dict | None, draw: bool):
+    """Recall against stored pairs and state size; for memorisation tasks (rows that count bits_stored), bits
+    stored against parameters beside the published bits per parameter (--paper)."""
+    from .. import plots_memory, tables
+
+    if any(r.get("bits_stored") not in ("", None) for r in rows):
+        points = tables.facts_points(rows, (published or {}).get("bits_per_parameter"))
+        return plots_memory.plot_facts(points, out, title, (published or {}).get("bits_per_parameter")) if draw \
+            else tables.format_facts(points)
+    return plots_memory.plot_capacity(rows, out, title) if draw else tables.format_capacity(rows)
 
 
 VIEWS = ("depth", "iterations", "heatmap", "capacity", "memory")
@@ -57,7 +69,8 @@ def plot(
     depth: accuracy vs k (one line per model) and vs layers (one per k).
     iterations: exact match vs test-time iterations of weight-tied models (one line per k).
     heatmap: exact match over (layers, loops or iterations) x k.
-    capacity: recall vs stored pairs and width, and the capacity curve (most pairs recalled at >= 90 % vs state size).
+    capacity: recall vs stored pairs and width, and the capacity curve (most pairs recalled at >= 90 % vs state size);
+    for facts runs, bits stored vs parameters (with --paper experiments/facts_capacity.toml: 2 bits per parameter).
     memory: population error of linear memories vs d, one line per preset (with --paper: the published rows)."""
     from .. import spec as specs
     from ..results_csv import read_csv

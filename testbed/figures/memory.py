@@ -74,16 +74,7 @@ class FactsCapacity(Figure):
                        res.paired, res.runs, res.reused)
 
     def compare(self, res, paper):
-        out = []
-        for label, by_n in tables.facts_capacity(res.rows).items():
-            for n, (bits, lo, hi, params, _) in by_n.items():
-                out.append({"series": label, "n_entities": n, "ours": bits, "ours_lo": lo, "ours_hi": hi,
-                            "params": params, "bits per parameter": bits / params, "published": None})
-            best = max(by_n.values(), key=lambda t: t[4])  # the world it stores most of, on validation
-            out.append({"series": label, "n_entities": "best on validation", "ours": best[0], "ours_lo": best[1],
-                        "ours_hi": best[2], "params": best[3], "bits per parameter": best[0] / best[3],
-                        "published": paper.get("bits_per_parameter")})
-        return out
+        return tables.facts_points(res.rows, paper.get("bits_per_parameter"))
 
     def draw(self, rows, points, out, title, paper):
         plots_memory.plot_facts(points, out, title, paper.get("bits_per_parameter"))
