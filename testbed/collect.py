@@ -23,8 +23,8 @@ from .evaluation import MODEL
 from .spec import config_id, hashed_view
 from .store import read_config, read_outcomes, read_result, start_dir, task, validation_history
 
-META_COLUMNS = ["config_id", "name", "preset", "model", "params", "state_size", "layers", "loops", "d_model", "task",
-                "val_exact_match", "val_cell_accuracy", "val_late_rise"]
+META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "layers", "loops",
+                "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
 BITS_COLUMNS = ["bits_stored", "bits_stored_lo", "bits_stored_hi"]  # memorisation tasks: Generator.recall_bits
 COLUMNS = META_COLUMNS + ROW_COLUMNS + aggregate.METRIC_COLUMNS + aggregate.COUNT_COLUMNS + ["fit_seconds"] + \
@@ -35,16 +35,18 @@ BASE_COLUMNS = COLUMNS  # closed-form figures (capacity, memory law) write rows 
 
 
 def described(config: dict, result: dict) -> dict:
-    """The model's own description (layers, width, training iterations), as its run recorded it; runs recorded
-    before descriptions existed get it from their model, built on the meta device (no memory allocated)."""
-    if isinstance(result.get("model"), dict):
-        return result["model"]
+    """The model's own description (layers, width, training iterations) and the parameters a query reads, as its
+    run recorded them; runs recorded before either existed get them from their model, built on the meta device (no
+    memory allocated)."""
+    if isinstance(result.get("model"), dict) and "active_params" in result:
+        return {**result["model"], "active_params": result["active_params"]}
     import torch
 
     from .store import build
 
     with torch.device("meta"):
-        return build(config)[1].describe()
+        model = build(config)[1]
+        return {**model.describe(), "active_params": model.active_params()}
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -145,6 +147,7 @@ def _meta(run: dict, cfg_id: str) -> dict:
     config, result, info = run["config"], run["result"], run["info"]
     return {"config_id": cfg_id, "name": config["name"], "preset": config.get("preset") or "",
             "model": config["model"]["name"], "params": result.get("params", ""),
+            "active_params": info.get("active_params", ""),
             "state_size": result.get("state_size") or "", "layers": info.get("layers"), "loops": info.get("loops"),
             "d_model": info.get("width"), "task": config["data"].get("task"), "val_exact_match": "",
             "val_cell_accuracy": "", "val_late_rise": ""}
@@ -264,8 +267,8 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
                 continue
             tasks.add(tid)
             for source, b in baselines.items():
-                bmeta = {**_meta(run, f"{source}@{tid}"), "model": source, "params": "", "state_size": "",
-                         "layers": "", "loops": "", "d_model": "", **{k: "" for k in varying}}
+                bmeta = {**_meta(run, f"{source}@{tid}"), "model": source, "params": "", "active_params": "",
+                         "state_size": "", "layers": "", "loops": "", "d_model": "", **{k: "" for k in varying}}
                 got = aggregate.rows([b])
                 rows += [{**bmeta, **row, "n_seeds": 0, "seeds": "-"} for row in got]
                 seed_rows += [{"run_id": "", **bmeta, "seed": "", **row, "n_seeds": 0, "seeds": "-"} for row in got]

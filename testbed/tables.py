@@ -301,7 +301,8 @@ def format_memory(rows: list[dict], paper: dict | None = None) -> str:
 
 
 def facts_capacity(rows: list[dict]) -> dict:
-    """{label: {n_entities: (bits, lo, hi, params, validation exact match)}} of facts runs: the bits stored that
+    """{label: {n_entities: (bits, lo, hi, params, validation exact match, active params)}} of facts runs: the bits
+    stored that
     collect counts from the test exact match (bits_stored, with its interval), per world size."""
     table = defaultdict(dict)
     models = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and not is_baseline(r)
@@ -314,7 +315,8 @@ def facts_capacity(rows: list[dict]) -> dict:
         bits = [float(r[c]) if r.get(c) not in ("", None) else float("nan")
                 for c in ("bits_stored", "bits_stored_lo", "bits_stored_hi")]
         label = " ".join(w for w in names[r["config_id"]].split() if not w.startswith(("n_entities=", "test_size=")))
-        table[label][n] = (*bits, float(r["params"]), float(r.get("val_exact_match") or "nan"))
+        table[label][n] = (*bits, float(r["params"]), float(r.get("val_exact_match") or "nan"),
+                           float(r.get("active_params") or r["params"]))
     return {lab: dict(sorted(v.items())) for lab, v in sorted(table.items())}
 
 
@@ -323,19 +325,23 @@ def facts_points(rows: list[dict], per_param: float | None = None) -> list[dict]
     stores most of on validation, beside the published bits per parameter."""
     out = []
     for label, by_n in facts_capacity(rows).items():
-        for n, (bits, lo, hi, params, _) in by_n.items():
+        for n, (bits, lo, hi, params, _, active) in by_n.items():
             out.append({"series": label, "n_entities": n, "ours": bits, "ours_lo": lo, "ours_hi": hi,
-                        "params": params, "bits per parameter": bits / params, "published": None})
+                        "params": params, "bits per parameter": bits / params, "active params": active,
+                        "bits per active parameter": bits / active, "published": None})
         best = max(by_n.values(), key=lambda t: t[4])  # the world it stores most of, on validation
         out.append({"series": label, "n_entities": "best on validation", "ours": best[0], "ours_lo": best[1],
                     "ours_hi": best[2], "params": best[3], "bits per parameter": best[0] / best[3],
+                    "active params": best[5], "bits per active parameter": best[0] / best[5],
                     "published": per_param})
     return out
 
 
 def format_facts(points: list[dict]) -> str:
-    lines = [f"{'memory':<40} {'world':>18} {'params':>9} {'bits stored':>26} {'bits/param':>10}"]
+    lines = [f"{'memory':<40} {'world':>18} {'params':>9} {'active':>9} {'bits stored':>26} {'bits/param':>10} "
+             f"{'bits/active':>11}"]
     for p in points:
-        lines.append(f"{p['series']:<40} {str(p['n_entities']):>18} {p['params']:>9.0f} "
-                     f"{fmt((p['ours'], p['ours_lo'], p['ours_hi'])):>26} {p['bits per parameter']:>10.3f}")
+        lines.append(f"{p['series']:<40} {str(p['n_entities']):>18} {p['params']:>9.0f} {p['active params']:>9.0f} "
+                     f"{fmt((p['ours'], p['ours_lo'], p['ours_hi'])):>26} {p['bits per parameter']:>10.3f} "
+                     f"{p['bits per active parameter']:>11.3f}")
     return "\n".join(lines)

@@ -272,6 +272,7 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         "stopped": ("max_steps" if steps >= tcfg.max_steps else
                     "max_time" if tcfg.max_time_s and fit_seconds >= tcfg.max_time_s else "early_stop"),
         "params": model.num_params(),
+        "active_params": model.active_params(),
         "state_size": model.state_size(),
         "model": model.describe(),
         "best_val_exact_match": float(best_score) if best_score is not None else None,

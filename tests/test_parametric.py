@@ -157,6 +157,7 @@ def test_collect_counts_the_bits_and_plot_capacity_draws_them_per_parameter(tmp_
               "experiments/facts_capacity.toml")
     assert res.exit_code == 0, res.output
     assert "bits/param" in res.output and (tmp_path / "bits.png").stat().st_size > 1000
+    assert all(int(r["active_params"]) == int(r["params"]) for r in tested)  # an MLP reads all it holds
 
 
 def test_a_held_out_template_asks_the_stored_facts_in_a_phrasing_training_never_shows():

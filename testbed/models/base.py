@@ -68,6 +68,10 @@ class SequenceModel(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def active_params(self) -> int:
+        """Parameters one query reads (a sparse memory reads a few of the rows it holds; dense models all)."""
+        return self.num_params()
+
     def check_length(self, inputs: torch.Tensor) -> None:
         if inputs.shape[1] != self.seq_len:
             raise ConfigError(f"model was built for sequences of {self.seq_len} tokens, got {inputs.shape[1]}")

@@ -44,9 +44,6 @@ class QueryMemory(SequenceModel):
     def memory_params(self) -> int:
         return sum(p.numel() for p in self.memory_parameters())
 
-    def active_params(self) -> int:
-        return self.num_params()
-
     def describe(self) -> dict:
         return {"layers": 1, "width": self.config.d_model, "loops": None}
 
