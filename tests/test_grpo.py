@@ -2,6 +2,7 @@
 towards the better sample; fine-tuning from a finished run end to end, and its bad input."""
 
 import csv
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +12,7 @@ from helpers import one_line_error, run
 
 import generators
 from testbed import grpo
+from testbed import spec as specs
 from testbed.models import build_model
 
 
@@ -99,3 +101,21 @@ def test_grpo_fine_tunes_a_finished_run_and_refuses_bad_starts(tmp_path, tiny_sp
     one_line_error(run("train", spec, "--out", tmp_path / "x", "--set", "train.algorithm=grpo", "--set",
                        f"train.init_from={start}", "--set", "model.n_layer=2"), "is of another model (model.n_layer")
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_the_grpo_figure_fine_tunes_each_seed_from_its_own_start_and_pairs_them(tmp_path):
+    tiny = ["train.max_steps=4", "train.val_every=2", "train.val_size=16", "eval.test_size=32", "train.threads=1",
+            "model.d_model=16", "train.grpo_samples=2"]
+    res = run("reproduce", "grpo-finetune", "--out", tmp_path, "--jobs", "1", "--seeds", "0,1",
+              *[a for s in tiny for a in ("--set", s)])
+    assert res.exit_code == 0, res.output
+    configs = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/config.json")]
+    starts = {c["seed"]: c for c in configs if c["train"]["algorithm"] == "supervised"}
+    for c in configs:
+        if c["train"]["algorithm"] == "grpo":  # each seed from the supervised run of its own seed
+            assert c["train"]["init_from"] == "run:" + specs.run_id(starts[c["seed"]])
+    points = list(csv.DictReader(open(tmp_path / "grpo-finetune" / "comparison.csv")))
+    grpo = [p for p in points if p["series"] == "grpo"]
+    assert {int(p["k"]) for p in grpo} == {1, 2} and all(p["vs supervised"] not in ("", None) for p in grpo)
+    assert {p["series"] for p in points} >= {"supervised", "grpo"}

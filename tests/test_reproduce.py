@@ -15,7 +15,7 @@ from testbed.figures.base import Figure
 ISSUE_FIGURES = {"quickstart", "depth-staircase", "p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-sweep",
                  "p1-comparison", "test-time-compute", "cabannes-error-vs-d", "cabannes-joint", "cabannes-optimizers",
                  "mqar-width", "retrieval-capacity", "depth-extrapolation", "group-words", "facts-capacity",
-                 "facts-forgetting"}
+                 "facts-forgetting", "grpo-finetune"}
 
 ROLLOUT = {  # a tiny p2_rollout.toml: three tasks trained for k = 1, a published table of three steps
     "name": "p2-rollout",

@@ -6,10 +6,10 @@ from __future__ import annotations
 from generators import ConfigError
 from generators.registry import did_you_mean
 
-from . import ca, memory
+from . import ca, finetune, memory
 from .base import Context, Figure, compare_series, comparison_markdown, summary
 
-FIGURES: dict[str, Figure] = {f.name: f for f in [*ca.FIGURES, *memory.FIGURES]}
+FIGURES: dict[str, Figure] = {f.name: f for f in [*ca.FIGURES, *finetune.FIGURES, *memory.FIGURES]}
 
 __all__ = ["FIGURES", "Context", "Figure", "compare_series", "comparison_markdown", "figure", "summary"]
 

@@ -69,6 +69,7 @@ class Figure:
     presets: dict = field(default_factory=lambda: {"cpu": ("cpu",), "paper": ("paper",)})
     note: str = ""  # an honest word on what differs from the paper and why
     trains = True  # False: computed in closed form, no runs
+    reference = ""  # COLUMN=VALUE: the configuration every other is paired against (res.paired), e.g. a family
 
     def check_preset(self, preset: str) -> None:
         if preset not in self.presets:
@@ -100,8 +101,13 @@ class Figure:
             launch_waves(ctx.launch, resolved, ctx.runs_dir, force=False, echo=ctx.echo)
         except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
             failure = str(e)
-        return Results(*collect(ctx.runs_dir, run_ids={specs.run_id(r) for r in resolved}), failure=failure,
-                       runs=len(resolved), reused=reused)
+        ids = {specs.run_id(r) for r in resolved}
+        res = Results(*collect(ctx.runs_dir, run_ids=ids), failure=failure, runs=len(resolved), reused=reused)
+        if self.reference:
+            from ..collect import paired
+
+            res.paired = paired(ctx.runs_dir, self.reference, run_ids=ids)[1]
+        return res
 
     def compare(self, res: Results, paper: dict) -> list[dict]:
         """Comparison points: per point, series, x, ours, published, difference."""

@@ -171,14 +171,6 @@ class FamilyComparison(Figure):
 
     reference = "model=transformer"
 
-    def results(self, ctx):
-        from ..collect import paired
-
-        res = super().results(ctx)
-        ids = {specs.run_id(r) for r in ctx.runs(self)}
-        res.paired = paired(ctx.runs_dir, self.reference, run_ids=ids)[1]
-        return res
-
     def compare(self, res, paper):
         metric = tables.HEADLINE
         table = defaultdict(dict)
