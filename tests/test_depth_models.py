@@ -24,6 +24,7 @@ FAMILIES = {  # a small config of every registered family
     "lstm": {"n_layer": 1, "d_model": 64},
     "mamba": {"n_layer": 2, "d_model": 32, "d_state": 8},
     "cot": SMALL,
+    "pkm_transformer": {**SMALL, "n_keys": 8, "topk": 4, "d_key": 8},
 }
 CA = {"radius": 1, "width": 6, "steps": 7, "n_input": 3}
 

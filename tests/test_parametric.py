@@ -75,6 +75,7 @@ def test_a_hash_layer_routes_each_query_to_exactly_one_expert():
     ("mlp_memory", {"hidden": 128}),
     ("pkm_memory", {"n_keys": 16, "topk": 4}),
     ("hash_memory", {"experts": 4, "hidden": 32}),
+    ("pkm_transformer", {"n_layer": 2, "n_head": 2, "d_model": 16, "n_keys": 8, "topk": 4, "d_key": 8}),
 ])
 def test_every_family_overfits_a_tiny_world(name, cfg):
     gen = generators.make("facts", {"n_entities": 16, "n_attributes": 2, "n_values": 4})
@@ -174,3 +175,25 @@ def test_a_held_out_template_asks_the_stored_facts_in_a_phrasing_training_never_
     assert set(mixed["inputs"][:, 2] - gen.template0) == {0, 1, 2}  # without held_out_template: every phrasing
     with pytest.raises(generators.ConfigError, match="templates must be at least 1"):
         generators.make("facts", {**world, "templates": 1, "held_out_template": True})
+
+
+def test_a_memory_layer_takes_the_place_of_a_blocks_feed_forward_layer():
+    gen = generators.make("facts", {"n_entities": 16, "n_attributes": 2, "n_values": 4})
+    base = {"n_layer": 3, "n_head": 2, "d_model": 16}
+    plain = build_model("transformer", base, gen.layout())
+    memory = build_model("pkm_transformer", {**base, "n_keys": 8, "topk": 2, "d_key": 8}, gen.layout())
+    pkm = memory.memory_layer
+    mlp = sum(p.numel() for p in plain.blocks[1].mlp.parameters())  # the middle block's, replaced
+    pkm_params = sum(p.numel() for p in memory.blocks[1].mlp.parameters())
+    assert memory.num_params() == plain.num_params() - mlp + pkm_params
+    assert pkm.values.weight.shape == (64, 16) and memory.memory_params() == 64 * 16 + pkm.subkeys.numel()
+    assert memory.active_params() == memory.num_params() - 64 * 16 + 2 * 16  # two rows read per position
+    beside = build_model("pkm_transformer", {**base, "n_keys": 8, "topk": 2, "d_key": 8, "beside": True,
+                                             "pkm_layer": 0}, gen.layout())
+    assert beside.num_params() == plain.num_params() + pkm_params and beside.memory_layer is beside.blocks[0].mlp.pkm
+    inputs = torch.as_tensor(gen.sample("train", 0, np.arange(5))["inputs"])
+    memory.eval()
+    table, slots = memory.memory_slots(inputs)
+    assert table is pkm.values.weight and slots.shape == (5, 3 * 2) and int(slots.max()) < 64
+    with pytest.raises(generators.ConfigError, match="pkm_layer must name one of the 3 blocks"):
+        build_model("pkm_transformer", {**base, "pkm_layer": 3}, gen.layout())

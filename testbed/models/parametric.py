@@ -8,6 +8,8 @@ to the value's logits by
                  (and updated) per query.
     hash_memory  a hash layer (Roller et al. 2021, arXiv 2106.04426): E expert MLPs, each query sent to the one
                  fixed by a hash of its first token (the entity), no learned router
+    pkm_transformer  the transformer with one block's feed-forward layer replaced by (or summed with) a product-key
+                 memory read at every position (Lample et al.; "Memory Layers at Scale", Berges et al. 2024)
 
 and each says which parameters count as memory (`memory_params`) and how many a query reads (`active_params`).
 """
@@ -24,6 +26,7 @@ from generators import ConfigError
 from generators.registry import option as _f
 
 from .base import SequenceModel, register_model
+from .transformer import Transformer, TransformerConfig
 
 
 class QueryMemory(SequenceModel):
@@ -185,3 +188,79 @@ class HashMemory(QueryMemory):
     def active_params(self) -> int:
         return self.num_params() - self.tok_emb.weight.numel() - (self.config.experts - 1) * (
             self.w[0].numel() + self.b[0].numel())
+
+
+@dataclass(frozen=True)
+class PKMTransformerConfig(TransformerConfig):
+    n_keys: int = _f(32, "memory: sub-keys per half (n_keys^2 slots, each a d_model-wide value row)")
+    topk: int = _f(8, "memory: slots read per head and position")
+    pkm_heads: int = _f(1, "memory: query heads sharing the value table")
+    d_key: int = _f(32, "memory: query width per head (two halves)")
+    pkm_layer: int = _f(-1, "the block whose feed-forward layer the memory takes (-1: the middle one, as Lample et "
+                        "al.)")
+    beside: bool = _f(False, "keep that block's feed-forward layer and add the memory's read to it")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.memory_config()  # its own checks (topk against n_keys, an even d_key)
+        if not -self.n_layer <= self.pkm_layer < self.n_layer:
+            raise ConfigError(f"pkm_layer must name one of the {self.n_layer} blocks (or -1), got {self.pkm_layer}")
+
+    def memory_config(self) -> PKMConfig:
+        return PKMConfig(d_model=self.d_model, n_keys=self.n_keys, topk=self.topk, heads=self.pkm_heads,
+                         d_key=self.d_key, d_value=self.d_model)
+
+    @property
+    def memory_block(self) -> int:
+        return self.n_layer // 2 if self.pkm_layer == -1 else self.pkm_layer % self.n_layer
+
+
+class PositionwiseMemory(nn.Module):
+    """A product-key memory read at every position (in place of a block's feed-forward layer), or beside it."""
+
+    def __init__(self, c: PKMTransformerConfig, mlp: nn.Module | None):
+        super().__init__()
+        self.pkm, self.mlp = ProductKeyMemory(c.d_model, c.memory_config()), mlp
+
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, slots) of every position of x (B, L, d), each (B * L, heads, topk)."""
+        return self.pkm.read(x.reshape(-1, x.shape[-1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.pkm(x.reshape(-1, x.shape[-1])).view(x.shape)
+        return out if self.mlp is None else out + self.mlp(x)
+
+
+@register_model("pkm_transformer", PKMTransformerConfig)
+class PKMTransformer(Transformer):
+    """The transformer with one block's feed-forward layer replaced by (or summed with) a product-key memory
+    (Lample et al. 2019; Berges et al. 2024): a large table of which each position reads topk rows."""
+
+    def __init__(self, config: PKMTransformerConfig, layout):
+        super().__init__(config, layout)
+        block = self.blocks[config.memory_block]
+        block.mlp = PositionwiseMemory(config, block.mlp if config.beside else None)  # its own initialisation
+
+    @property
+    def memory_layer(self) -> ProductKeyMemory:
+        return self.blocks[self.config.memory_block].mlp.pkm
+
+    def memory_parameters(self):
+        return [self.memory_layer.values.weight, self.memory_layer.subkeys]
+
+    def memory_params(self) -> int:
+        return sum(p.numel() for p in self.memory_parameters())
+
+    def active_params(self) -> int:
+        c = self.config  # per position: the value rows read, not the whole table
+        return self.num_params() - self.memory_layer.values.weight.numel() + c.pkm_heads * c.topk * c.d_model
+
+    def memory_slots(self, inputs):
+        self.check_length(inputs)
+        x, rotary = self.embed(inputs)
+        for i, block in enumerate(self.blocks):
+            if i == self.config.memory_block:  # the memory reads the normalised stream after this block's attention
+                x = x + block.attn(block.norm1(x), rotary)
+                slots = block.mlp.read(block.norm2(x))[1]
+                return self.memory_layer.values.weight, slots.reshape(len(inputs), -1)
+            x = block(x, rotary)
