@@ -54,6 +54,8 @@ class FactsConfig:
     law: str = _f("uniform", "how values are drawn: uniform | zipf")
     zipf_alpha: float = _f(1.0, "exponent of the Zipf law over the V values (law = zipf)")
     world: int = _f(0, "the seed of the facts themselves, the same in every split")
+    value_tokens: int = _f(1, "tokens a value is written with, as base-b digits (b^T >= V): the answer spans T "
+                           "positions and exact match needs them all (for sequence models)", hash="if_set")
     templates: int = _f(1, "ways a query is phrased: a template token after the attribute (1: none)",
                         hash="if_set")
     held_out_template: bool = _f(False, "validation and test ask every fact in the last template, which training "
@@ -69,6 +71,8 @@ class FactsConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.n_values < 2:
             raise ConfigError(f"n_values must be at least 2 (one value holds no information), got {self.n_values}")
+        if not 1 <= self.value_tokens <= 8:
+            raise ConfigError(f"value_tokens must be in 1..8, got {self.value_tokens}")
         if self.templates < 1 or (self.held_out_template and self.templates < 2):
             raise ConfigError(f"templates must be at least 1 (2 with held_out_template: one to train, one held "
                               f"out), got {self.templates}")
@@ -138,15 +142,32 @@ class Facts(Generator):
         return np.minimum(np.searchsorted(np.cumsum(self.probs), u, side="right"), self.config.n_values - 1)
 
     @property
+    def base(self) -> int:
+        """Digits of a value written with value_tokens tokens: the smallest b with b^T >= V (V itself for T = 1)."""
+        c = self.config
+        b = max(2, int(np.ceil(c.n_values ** (1 / c.value_tokens))))
+        while b ** c.value_tokens < c.n_values:  # floating point may round the root down
+            b += 1
+        return c.n_values if c.value_tokens == 1 else b
+
+    @property
     def template0(self) -> int:
-        return self.value0 + self.config.n_values
+        return self.value0 + self.base
+
+    def value_digits(self, values: np.ndarray) -> np.ndarray:
+        """(n, T) token ids of the values, most significant digit first."""
+        t = self.config.value_tokens
+        powers = self.base ** np.arange(t - 1, -1, -1)
+        return self.value0 + (np.asarray(values)[:, None] // powers) % self.base
 
     def layout(self) -> Layout:
         c = self.config
+        digits = (f"v{i}" for i in range(c.n_values)) if c.value_tokens == 1 else (f"d{i}" for i in range(self.base))
         vocab = ("?", *(f"e{i}" for i in range(c.n_entities)), *(f"a{i}" for i in range(c.n_attributes)),
-                 *(f"v{i}" for i in range(c.n_values)), *(f"t{i}" for i in range(c.templates * (c.templates > 1))))
-        n = 3 + (c.templates > 1)
-        return Layout(vocab, n, np.stack([np.zeros(n, np.int64), np.arange(n)], 1), 1, n)
+                 *digits, *(f"t{i}" for i in range(c.templates * (c.templates > 1))))
+        n = 2 + (c.templates > 1) + c.value_tokens
+        return Layout(vocab, n, np.stack([np.zeros(n, np.int64), np.arange(n)], 1), 1, n,
+                      answer_positions=tuple(range(n - c.value_tokens, n)))
 
     def template_of(self, split: str, seed: int, idx: np.ndarray) -> np.ndarray:
         """Each example's phrasing: drawn per example among the templates training may use, or the held-out one."""
@@ -182,24 +203,25 @@ class Facts(Generator):
         facts = self.facts_of(split, seed, indices)
         entity, attribute = np.divmod(facts, c.n_attributes)
         n = len(facts)
-        columns = [self.entity0 + entity, self.attribute0 + attribute, np.zeros(n, np.int64)]
+        columns = [self.entity0 + entity, self.attribute0 + attribute, *[np.zeros(n, np.int64)] * c.value_tokens]
         if c.templates > 1:
             idx = np.asarray(indices, dtype=np.int64).reshape(-1)
             columns.insert(2, self.template0 + self.template_of(split, seed, idx))
         inputs = np.stack(columns, 1)
         targets = inputs.copy()
-        targets[:, -1] = self.value0 + self.values(facts)
+        targets[:, -c.value_tokens:] = self.value_digits(self.values(facts))
         loss_mask = np.zeros(inputs.shape, bool)
-        loss_mask[:, -1] = True
+        loss_mask[:, -c.value_tokens:] = True
         return {"inputs": inputs, "targets": targets, "loss_mask": loss_mask, "attribute": attribute}
 
     def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """most_frequent: the likeliest value of the law, for every query (chance for uniform values)."""
         pred = examples["inputs"].copy()
-        pred[:, -1] = self.value0 + int(np.argmax(self.probs))
+        t = self.config.value_tokens
+        pred[:, -t:] = self.value_digits(np.full(len(pred), int(np.argmax(self.probs))))
         return {"most_frequent": pred}
 
     def show(self, arrays, count: int) -> str:
-        vocab = self.layout().vocab
-        return "\n".join(" ".join(vocab[t] for t in q[:-1]) + f" -> {vocab[v]}" for q, v in
-                          zip(arrays["inputs"][:count], arrays["targets"][:count, -1]))
+        vocab, t = self.layout().vocab, self.config.value_tokens
+        return "\n".join(" ".join(vocab[x] for x in q[:-t]) + " -> " + " ".join(vocab[x] for x in v[-t:]) for q, v in
+                          zip(arrays["inputs"][:count], arrays["targets"][:count]))

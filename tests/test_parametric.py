@@ -197,3 +197,21 @@ def test_a_memory_layer_takes_the_place_of_a_blocks_feed_forward_layer():
     assert table is pkm.values.weight and slots.shape == (5, 3 * 2) and int(slots.max()) < 64
     with pytest.raises(generators.ConfigError, match="pkm_layer must name one of the 3 blocks"):
         build_model("pkm_transformer", {**base, "pkm_layer": 3}, gen.layout())
+
+
+def test_values_written_with_several_tokens_are_their_digits_and_need_a_sequence_model():
+    world = {"n_entities": 30, "n_attributes": 2, "n_values": 100}
+    one, three = (generators.make("facts", {**world, "value_tokens": t}) for t in (1, 3))
+    assert three.base == 5 and 5**3 >= 100 > 4**3  # the fewest digits per token that still write every value
+    a, b = one.sample("train", 0, np.arange(60)), three.sample("train", 0, np.arange(60))
+    assert b["inputs"].shape == (60, 5) and b["loss_mask"][:, 2:].all() and not b["loss_mask"][:, :2].any()
+    digits = b["targets"][:, 2:] - three.value0
+    assert (digits @ np.array([25, 5, 1]) == a["targets"][:, 2] - one.value0).all()  # the same values, in base 5
+    assert three.layout().answer_positions == (2, 3, 4) and len(three.layout().vocab) == 1 + 30 + 2 + 5
+    base = three.baselines(b)["most_frequent"][:, 2:]
+    assert (base == base[0]).all()
+    torch.manual_seed(0)
+    model = build_model("transformer", {"n_layer": 1, "n_head": 2, "d_model": 16, "pos": "learned"}, three.layout())
+    assert model(torch.as_tensor(b["inputs"])).shape == (60, 5, len(three.layout().vocab))
+    with pytest.raises(generators.ConfigError, match="needs a sequence model"):
+        build_model("mlp_memory", {}, three.layout())

@@ -35,6 +35,9 @@ class QueryMemory(SequenceModel):
 
     def __init__(self, config, layout, d_out: int):
         super().__init__(config, layout)
+        if len(layout.answer_positions) > 1:
+            raise ConfigError(f"a query memory answers with one token; an answer of {len(layout.answer_positions)} "
+                              "tokens (value_tokens) needs a sequence model: transformer or pkm_transformer")
         self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
         self.head = nn.Linear(d_out, len(layout.vocab))
 
