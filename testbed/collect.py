@@ -26,7 +26,9 @@ from .store import read_config, read_outcomes, read_result, start_dir, task, val
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "layers", "loops",
                 "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
-BITS_COLUMNS = ["bits_stored", "bits_stored_lo", "bits_stored_hi"]  # memorisation tasks: Generator.recall_bits
+# memorisation tasks (Generator.recall_bits): bits the test exact match recalls, and the validation one (what
+# choices, e.g. the world a memory stores most of, read)
+BITS_COLUMNS = ["bits_stored", "bits_stored_lo", "bits_stored_hi", "val_bits_stored"]
 COLUMNS = META_COLUMNS + ROW_COLUMNS + aggregate.METRIC_COLUMNS + aggregate.COUNT_COLUMNS + ["fit_seconds"] + \
     BITS_COLUMNS
 SEED_COLUMNS = ["run_id", *META_COLUMNS, "seed", *ROW_COLUMNS, *aggregate.METRIC_COLUMNS,
@@ -129,7 +131,7 @@ def with_bits(row: dict, gen) -> dict:
     and where the task's generator could not be built)."""
     bits = {c: "" for c in BITS_COLUMNS}
     if gen is not None and row.get("split") == "test" and row.get("slice") == "all":
-        for column, metric in zip(BITS_COLUMNS, ("exact_match", "exact_match_lo", "exact_match_hi")):
+        for column, metric in zip(BITS_COLUMNS, ("exact_match", "exact_match_lo", "exact_match_hi", "val_exact_match")):
             value = gen.recall_bits(float(row[metric])) if row.get(metric) not in ("", None) else None
             bits[column] = "" if value is None else value
     return {**row, **bits}

@@ -56,7 +56,7 @@ def at_equal_learning(rows: list[dict], reference: str = "all") -> list[dict]:
     runs = _by_run(rows)
     out = []
     for phase in sorted({p for p, _, _ in runs}):
-        mine = {(u, s): c for (p, u, s), c in runs.items() if p == phase}
+        mine = {(u, s): c for (p, u, s), c in runs.items() if p == phase and c}
         level = min(max(learned for learned, _ in c) for c in mine.values())
         at = {key: next(kept for learned, kept in c if learned >= level) for key, c in mine.items()}
         for update in sorted({u for u, _ in mine}):

@@ -301,7 +301,7 @@ def format_memory(rows: list[dict], paper: dict | None = None) -> str:
 
 
 def facts_capacity(rows: list[dict]) -> dict:
-    """{label: {n_entities: (bits, lo, hi, params, validation exact match, active params)}} of facts runs: the bits
+    """{label: {n_entities: (bits, lo, hi, params, validation bits, active params)}} of facts runs: the bits
     stored that
     collect counts from the test exact match (bits_stored, with its interval), per world size."""
     table = defaultdict(dict)
@@ -315,7 +315,7 @@ def facts_capacity(rows: list[dict]) -> dict:
         bits = [float(r[c]) if r.get(c) not in ("", None) else float("nan")
                 for c in ("bits_stored", "bits_stored_lo", "bits_stored_hi")]
         label = " ".join(w for w in names[r["config_id"]].split() if not w.startswith(("n_entities=", "test_size=")))
-        table[label][n] = (*bits, float(r["params"]), float(r.get("val_exact_match") or "nan"),
+        table[label][n] = (*bits, float(r["params"]), float(r.get("val_bits_stored") or "nan"),
                            float(r.get("active_params") or r["params"]))
     return {lab: dict(sorted(v.items())) for lab, v in sorted(table.items())}
 
@@ -329,7 +329,8 @@ def facts_points(rows: list[dict], per_param: float | None = None) -> list[dict]
             out.append({"series": label, "n_entities": n, "ours": bits, "ours_lo": lo, "ours_hi": hi,
                         "params": params, "bits per parameter": bits / params, "active params": active,
                         "bits per active parameter": bits / active, "published": None})
-        best = max(by_n.values(), key=lambda t: t[4])  # the world it stores most of, on validation
+        best = max(by_n.values(), key=lambda t: -1.0 if np.isnan(t[4]) else t[4])  # the world it stores most
+        # bits of, on validation (not the one it recalls best: a small world recalled whole holds fewer bits)
         out.append({"series": label, "n_entities": "best on validation", "ours": best[0], "ours_lo": best[1],
                     "ours_hi": best[2], "params": best[3], "bits per parameter": best[0] / best[3],
                     "active params": best[5], "bits per active parameter": best[0] / best[5],

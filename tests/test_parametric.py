@@ -215,3 +215,18 @@ def test_values_written_with_several_tokens_are_their_digits_and_need_a_sequence
     assert model(torch.as_tensor(b["inputs"])).shape == (60, 5, len(three.layout().vocab))
     with pytest.raises(generators.ConfigError, match="needs a sequence model"):
         build_model("mlp_memory", {}, three.layout())
+
+
+def test_the_world_a_memory_stores_most_of_is_chosen_by_validation_bits_not_recall():
+    from testbed.tables import facts_points
+
+    def row(n, bits, val_bits):
+        return {"split": "test", "slice": "all", "model": "mlp_memory", "config_id": f"c{n}", "task": "",
+                "layers": "1", "cfg.data.n_entities": str(n), "bits_stored": str(bits), "bits_stored_lo": str(bits),
+                "bits_stored_hi": str(bits), "val_bits_stored": str(val_bits), "params": "1000",
+                "active_params": "500"}
+    # the small world recalled whole (the best validation exact match) holds fewer bits than the larger one
+    points = facts_points([row(250, 4000, 4000), row(1000, 12000, 11900)], per_param=2.0)
+    best = next(p for p in points if p["n_entities"] == "best on validation")
+    assert best["ours"] == 12000 and best["bits per parameter"] == 12 and best["bits per active parameter"] == 24
+    assert best["published"] == 2.0
