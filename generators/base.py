@@ -59,6 +59,7 @@ class Layout:
     col_period: int = 0  # columns wrap around with this period (a periodic CA of width W); 0: not periodic
     path_steps: int = 0  # training examples carry `path_targets` (n, path_steps, L): the target after each step
     answer_positions: tuple = ()  # the positions every example's answer occupies, where fixed (facts); () elsewhere
+    answer_tokens: tuple = ()  # the token ids an answer can be, where few (facts: the values); () elsewhere
 
 
 class Generator:

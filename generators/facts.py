@@ -167,7 +167,8 @@ class Facts(Generator):
                  *digits, *(f"t{i}" for i in range(c.templates * (c.templates > 1))))
         n = 2 + (c.templates > 1) + c.value_tokens
         return Layout(vocab, n, np.stack([np.zeros(n, np.int64), np.arange(n)], 1), 1, n,
-                      answer_positions=tuple(range(n - c.value_tokens, n)))
+                      answer_positions=tuple(range(n - c.value_tokens, n)),
+                      answer_tokens=tuple(range(self.value0, self.value0 + self.base)))
 
     def template_of(self, split: str, seed: int, idx: np.ndarray) -> np.ndarray:
         """Each example's phrasing: drawn per example among the templates training may use, or the held-out one."""

@@ -230,3 +230,25 @@ def test_the_world_a_memory_stores_most_of_is_chosen_by_validation_bits_not_reca
     best = next(p for p in points if p["n_entities"] == "best on validation")
     assert best["ours"] == 12000 and best["bits per parameter"] == 12 and best["bits per active parameter"] == 24
     assert best["published"] == 2.0
+
+
+@pytest.mark.parametrize("name, cfg", [("mlp_memory", {"hidden": 16}), ("pkm_memory", {"n_keys": 8, "topk": 2}),
+                                       ("hash_memory", {"experts": 2, "hidden": 8})])
+def test_an_answers_only_readout_spends_no_rows_on_tokens_no_query_asks(name, cfg):
+    gen = generators.make("facts", {"n_entities": 50, "n_attributes": 2, "n_values": 4})
+    lay = gen.layout()
+    assert lay.answer_tokens == tuple(range(gen.value0, gen.value0 + 4))
+    torch.manual_seed(0)
+    full = build_model(name, cfg, lay)
+    torch.manual_seed(0)
+    small = build_model(name, {**cfg, "readout": "answers"}, lay)
+    d_out = full.head.in_features
+    assert full.num_params() - small.num_params() == (d_out + 1) * (len(lay.vocab) - 4)
+    small.eval()
+    logits = small(torch.as_tensor(gen.sample("train", 0, np.arange(6))["inputs"]))
+    assert logits.shape == (6, 3, len(lay.vocab)) and torch.isinf(logits[..., : gen.value0]).all()
+    assert set(logits[:, -1].argmax(-1).tolist()) <= set(lay.answer_tokens)
+    with pytest.raises(generators.ConfigError, match="unknown readout"):
+        build_model(name, {**cfg, "readout": "some"}, lay)
+    with pytest.raises(generators.ConfigError, match="names its answer tokens"):
+        build_model(name, {**cfg, "readout": "answers"}, generators.make("ca", {}).layout())

@@ -187,7 +187,9 @@ FIGURES = [
                   note="Worlds of 250-4,000 entities x 4 attributes of 16 uniform values; three sizes per family "
                        "(five families: three query memories, a transformer and one with a product-key memory), "
                        "three seeds; bits per parameter counts every parameter, the entity embeddings included "
-                       "(the published 2 bits/param is for transformers with enough exposures)."),
+                       "(the published 2 bits/param is for transformers with enough exposures). The query memories' "
+                       "read-out spans the whole vocabulary (model.readout = vocab), most of a small memory's "
+                       "parameters; readout = answers spends none on tokens no query asks (not yet measured)."),
     FactsForgetting("facts-forgetting", "Lin et al. 2025", "retained vs learned facts while fine-tuning a "
                     "product-key memory on new ones, per method", "facts_forgetting.toml", {"cpu": 12.0},
                     presets={"cpu": ("store", "new", "rewrite")},

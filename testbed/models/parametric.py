@@ -28,6 +28,8 @@ from generators.registry import option as _f
 from .base import SequenceModel, register_model
 from .transformer import Transformer, TransformerConfig
 
+READOUTS = ("vocab", "answers")
+
 
 class QueryMemory(SequenceModel):
     """Embeddings of every position concatenated, a memory, a read-out; the logits repeated at every position
@@ -38,8 +40,13 @@ class QueryMemory(SequenceModel):
         if len(layout.answer_positions) > 1:
             raise ConfigError(f"a query memory answers with one token; an answer of {len(layout.answer_positions)} "
                               "tokens (value_tokens) needs a sequence model: transformer or pkm_transformer")
+        if config.readout == "answers" and not layout.answer_tokens:
+            raise ConfigError("readout = answers needs a task whose layout names its answer tokens (facts does)")
+        answers = layout.answer_tokens if config.readout == "answers" else range(len(layout.vocab))
+        self.register_buffer("answers", torch.as_tensor(list(answers), dtype=torch.long), persistent=False)
+        self.vocab_size = len(layout.vocab)
         self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
-        self.head = nn.Linear(d_out, len(layout.vocab))
+        self.head = nn.Linear(d_out, len(answers))
 
     def memory(self, x: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -56,18 +63,26 @@ class QueryMemory(SequenceModel):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         self.check_length(inputs)
         x = self.tok_emb(inputs).flatten(1)
-        return self.head(self.memory(x, inputs)).unsqueeze(1).expand(-1, inputs.shape[1], -1)
+        scores = self.head(self.memory(x, inputs))
+        if len(self.answers) < self.vocab_size:  # the other tokens can never be the answer
+            scores = scores.new_full((len(x), self.vocab_size), float("-inf")).index_copy(1, self.answers, scores)
+        return scores.unsqueeze(1).expand(-1, inputs.shape[1], -1)
 
 
 def _positive(config, *names) -> None:
+    """The sizes named at least 1, and a known read-out (every query memory's config has one)."""
     for name in names:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.readout not in READOUTS:
+        raise ConfigError(f"unknown readout {config.readout!r}; valid: {', '.join(READOUTS)}")
 
 
 @dataclass(frozen=True)
 class MLPMemoryConfig:
     d_model: int = _f(32, "embedding width per token")
+    readout: str = _f("vocab", "read-out over: vocab (every token) | answers (only the tokens an answer can be, as "
+                      "the task's layout names them: no parameters spent on rows no query asks)", hash="if_set")
     hidden: int = _f(256, "hidden units: the keys (first matrix) and values (second) of the memory")
 
     def __post_init__(self):
@@ -90,6 +105,8 @@ class MLPMemory(QueryMemory):
 @dataclass(frozen=True)
 class PKMConfig:
     d_model: int = _f(32, "embedding width per token")
+    readout: str = _f("vocab", "read-out over: vocab (every token) | answers (only the tokens an answer can be, as "
+                      "the task's layout names them: no parameters spent on rows no query asks)", hash="if_set")
     n_keys: int = _f(32, "sub-keys per half: n_keys^2 memory slots")
     topk: int = _f(8, "slots read per head (and candidates kept per half)")
     heads: int = _f(1, "query heads sharing the value table")
@@ -161,6 +178,8 @@ class PKMMemory(QueryMemory):
 @dataclass(frozen=True)
 class HashMemoryConfig:
     d_model: int = _f(32, "embedding width per token")
+    readout: str = _f("vocab", "read-out over: vocab (every token) | answers (only the tokens an answer can be, as "
+                      "the task's layout names them: no parameters spent on rows no query asks)", hash="if_set")
     hidden: int = _f(64, "hidden units of each expert")
     experts: int = _f(16, "expert MLPs; a query goes to the one its first token's id hashes to")
 
