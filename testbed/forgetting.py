@@ -32,14 +32,15 @@ def curves(runs: list[tuple[dict, object]]) -> list[dict]:
     return out
 
 
-def t_interval(values) -> tuple[float, float, float]:
-    """(mean, low, high): the 95 % Student t interval of a mean over seeds (the mean alone for one value)."""
+def t_interval(values, bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float, float]:
+    """(mean, low, high): the 95 % Student t interval of a mean over seeds (the mean alone for one value), cut to
+    the values the quantity can take (an accuracy's [0, 1], a difference's [-1, 1])."""
     v = np.asarray(values, float)
     m = float(v.mean())
     if len(v) < 2:
         return m, math.nan, math.nan
     half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return m, m - half, m + half
+    return m, max(bounds[0], m - half), min(bounds[1], m + half)
 
 
 def _by_run(rows: list[dict]) -> dict:
@@ -68,6 +69,6 @@ def at_equal_learning(rows: list[dict], reference: str = "all") -> list[dict]:
             paired = [at[update, s] - at[reference, s] for s in seeds if (reference, s) in at]
             if update != reference and paired:
                 point["vs"], (point["difference"], point["difference_lo"], point["difference_hi"]) = \
-                    reference, t_interval(paired)
+                    reference, t_interval(paired, (-1.0, 1.0))
             out.append(point)
     return out
