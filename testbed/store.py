@@ -165,9 +165,11 @@ def check_init(init_dir: str | Path, resolved: dict) -> Path:
                    "generator")
         raise ConfigError(f"train.init_from: run {str(init_dir)!r} is of another task (data.{key} = "
                           f"{config['data'].get(key)!r}, this run {resolved['data'].get(key)!r})")
-    if config["model"] != resolved["model"]:
-        differ = sorted(k for k in set(config["model"]) | set(resolved["model"])
-                        if config["model"].get(k) != resolved["model"].get(k))
+    from .spec import hashed_view
+
+    theirs, ours = hashed_view(config)["model"], hashed_view(resolved)["model"]  # options added later, at their
+    if theirs != ours:  # defaults, are the same model as the runs recorded before them
+        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise ConfigError(f"train.init_from: run {str(init_dir)!r} is of another model (model.{differ[0]} differs)")
     return init_dir / "model.pt"
 

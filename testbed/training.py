@@ -129,8 +129,6 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
     run_dir = Path(runs_root) / rid
     check_run(resolved)  # before anything is written or allocated
     check_accelerator(resolved["train"]["accelerator"])
-    if resolved["train"].get("init_from"):
-        store.check_init(store.start_dir(resolved["train"]["init_from"], runs_root), resolved)
     if run_dir.is_file():
         raise ConfigError(f"{str(run_dir)!r} is a file where the run directory belongs; remove it")
     if (run_dir / "result.json").is_file() and not force:
@@ -138,6 +136,8 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
         if result.get("status") == "diverged":  # deterministic given the seed: report it again, do not retrain
             raise DivergedRun(f"run {rid} diverged ({result.get('error', 'no message')}); --force retrains it")
         return run_dir, result, "skipped"
+    if resolved["train"].get("init_from"):  # a run still to train: its start must be there and fit
+        store.check_init(store.start_dir(resolved["train"]["init_from"], runs_root), resolved)
     run_dir.mkdir(parents=True, exist_ok=True)
     with store.RunLock(run_dir):
         if force:

@@ -183,3 +183,22 @@ def test_the_forgetting_figure_runs_end_to_end_on_a_shrunken_preset(tmp_path):
     curves = list(csv.DictReader(open(fig_dir / "results.curves.csv")))
     assert {int(r["step"]) for r in curves} == {1, 3} and len(curves) == 12  # 6 fine-tunes, 2 validations each
     assert json.loads((fig_dir / "meta.json").read_text())["sets"]["train.max_steps"] == 4
+
+
+def test_a_start_recorded_before_an_option_existed_still_fits_and_a_finished_fine_tune_is_not_checked_again(
+        tmp_path, tiny_spec):
+    path = tiny_spec(data={"generator": "facts", **WORLD, "subset": "stored"}, model=PKM, eval={"k": []},
+                     train={"max_steps": 4, "val_every": 2, "warmup_steps": 0},
+                     presets={"store": {}, "new": {"data": {"subset": "new"}, "train": {"init_from": "preset:store"}}})
+    assert run("train", path, "--preset", "store", "--out", tmp_path / "runs").exit_code == 0
+    (start,) = (tmp_path / "runs").iterdir()
+    config = json.loads((start / "config.json").read_text())
+    del config["model"]["readout"]  # as a run trained before model.readout existed recorded it
+    (start / "config.json").write_text(json.dumps(config))
+    res = run("train", path, "--preset", "new", "--out", tmp_path / "runs")
+    assert res.exit_code == 0 and "start skipped" in res.output and "trained:" in res.output, res.output
+    import shutil
+
+    shutil.rmtree(start)  # the start gone: the finished fine-tune is still reported, not refused
+    again = run("sweep", path, "--preset", "new", "--out", tmp_path / "runs")
+    assert again.exit_code == 0 and "skipped" in again.output, again.output
