@@ -45,8 +45,12 @@ def labels(rows: list[dict]) -> dict[str, str]:
     out = {}
     for cid, label in base.items():
         twins = [c for c, other in base.items() if other == label]
+        if len({by_config[t].get("preset") for t in twins}) > 1:  # presets first (a figure's stages), then what
+            label += f" preset={by_config[cid].get('preset')}"  # tells the twins within one preset apart
+            twins = [t for t in twins if by_config[t].get("preset") == by_config[cid].get("preset")]
         if len(twins) > 1:
-            keys = sorted(k for k in by_config[cid] if k.startswith("cfg.") and k != "cfg.eval.iterations"
+            keys = sorted(k for k in by_config[cid] if k.startswith("cfg.") and k not in ("cfg.eval.iterations",
+                                                                                         "cfg.preset")
                           and len({by_config[t].get(k) for t in twins}) > 1)
             label += " " + " ".join(f"{k.split('.')[-1]}={by_config[cid][k]}" for k in keys)
         out[cid] = label

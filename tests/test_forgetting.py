@@ -202,3 +202,15 @@ def test_a_start_recorded_before_an_option_existed_still_fits_and_a_finished_fin
     shutil.rmtree(start)  # the start gone: the finished fine-tune is still reported, not refused
     again = run("sweep", path, "--preset", "new", "--out", tmp_path / "runs")
     assert again.exit_code == 0 and "skipped" in again.output, again.output
+
+
+def test_labels_name_the_preset_first_and_then_what_differs_within_it():
+    from testbed.tables import labels
+
+    def row(cid, preset, **cfg):
+        return {"config_id": cid, "model": "pkm_memory", "layers": "1", "task": "", "preset": preset,
+                **{f"cfg.train.{k}": v for k, v in {"lr": 0.03, "update": "all", **cfg}.items()}}
+    got = labels([row("a", "store"), row("b", "new", lr=0.001), row("c", "new", update="sparse"),
+                  row("d", "rewrite", lr=0.001)])
+    assert got == {"a": "pkm_memory L=1 preset=store", "b": "pkm_memory L=1 preset=new lr=0.001 update=all",
+                   "c": "pkm_memory L=1 preset=new lr=0.03 update=sparse", "d": "pkm_memory L=1 preset=rewrite"}
