@@ -182,10 +182,11 @@ FIGURES = [
                            "breaks at S ~ dim phi(k) = d pairs (sum rule: signal-to-noise sqrt(d/S); delta rule: exact "
                            "up to d orthogonal keys)."),
     FactsCapacity("facts-capacity", "Allen-Zhu & Li 2024", "bits stored in the weights vs parameters, per memory "
-                  "family", "facts_capacity.toml", {"cpu": 45.0},
-                  presets={"cpu": ("mlp", "pkm", "hash", "transformer", "pkm_transformer")},
+                  "family", "facts_capacity.toml", {"cpu": 25.0, "transformers": 70.0},
+                  presets={"cpu": ("mlp", "pkm", "hash"), "transformers": ("transformer", "pkm_transformer")},
                   note="Worlds of 250-4,000 entities x 4 attributes of 16 uniform values; three sizes per family "
-                       "(five families: three query memories, a transformer and one with a product-key memory), "
+                       "(cpu: the three query memories; --preset transformers: a transformer and one with a "
+                       "product-key memory), "
                        "three seeds; bits per parameter counts every parameter, the entity embeddings included "
                        "(the published 2 bits/param is for transformers with enough exposures). The query memories' "
                        "read-out spans the whole vocabulary (model.readout = vocab), most of a small memory's "
