@@ -9,6 +9,7 @@ value is never written after a query key, so bidirectional models cannot read th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,12 @@ class MQARConfig:
             raise ConfigError(f"power_a must be positive, got {self.power_a}")
 
 
+@functools.lru_cache(maxsize=16)
+def token_names(n: int) -> tuple[str, ...]:
+    """t0 .. t{n-1}; built once per vocabulary size (a sweep resolves hundreds of layouts of up to 8,192 tokens)."""
+    return tuple(f"t{i}" for i in range(n))
+
+
 @register("mqar", MQARConfig)
 class MQAR(Generator):
     """Key-value pairs, then each key queried once; the value must be recalled at the query position."""
@@ -60,7 +67,7 @@ class MQAR(Generator):
     def layout(self) -> Layout:
         c = self.config
         coords = np.stack([np.zeros(c.seq_len, np.int64), np.arange(c.seq_len)], 1)
-        return Layout(tuple(f"t{i}" for i in range(c.vocab_size)), c.seq_len, coords, 1, c.seq_len)
+        return Layout(token_names(c.vocab_size), c.seq_len, coords, 1, c.seq_len)
 
     def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
         c = self.config

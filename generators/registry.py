@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import math
 import os
@@ -149,9 +150,15 @@ def type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+@functools.cache
+def _type_hints(config_cls: type) -> dict:
+    """A config class's field types, resolved once (a sweep builds thousands of configs)."""
+    return typing.get_type_hints(config_cls)
+
+
 def build_config(config_cls: type, values: dict[str, Any], where: str = "config"):
     """Build a frozen config from a dict; unknown keys and ill-typed values raise ConfigError."""
-    hints = typing.get_type_hints(config_cls)
+    hints = _type_hints(config_cls)
     valid = {f.name for f in fields(config_cls)}
     kwargs = {}
     for key, value in values.items():

@@ -105,7 +105,6 @@ def reproduce(
     from .. import figures
     from ..sweep import parse_seeds
 
-    quiet_lightning()
     if list_figures:
         typer.echo(f"{'figure':<22}{'paper':<28}{'runs cpu/paper':<16}{'cpu time':<10}  what it shows; "
                    "paper-preset time")
@@ -119,6 +118,7 @@ def reproduce(
         return
     if figure is None:
         raise ConfigError("name a figure (testbed reproduce --list shows them)")
+    quiet_lightning()  # after --list, which trains nothing and need not load Lightning
     fig = figures.figure(figure)
     fig.check_preset(preset)
     from .. import spec as specs
