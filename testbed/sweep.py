@@ -111,17 +111,51 @@ def launch_waves(launch, resolved: list[dict], runs_root, **kwargs) -> None:
                           "later waves)")
 
 
+_BUSY: list = []  # a pool worker's run in progress (orphan_guard waits for it to save before the worker leaves)
+_ORPHANED: list = []  # set once the sweep is gone: the worker starts no further run
+
+
+def orphan_guard(poll_s: float = 2.0, grace_s: float = 120.0, leave=None) -> None:
+    """A pool worker's watch on the sweep that started it: once that process is gone (killed, not interrupted),
+    the worker interrupts itself as Ctrl-C would, so that its run saves a resumable checkpoint and stops, and then
+    leaves (`leave`, os._exit by default) instead of training on, unseen, beside whatever runs next."""
+    import os
+    import signal
+    import threading
+    import time
+
+    parent, leave = os.getppid(), leave or (lambda: os._exit(130))
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        _ORPHANED.append(parent)
+        os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.monotonic() + grace_s  # the run stops at the end of its step and saves its checkpoint
+        while _BUSY and time.monotonic() < deadline:
+            time.sleep(poll_s)
+        leave()
+
+    threading.Thread(target=watch, daemon=True, name="orphan-guard").start()
+
+
 def _run_one(resolved: dict, runs_root: str, force: bool, threads: int = 0, share: int = 1):
     import generators
 
-    from .training import quiet_lightning, train
+    from .training import Interrupted, quiet_lightning, train
 
     generators.registry.load_plugins()  # a fresh worker process: installed plugins register again
     quiet_lightning(level=40)
     if threads:
         resolved = {**resolved, "train": {**resolved["train"], "threads": threads}}
 
-    run_dir, result, status = train(resolved, runs_root, force=force, quiet=True, share=share)
+    if _ORPHANED:  # the sweep that queued this run is gone: leave it to the next call
+        raise Interrupted(f"run {specs.run_id(resolved)} not started: its sweep was stopped")
+    _BUSY.append(resolved)
+    try:
+        run_dir, result, status = train(resolved, runs_root, force=force, quiet=True, share=share)
+    finally:
+        _BUSY.clear()
     return str(run_dir), result, status
 
 
@@ -166,7 +200,8 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
 
         # the longest runs first, so that the pool's jobs finish together
         ordered = sorted(resolved, key=cost, reverse=True)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=orphan_guard) \
+                as pool:
             futures = {pool.submit(_run_one, r, str(runs_root), force, 0, jobs): r for r in ordered}
             try:
                 for i, fut in enumerate(as_completed(futures), offset + 1):

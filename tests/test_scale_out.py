@@ -89,3 +89,38 @@ def test_a_refused_submission_is_reported_in_one_line(spec, tmp_path, monkeypatc
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "submission of 3 runs failed: sbatch: error: invalid partition" in res.output
     assert res.output.strip().splitlines()[-1].startswith("error: 3 of 3 runs failed")
+
+
+def test_a_pool_worker_whose_sweep_is_gone_interrupts_itself(monkeypatch):
+    """A killed sweep leaves no worker training on: the guard sends the worker the Ctrl-C its run stops on."""
+    import os
+    import signal
+    import time
+
+    from testbed import sweep
+
+    got = []
+    previous = signal.signal(signal.SIGINT, lambda *_: got.append("interrupted"))
+    try:
+        parent = os.getppid()
+        monkeypatch.setattr(os, "getppid", lambda: parent)
+        sweep._BUSY.append("a run")
+        sweep.orphan_guard(poll_s=0.01, leave=lambda: got.append("left"))
+        time.sleep(0.1)
+        assert not got  # the sweep is alive: nothing happens
+        monkeypatch.setattr(os, "getppid", lambda: 1)  # re-parented: the sweep that started the worker is gone
+        for _ in range(200):
+            if got:
+                break
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert got == ["interrupted"]  # the run is saving: the worker waits for it
+        sweep._BUSY.clear()
+        for _ in range(200):
+            if len(got) > 1:
+                break
+            time.sleep(0.01)
+        assert got == ["interrupted", "left"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sweep._BUSY.clear()
