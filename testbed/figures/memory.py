@@ -166,7 +166,7 @@ FIGURES = [
               {"cpu": 0.5, "paper": 0.5}, presets={"cpu": ("joint",), "paper": ("joint",)},
               note="20 random embeddings and sample sets per point, as the paper."),
     OptimizerMemories("cabannes-optimizers", "Cabannes et al. 2024", "optimizer-trained memories: error vs d per "
-                      "setting", "cabannes_optimizers.toml", {"cpu": 1.5, "paper": 1.5},
+                      "setting", "cabannes_optimizers.toml", {"cpu": 6.5, "paper": 6.5},
                       presets={p: OPTIMIZER_ROWS for p in ("cpu", "paper")},
                       note="3 seeds per point; W starts random and the normalisation is x / |x|, as the reference "
                            "code."),
