@@ -43,6 +43,7 @@ class TaskSystem(L.LightningModule):
         self.train_tokens = 0
         self.train_seconds = 0.0
         self.slot_mask: torch.Tensor | None = None  # sparse: the slot rows this step may change
+        self.frozen: list = []  # leaf modules none of whose parameters train (update = memory | sparse)
         if train_cfg.update != "all":
             if train_cfg.update == "memory":
                 trained = model.memory_parameters()
@@ -82,7 +83,7 @@ class TaskSystem(L.LightningModule):
         self.slot_mask[top] = True
 
     def on_train_batch_start(self, batch, batch_idx):
-        for m in getattr(self, "frozen", ()):  # Lightning sets train mode again after every validation
+        for m in self.frozen:  # Lightning sets train mode again after every validation
             m.eval()
 
     def on_before_optimizer_step(self, optimizer):

@@ -57,6 +57,7 @@ class Results:
     runs: int = 0  # runs the figure needs
     reused: int = 0  # of those, finished before this call (their training is not in its wall time)
     curves: list = field(default_factory=list)  # per-step rows of figures drawn from training curves
+    configs: list = field(default_factory=list)  # the resolved config of every run the figure needs
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class Figure:
         except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
             failure = str(e)
         ids = {specs.run_id(r) for r in resolved}
-        res = Results(*collect(ctx.runs_dir, run_ids=ids), failure=failure, runs=len(resolved), reused=reused)
+        res = Results(*collect(ctx.runs_dir, run_ids=ids), failure=failure, runs=len(resolved), reused=reused,
+                      configs=resolved)
         if self.reference:
             from ..collect import paired
 

@@ -3,6 +3,8 @@ and the retrieval capacity of the memory mechanisms."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from generators import ConfigError
 
 from .. import plots_memory, tables
@@ -64,14 +66,13 @@ class FactsCapacity(Figure):
 
         res = super().results(ctx)
         world = {}
-        for r in ctx.runs(self):
+        for r in res.configs:
             cid = specs.config_id(r)
             world[cid] = {k: r["data"][k] for k in self.WORLD}
             if r["data"]["law"] != "uniform":
                 raise ConfigError("the facts capacity figure counts bits of uniform values (law = uniform)")
         rows = [{**r, **world.get(r["config_id"], {})} for r in res.rows]
-        return Results([*res.columns, *self.WORLD], rows, res.seed_columns, res.seed_rows, res.failure,
-                       res.paired, res.runs, res.reused)
+        return dataclasses.replace(res, columns=[*res.columns, *self.WORLD], rows=rows)
 
     def compare(self, res, paper):
         return tables.facts_points(res.rows, paper.get("bits_per_parameter"))
@@ -89,7 +90,7 @@ class FactsForgetting(Figure):
         from .. import spec as specs
 
         res = super().results(ctx)
-        tuned = [(r, ctx.runs_dir / specs.run_id(r)) for r in ctx.runs(self) if r["train"]["init_from"]]
+        tuned = [(r, ctx.runs_dir / specs.run_id(r)) for r in res.configs if r["train"]["init_from"]]
         res.curves = forgetting.curves(tuned)
         return res
 

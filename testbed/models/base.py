@@ -95,6 +95,10 @@ class SequenceModel(nn.Module):
         raise ConfigError(f"model {type(self).__name__} names no memory layer to train alone (mlp_memory, pkm_memory "
                           "and hash_memory do)")
 
+    def memory_params(self) -> int:
+        """How many parameters memory_parameters() holds (what capacity is counted against)."""
+        return sum(p.numel() for p in self.memory_parameters())
+
     def memory_slots(self, inputs: torch.Tensor) -> tuple[nn.Parameter, torch.Tensor]:
         """(the table whose rows are memory slots, (B, r) the rows each query reads): what train.update = sparse
         ranks and updates."""

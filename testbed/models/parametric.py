@@ -54,9 +54,6 @@ class QueryMemory(SequenceModel):
     def memory_parameters(self) -> list[nn.Parameter]:
         return list(self.parameters())
 
-    def memory_params(self) -> int:
-        return sum(p.numel() for p in self.memory_parameters())
-
     def describe(self) -> dict:
         return {"layers": 1, "width": self.config.d_model, "loops": None}
 
@@ -79,10 +76,16 @@ def _positive(config, *names) -> None:
 
 
 @dataclass(frozen=True)
-class MLPMemoryConfig:
+class QueryMemoryConfig:
+    """What every query memory's config has: the embedding width and the read-out."""
+
     d_model: int = _f(32, "embedding width per token")
     readout: str = _f("vocab", "read-out over: vocab (every token) | answers (only the tokens an answer can be, as "
                       "the task's layout names them: no parameters spent on rows no query asks)", hash="if_set")
+
+
+@dataclass(frozen=True)
+class MLPMemoryConfig(QueryMemoryConfig):
     hidden: int = _f(256, "hidden units: the keys (first matrix) and values (second) of the memory")
 
     def __post_init__(self):
@@ -103,10 +106,7 @@ class MLPMemory(QueryMemory):
 
 
 @dataclass(frozen=True)
-class PKMConfig:
-    d_model: int = _f(32, "embedding width per token")
-    readout: str = _f("vocab", "read-out over: vocab (every token) | answers (only the tokens an answer can be, as "
-                      "the task's layout names them: no parameters spent on rows no query asks)", hash="if_set")
+class PKMConfig(QueryMemoryConfig):
     n_keys: int = _f(32, "sub-keys per half: n_keys^2 memory slots")
     topk: int = _f(8, "slots read per head (and candidates kept per half)")
     heads: int = _f(1, "query heads sharing the value table")
@@ -176,10 +176,7 @@ class PKMMemory(QueryMemory):
 
 
 @dataclass(frozen=True)
-class HashMemoryConfig:
-    d_model: int = _f(32, "embedding width per token")
-    readout: str = _f("vocab", "read-out over: vocab (every token) | answers (only the tokens an answer can be, as "
-                      "the task's layout names them: no parameters spent on rows no query asks)", hash="if_set")
+class HashMemoryConfig(QueryMemoryConfig):
     hidden: int = _f(64, "hidden units of each expert")
     experts: int = _f(16, "expert MLPs; a query goes to the one its first token's id hashes to")
 
@@ -269,9 +266,6 @@ class PKMTransformer(Transformer):
 
     def memory_parameters(self):
         return [self.memory_layer.values.weight, self.memory_layer.subkeys]
-
-    def memory_params(self) -> int:
-        return sum(p.numel() for p in self.memory_parameters())
 
     def active_params(self) -> int:
         c = self.config  # per position: the value rows read, not the whole table
