@@ -189,9 +189,9 @@ FIGURES = [
                        "(cpu: the three query memories; --preset transformers: a transformer and one with a "
                        "product-key memory), "
                        "three seeds; bits per parameter counts every parameter, the entity embeddings included "
-                       "(the published 2 bits/param is for transformers with enough exposures). The query memories' "
-                       "read-out spans the whole vocabulary (model.readout = vocab), most of a small memory's "
-                       "parameters; readout = answers spends none on tokens no query asks (not yet measured)."),
+                       "(the published 2 bits/param is for transformers with enough exposures). The query memories "
+                       "read out over the 16 values only (model.readout = answers); --set model.readout=vocab "
+                       "measures them with a read-out over every token, most of a small memory's parameters."),
     FactsForgetting("facts-forgetting", "Lin et al. 2025", "retained vs learned facts while fine-tuning a "
                     "product-key memory on new ones, per method", "facts_forgetting.toml", {"cpu": 12.0},
                     presets={"cpu": ("store", "new", "rewrite")},
