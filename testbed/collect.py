@@ -37,18 +37,17 @@ BASE_COLUMNS = COLUMNS  # closed-form figures (capacity, memory law) write rows 
 
 
 def described(config: dict, result: dict) -> dict:
-    """The model's own description (layers, width, training iterations) and the parameters a query reads, as its
-    run recorded them; runs recorded before either existed get them from their model, built on the meta device (no
-    memory allocated)."""
-    if isinstance(result.get("model"), dict) and "active_params" in result:
-        return {**result["model"], "active_params": result["active_params"]}
+    """The model's own description (layers, width, training iterations) as its run recorded it, and the parameters
+    a query reads as the model's code counts them now (a count, not a measurement: a run recorded under an older
+    count reads the current one); both from the model built on the meta device (no memory allocated)."""
     import torch
 
     from .store import build
 
     with torch.device("meta"):
         model = build(config)[1]
-        return {**model.describe(), "active_params": model.active_params()}
+    recorded = result.get("model") if isinstance(result.get("model"), dict) else model.describe()
+    return {**recorded, "active_params": model.active_params()}
 
 
 def flatten(config: dict, prefix: str = "") -> dict:

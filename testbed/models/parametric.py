@@ -44,6 +44,9 @@ class QueryMemory(SequenceModel):
             raise ConfigError("readout = answers needs a task whose layout names its answer tokens (facts does)")
         answers = layout.answer_tokens if config.readout == "answers" else range(len(layout.vocab))
         self.register_buffer("answers", torch.as_tensor(list(answers), dtype=torch.long), persistent=False)
+        index = torch.full((len(layout.vocab),), -1, dtype=torch.long)  # token -> its read-out row
+        self.register_buffer("answer_index", index.index_copy(0, self.answers, torch.arange(len(answers))),
+                             persistent=False)
         self.vocab_size = len(layout.vocab)
         self.tok_emb = nn.Embedding(len(layout.vocab), config.d_model)
         self.head = nn.Linear(d_out, len(answers))
@@ -57,12 +60,27 @@ class QueryMemory(SequenceModel):
     def describe(self) -> dict:
         return {"layers": 1, "width": self.config.d_model, "loops": None}
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def active_params(self) -> int:
+        """A query reads its own seq_len embedding rows, not the table; the families subtract what else they hold
+        unread."""
+        return self.num_params() - self.tok_emb.weight.numel() + self.seq_len * self.config.d_model
+
+    def scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, answers) logits of the read-out rows, one per query."""
         self.check_length(inputs)
-        x = self.tok_emb(inputs).flatten(1)
-        scores = self.head(self.memory(x, inputs))
+        return self.head(self.memory(self.tok_emb(inputs).flatten(1), inputs))
+
+    def training_loss(self, batch):
+        """The masked cross-entropy over the read-out rows alone: equal to the one over the vocabulary, where
+        every other token's logit is -inf, without building (and differentiating) the vocabulary-wide logits."""
+        rows, _ = batch["loss_mask"].nonzero(as_tuple=True)
+        targets = self.answer_index[batch["targets"][batch["loss_mask"]]]
+        return F.cross_entropy(self.scores(batch["inputs"])[rows].float(), targets), {}
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        scores = self.scores(inputs)
         if len(self.answers) < self.vocab_size:  # the other tokens can never be the answer
-            scores = scores.new_full((len(x), self.vocab_size), float("-inf")).index_copy(1, self.answers, scores)
+            scores = scores.new_full((len(inputs), self.vocab_size), float("-inf")).index_copy(1, self.answers, scores)
         return scores.unsqueeze(1).expand(-1, inputs.shape[1], -1)
 
 
@@ -170,9 +188,8 @@ class PKMMemory(QueryMemory):
         return self.pkm.values.weight, self.pkm.read(self.tok_emb(inputs).flatten(1))[1].flatten(1)
 
     def active_params(self) -> int:
-        c = self.config  # per query: the rows read, every sub-key scored, the query and the read-out
-        dense = self.num_params() - self.memory_params() - self.tok_emb.weight.numel()
-        return c.heads * c.topk * c.d_value + self.pkm.subkeys.numel() + dense
+        c = self.config  # per query: k value rows per head of the table, every sub-key scored
+        return super().active_params() - self.pkm.values.weight.numel() + c.heads * c.topk * c.d_value
 
 
 @dataclass(frozen=True)
@@ -205,8 +222,7 @@ class HashMemory(QueryMemory):
         return [self.w, self.b]
 
     def active_params(self) -> int:
-        return self.num_params() - self.tok_emb.weight.numel() - (self.config.experts - 1) * (
-            self.w[0].numel() + self.b[0].numel())
+        return super().active_params() - (self.config.experts - 1) * (self.w[0].numel() + self.b[0].numel())
 
 
 @dataclass(frozen=True)
