@@ -27,8 +27,9 @@ META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params
                 "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
 # memorisation tasks (Generator.recall_bits): bits the test exact match recalls, and the validation one (what
-# choices, e.g. the world a memory stores most of, read)
-BITS_COLUMNS = ["bits_stored", "bits_stored_lo", "bits_stored_hi", "val_bits_stored"]
+# choices, e.g. the world a memory stores most of, read); world_bits: what recalling every answer would hold (a
+# memory that stores most of its world may hold more: its bits are a lower bound of its capacity)
+BITS_COLUMNS = ["bits_stored", "bits_stored_lo", "bits_stored_hi", "val_bits_stored", "world_bits"]
 COLUMNS = META_COLUMNS + ROW_COLUMNS + aggregate.METRIC_COLUMNS + aggregate.COUNT_COLUMNS + ["fit_seconds"] + \
     BITS_COLUMNS
 SEED_COLUMNS = ["run_id", *META_COLUMNS, "seed", *ROW_COLUMNS, *aggregate.METRIC_COLUMNS,
@@ -133,6 +134,8 @@ def with_bits(row: dict, gen) -> dict:
         for column, metric in zip(BITS_COLUMNS, ("exact_match", "exact_match_lo", "exact_match_hi", "val_exact_match")):
             value = gen.recall_bits(float(row[metric])) if row.get(metric) not in ("", None) else None
             bits[column] = "" if value is None else value
+        world = gen.recall_bits(1.0)
+        bits["world_bits"] = "" if world is None else world
     return {**row, **bits}
 
 

@@ -99,7 +99,8 @@ def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None
 
 def plot_facts(points: list[dict], out: str | Path, title: str = "", per_param: float | None = None) -> None:
     """Bits stored against parameters (log-log), one marker per (family and size, world size), the world each
-    stores most of ringed; the published bits per parameter as a line."""
+    stores most of ringed (">=" where it stored most of that world: a lower bound); the published bits per
+    parameter as a line."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, name in enumerate(sorted({p["series"] for p in points})):
         mine = [p for p in points if p["series"] == name]
@@ -108,7 +109,7 @@ def plot_facts(points: list[dict], out: str | Path, title: str = "", per_param: 
                    color=f"C{i}", alpha=0.5)
         best = next(p for p in mine if p["n_entities"] == "best on validation")
         ax.scatter([best["params"]], [max(best["ours"], 1.0)], s=60, facecolors="none", edgecolors=f"C{i}",
-                   label=f"{name}: {best['bits per parameter']:.2f} bits/param")
+                   label=f"{name}: {'>= ' if best['capacity'] else ''}{best['bits per parameter']:.2f} bits/param")
     if per_param:
         xs = np.array([min(p["params"] for p in points), max(p["params"] for p in points)])
         ax.plot(xs, per_param * xs, "k--", lw=1, label=f"{per_param:g} bits per parameter (Allen-Zhu & Li)")

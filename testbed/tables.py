@@ -305,9 +305,9 @@ def format_memory(rows: list[dict], paper: dict | None = None) -> str:
 
 
 def facts_capacity(rows: list[dict]) -> dict:
-    """{label: {n_entities: (bits, lo, hi, params, validation bits, active params)}} of facts runs: the bits
-    stored that
-    collect counts from the test exact match (bits_stored, with its interval), per world size."""
+    """{label: {n_entities: (bits, lo, hi, params, validation bits, active params, world bits)}} of facts runs:
+    the bits stored that collect counts from the test exact match (bits_stored, with its interval), per world
+    size."""
     table = defaultdict(dict)
     models = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and not is_baseline(r)
               and r.get("bits_stored") not in ("", None)]
@@ -320,26 +320,30 @@ def facts_capacity(rows: list[dict]) -> dict:
                 for c in ("bits_stored", "bits_stored_lo", "bits_stored_hi")]
         label = " ".join(w for w in names[r["config_id"]].split() if not w.startswith(("n_entities=", "test_size=")))
         table[label][n] = (*bits, float(r["params"]), float(r.get("val_bits_stored") or "nan"),
-                           float(r.get("active_params") or r["params"]))
+                           float(r.get("active_params") or r["params"]), float(r.get("world_bits") or "nan"))
     return {lab: dict(sorted(v.items())) for lab, v in sorted(table.items())}
 
 
 def facts_points(rows: list[dict], per_param: float | None = None) -> list[dict]:
     """Per family and size and world: bits stored and bits per parameter; and per family and size the world it
     stores most of on validation, beside the published bits per parameter."""
+    def point(label, n, bits, lo, hi, params, _, active, world, published=None):
+        share = bits / world if world > 0 else float("nan")
+        return {"series": label, "n_entities": n, "ours": bits, "ours_lo": lo, "ours_hi": hi, "params": params,
+                "bits per parameter": bits / params, "active params": active, "bits per active parameter":
+                bits / active, "share of world": share, "capacity": "lower bound" if share >= SATURATED else "",
+                "published": published}
+
     out = []
     for label, by_n in facts_capacity(rows).items():
-        for n, (bits, lo, hi, params, _, active) in by_n.items():
-            out.append({"series": label, "n_entities": n, "ours": bits, "ours_lo": lo, "ours_hi": hi,
-                        "params": params, "bits per parameter": bits / params, "active params": active,
-                        "bits per active parameter": bits / active, "published": None})
+        out += [point(label, n, *t) for n, t in by_n.items()]
         best = max(by_n.values(), key=lambda t: -1.0 if np.isnan(t[4]) else t[4])  # the world it stores most
         # bits of, on validation (not the one it recalls best: a small world recalled whole holds fewer bits)
-        out.append({"series": label, "n_entities": "best on validation", "ours": best[0], "ours_lo": best[1],
-                    "ours_hi": best[2], "params": best[3], "bits per parameter": best[0] / best[3],
-                    "active params": best[5], "bits per active parameter": best[0] / best[5],
-                    "published": per_param})
+        out.append(point(label, "best on validation", *best, published=per_param))
     return out
+
+
+SATURATED = 0.9  # a memory that stores this share of its world may hold more: its bits bound capacity from below
 
 
 def format_facts(points: list[dict]) -> str:
@@ -348,5 +352,5 @@ def format_facts(points: list[dict]) -> str:
     for p in points:
         lines.append(f"{p['series']:<40} {str(p['n_entities']):>18} {p['params']:>9.0f} {p['active params']:>9.0f} "
                      f"{fmt((p['ours'], p['ours_lo'], p['ours_hi'])):>26} {p['bits per parameter']:>10.3f} "
-                     f"{p['bits per active parameter']:>11.3f}")
+                     f"{p['bits per active parameter']:>11.3f} {p['capacity']}")
     return "\n".join(lines)

@@ -152,6 +152,7 @@ def test_collect_counts_the_bits_and_plot_capacity_draws_them_per_parameter(tmp_
         want = generators.make("facts", {"n_entities": n, "n_attributes": 2, "n_values": 4}).recall_bits(
             float(r["exact_match"]))
         assert float(r["bits_stored"]) == pytest.approx(want)
+        assert float(r["world_bits"]) == pytest.approx(2 * n * 2)  # 2 n facts of 2 bits each
     assert all(r["bits_stored"] == "" for r in rows if r["slice"] != "all")
     assert sorted(next(iter(facts_capacity(rows).values()))) == [4, 8]
     res = run("plot", "capacity", tmp_path / "r.csv", "--out", tmp_path / "bits.png", "--paper",
@@ -238,12 +239,15 @@ def test_the_world_a_memory_stores_most_of_is_chosen_by_validation_bits_not_reca
         return {"split": "test", "slice": "all", "model": "mlp_memory", "config_id": f"c{n}", "task": "",
                 "layers": "1", "cfg.data.n_entities": str(n), "bits_stored": str(bits), "bits_stored_lo": str(bits),
                 "bits_stored_hi": str(bits), "val_bits_stored": str(val_bits), "params": "1000",
-                "active_params": "500"}
+                "active_params": "500", "world_bits": str(16 * n)}
     # the small world recalled whole (the best validation exact match) holds fewer bits than the larger one
     points = facts_points([row(250, 4000, 4000), row(1000, 12000, 11900)], per_param=2.0)
     best = next(p for p in points if p["n_entities"] == "best on validation")
     assert best["ours"] == 12000 and best["bits per parameter"] == 12 and best["bits per active parameter"] == 24
     assert best["published"] == 2.0
+    # the world recalled whole bounds the memory's capacity from below; 75 % of the larger one is a measurement
+    assert [(p["n_entities"], p["capacity"]) for p in points] == [(250, "lower bound"), (1000, ""),
+                                                                  ("best on validation", "")]
 
 
 @pytest.mark.parametrize("name, cfg", [("mlp_memory", {"hidden": 16}), ("pkm_memory", {"n_keys": 8, "topk": 2}),
