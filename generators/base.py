@@ -60,6 +60,8 @@ class Layout:
     path_steps: int = 0  # training examples carry `path_targets` (n, path_steps, L): the target after each step
     answer_positions: tuple = ()  # the positions every example's answer occupies, where fixed (facts); () elsewhere
     answer_tokens: tuple = ()  # the token ids an answer can be, where few (facts: the values); () elsewhere
+    key_positions: tuple = ()  # the positions that name what a query is about (facts: the entity's name); ()
+    # elsewhere
 
 
 class Generator:

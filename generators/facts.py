@@ -54,6 +54,9 @@ class FactsConfig:
     law: str = _f("uniform", "how values are drawn: uniform | zipf")
     zipf_alpha: float = _f(1.0, "exponent of the Zipf law over the V values (law = zipf)")
     world: int = _f(0, "the seed of the facts themselves, the same in every split")
+    name_tokens: int = _f(1, "tokens an entity's name is written with, as base-b digits (b^T >= N) shared by every "
+                          "name, as Allen-Zhu & Li's names are (1: a token of its own per entity, whose embedding "
+                          "grows with N and holds facts of its own)", hash="if_set")
     value_tokens: int = _f(1, "tokens a value is written with, as base-b digits (b^T >= V): the answer spans T "
                            "positions and exact match needs them all (for sequence models)", hash="if_set")
     templates: int = _f(1, "ways a query is phrased: a template token after the attribute (1: none)",
@@ -71,13 +74,15 @@ class FactsConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.n_values < 2:
             raise ConfigError(f"n_values must be at least 2 (one value holds no information), got {self.n_values}")
-        if not 1 <= self.value_tokens <= 8:
-            raise ConfigError(f"value_tokens must be in 1..8, got {self.value_tokens}")
+        for name in ("name_tokens", "value_tokens"):
+            if not 1 <= getattr(self, name) <= 8:
+                raise ConfigError(f"{name} must be in 1..8, got {getattr(self, name)}")
         if self.templates < 1 or (self.held_out_template and self.templates < 2):
             raise ConfigError(f"templates must be at least 1 (2 with held_out_template: one to train, one held "
                               f"out), got {self.templates}")
-        check_size("n_entities + n_attributes + n_values + templates",
-                   self.n_entities + self.n_attributes + self.n_values + self.templates + 1, MAX_VOCAB, "a vocabulary")
+        names = digits_base(self.n_entities, self.name_tokens)
+        check_size("the name tokens + n_attributes + n_values + templates",
+                   names + self.n_attributes + self.n_values + self.templates + 1, MAX_VOCAB, "a vocabulary")
         if self.law not in LAWS:
             raise ConfigError(f"unknown law {self.law!r}; valid: {', '.join(LAWS)}")
         if not (np.isfinite(self.zipf_alpha) and self.zipf_alpha > 0):
@@ -91,15 +96,32 @@ class FactsConfig:
             raise ConfigError("subset kept is the attributes a rewrite of the first leaves: n_attributes must be >= 2")
 
 
+def digits_base(n: int, tokens: int) -> int:
+    """The base of numbers below n written with `tokens` digits: the smallest b >= 2 with b^T >= n (n itself for
+    one token)."""
+    if tokens == 1:
+        return n
+    b = max(2, int(np.ceil(n ** (1 / tokens))))
+    while b**tokens < n:  # floating point may round the root down
+        b += 1
+    return b
+
+
+def digits(x: np.ndarray, base: int, tokens: int) -> np.ndarray:
+    """(n, tokens) base-`base` digits of x, most significant first."""
+    return (np.asarray(x)[:, None] // base ** np.arange(tokens - 1, -1, -1)) % base
+
+
 @register("facts", FactsConfig)
 class Facts(Generator):
     """(entity, attribute, ?) -> the attribute's value for that entity."""
 
-    # token ids: 0 is the query mark, then entities, attributes, values
+    # token ids: 0 is the query mark, then entities (or the digits of their names), attributes, values
     def __init__(self, config: FactsConfig):
         super().__init__(config)
         c = config
-        self.entity0, self.attribute0 = 1, 1 + c.n_entities
+        self.name_base = digits_base(c.n_entities, c.name_tokens)
+        self.entity0, self.attribute0 = 1, 1 + self.name_base
         self.value0 = self.attribute0 + c.n_attributes
         weights = (np.ones(c.n_values) if c.law == "uniform" else
                    1.0 / np.arange(1, c.n_values + 1) ** c.zipf_alpha)
@@ -144,11 +166,7 @@ class Facts(Generator):
     @property
     def base(self) -> int:
         """Digits of a value written with value_tokens tokens: the smallest b with b^T >= V (V itself for T = 1)."""
-        c = self.config
-        b = max(2, int(np.ceil(c.n_values ** (1 / c.value_tokens))))
-        while b ** c.value_tokens < c.n_values:  # floating point may round the root down
-            b += 1
-        return c.n_values if c.value_tokens == 1 else b
+        return digits_base(self.config.n_values, self.config.value_tokens)
 
     @property
     def template0(self) -> int:
@@ -156,19 +174,24 @@ class Facts(Generator):
 
     def value_digits(self, values: np.ndarray) -> np.ndarray:
         """(n, T) token ids of the values, most significant digit first."""
-        t = self.config.value_tokens
-        powers = self.base ** np.arange(t - 1, -1, -1)
-        return self.value0 + (np.asarray(values)[:, None] // powers) % self.base
+        return self.value0 + digits(values, self.base, self.config.value_tokens)
+
+    def name_digits(self, entities: np.ndarray) -> np.ndarray:
+        """(n, T) token ids of the entities' names, most significant digit first."""
+        return self.entity0 + digits(entities, self.name_base, self.config.name_tokens)
 
     def layout(self) -> Layout:
         c = self.config
         digits = (f"v{i}" for i in range(c.n_values)) if c.value_tokens == 1 else (f"d{i}" for i in range(self.base))
-        vocab = ("?", *(f"e{i}" for i in range(c.n_entities)), *(f"a{i}" for i in range(c.n_attributes)),
+        names = (f"e{i}" for i in range(c.n_entities)) if c.name_tokens == 1 else (f"n{i}" for i in range(
+            self.name_base))
+        vocab = ("?", *names, *(f"a{i}" for i in range(c.n_attributes)),
                  *digits, *(f"t{i}" for i in range(c.templates * (c.templates > 1))))
-        n = 2 + (c.templates > 1) + c.value_tokens
+        n = c.name_tokens + 1 + (c.templates > 1) + c.value_tokens
         return Layout(vocab, n, np.stack([np.zeros(n, np.int64), np.arange(n)], 1), 1, n,
                       answer_positions=tuple(range(n - c.value_tokens, n)),
-                      answer_tokens=tuple(range(self.value0, self.value0 + self.base)))
+                      answer_tokens=tuple(range(self.value0, self.value0 + self.base)),
+                      key_positions=tuple(range(c.name_tokens)))
 
     def template_of(self, split: str, seed: int, idx: np.ndarray) -> np.ndarray:
         """Each example's phrasing: drawn per example among the templates training may use, or the held-out one."""
@@ -204,10 +227,10 @@ class Facts(Generator):
         facts = self.facts_of(split, seed, indices)
         entity, attribute = np.divmod(facts, c.n_attributes)
         n = len(facts)
-        columns = [self.entity0 + entity, self.attribute0 + attribute, *[np.zeros(n, np.int64)] * c.value_tokens]
+        columns = [*self.name_digits(entity).T, self.attribute0 + attribute, *[np.zeros(n, np.int64)] * c.value_tokens]
         if c.templates > 1:
             idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-            columns.insert(2, self.template0 + self.template_of(split, seed, idx))
+            columns.insert(c.name_tokens + 1, self.template0 + self.template_of(split, seed, idx))
         inputs = np.stack(columns, 1)
         targets = inputs.copy()
         targets[:, -c.value_tokens:] = self.value_digits(self.values(facts))

@@ -105,13 +105,18 @@ def plateau(rows: list[dict]) -> list[str]:
     return [text + ".", ""]
 
 
-def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dict] = ()) -> str:
-    lines = [f"# {fig.name}: {fig.shows}", "", f"Paper: {fig.paper}. Spec: `experiments/{fig.spec}`.", "",
+def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dict] = (), variant: str = "",
+         variants: tuple = ()) -> str:
+    title = f"{fig.name} ({variant})" if variant else fig.name
+    picture = f"{fig.name}+{variant}" if variant else fig.name
+    others = (["Also measured: " + ", ".join(f"[{v}]({fig.name}+{v}.md)" for v in variants) + ".", ""]
+              if variants else [])
+    lines = [f"# {title}: {fig.shows}", "", f"Paper: {fig.paper}. Spec: `experiments/{fig.spec}`.", "", *others,
              f"`testbed reproduce {fig.name} --preset {meta['preset']}` — {meta['wall_minutes']:g} min"
              f"{reused(meta)} on {meta['cores']} CPU cores (torch {meta['torch']}, commit "
              f"{str(meta['git_commit'])[:10]}, {meta['finished'][:10]})"
              + "".join(f"; with --set {k}={v}" for k, v in (meta.get("sets") or {}).items()) + ".", "", fig.note, "",
-             f"![{fig.name}]({fig.name}.png)", "", *plateau(list(rows)),
+             f"![{title}]({picture}.png)", "", *plateau(list(rows)),
              "Ours beside the published numbers; a value in brackets is its 95 % interval over seeds and held-out "
              "rules (over rules alone where one seed was run); `baseline:` series are trivial predictors scored on "
              "the same examples:", "", *comparison_table(points), *paired_table(paired), ""]
@@ -127,17 +132,26 @@ def publish(reproductions: Path, to: Path) -> list[str]:
     to.mkdir(parents=True, exist_ok=True)
     done = []
     for name, fig in FIGURES.items():
-        src = reproductions / name
-        if not (src / "meta.json").is_file():
+        if not (reproductions / name / "meta.json").is_file():
             continue
-        meta = json.loads((src / "meta.json").read_text())
-        points = read_rows(src / "comparison.csv")
-        text = page(fig, meta, points, read_rows(src / "results.paired.csv"), read_rows(src / "results.csv"))
-        atomic_write(to / f"{name}.md", lambda f, t=text: f.write(t.encode()))
-        atomic_write(to / f"{name}.json", lambda f, m=meta: f.write((json.dumps(m, indent=2) + "\n").encode()))
-        for part in ("figure.png", "comparison.csv"):
-            if (src / part).is_file():
-                shutil.copyfile(src / part, to / (f"{name}.png" if part == "figure.png" else f"{name}.csv"))
+        # variants: NAME+WHAT directories, another preset or --set of the same figure, a page each, linked from its
+        # main page
+        variants = tuple(sorted(p.name.split("+", 1)[1] for p in reproductions.glob(f"{name}+*")
+                                if (p / "meta.json").is_file()))
+        for variant in ("", *variants):
+            page_name = f"{name}+{variant}" if variant else name
+            src = reproductions / page_name
+            meta = json.loads((src / "meta.json").read_text())
+            points = read_rows(src / "comparison.csv")
+            text = page(fig, meta, points, read_rows(src / "results.paired.csv"), read_rows(src / "results.csv"),
+                        variant, () if variant else variants)
+            atomic_write(to / f"{page_name}.md", lambda f, t=text: f.write(t.encode()))
+            atomic_write(to / f"{page_name}.json",
+                         lambda f, m=meta: f.write((json.dumps(m, indent=2) + "\n").encode()))
+            for part in ("figure.png", "comparison.csv"):
+                if (src / part).is_file():
+                    shutil.copyfile(src / part, to / (f"{page_name}.png" if part == "figure.png" else
+                                                      f"{page_name}.csv"))
         done.append(name)
     return done
 

@@ -36,6 +36,24 @@ def test_a_reproduction_that_reused_runs_does_not_pass_for_a_measured_time(tmp_p
     assert "(every run reused" in docs.reused(meta) and docs.reused({**meta, "runs_reused": 0}) == ""
 
 
+def test_a_variant_of_a_figure_gets_its_own_page_linked_from_the_main_one(tmp_path):
+    meta = {"figure": "facts-capacity", "preset": "cpu", "wall_minutes": 9.0, "runs": 81, "cores": 2,
+            "torch": "2.13.0", "git_commit": "abc", "finished": "2026-12-02T03:00:00"}
+    for name, m in [("facts-capacity", meta), ("facts-capacity+transformers", {**meta, "preset": "transformers"}),
+                    ("facts-capacity+names", {**meta, "sets": {"data.name_tokens": "2"}})]:
+        (tmp_path / "in" / name).mkdir(parents=True)
+        (tmp_path / "in" / name / "meta.json").write_text(json.dumps(m))
+    (tmp_path / "in" / "facts-capacity+half").mkdir()  # no meta.json: an unfinished reproduction, no page
+    assert docs.publish(tmp_path / "in", tmp_path / "out") == ["facts-capacity"]
+    main = (tmp_path / "out" / "facts-capacity.md").read_text()
+    assert "Also measured: [names](facts-capacity+names.md), [transformers](facts-capacity+transformers.md)." in main
+    variant = (tmp_path / "out" / "facts-capacity+transformers.md").read_text()
+    assert variant.startswith("# facts-capacity (transformers):") and "--preset transformers" in variant
+    assert "(facts-capacity+transformers.png)" in variant and "Also measured" not in variant
+    assert "with --set data.name_tokens=2" in (tmp_path / "out" / "facts-capacity+names.md").read_text()
+    assert not (tmp_path / "out" / "facts-capacity+half.md").exists()
+
+
 def test_an_empty_stratum_is_a_dash_not_nan():
     assert docs.cell({"ours": "nan", "ours_lo": "nan", "ours_hi": "nan"}, "ours") == "-"
     assert docs.cell({"ours": "0.5", "ours_lo": "0.4", "ours_hi": "0.6"}, "ours") == "0.500 [0.400, 0.600]"

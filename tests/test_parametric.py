@@ -77,20 +77,23 @@ def test_a_hash_layer_routes_each_query_to_exactly_one_expert():
     ("hash_memory", {"experts": 4, "hidden": 32}),
     ("pkm_transformer", {"n_layer": 2, "n_head": 2, "d_model": 16, "n_keys": 8, "topk": 4, "d_key": 8}),
 ])
-def test_every_family_overfits_a_tiny_world(name, cfg):
-    gen = generators.make("facts", {"n_entities": 16, "n_attributes": 2, "n_values": 4})
+@pytest.mark.parametrize("name_tokens", [1, 2])
+def test_every_family_overfits_a_tiny_world(name, cfg, name_tokens):
+    """With a token per entity, and with names of two digit tokens (the entity a combination of shared tokens)."""
+    gen = generators.make("facts", {"n_entities": 16, "n_attributes": 2, "n_values": 4, "name_tokens": name_tokens})
     torch.manual_seed(0)
     model = build_model(name, cfg, gen.layout())
     batch = {k: torch.as_tensor(v) for k, v in gen.sample("train", 0, np.arange(32)).items()}
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
+    for _ in range(300):
         loss, _ = model.training_loss(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()  # the product-key query's batch norm reads its running statistics
-    pred = model(batch["inputs"]).argmax(-1)[:, 2]
-    assert (pred == batch["targets"][:, 2]).float().mean() == 1.0, name
+    answer = gen.layout().answer_positions[0]
+    pred = model(batch["inputs"]).argmax(-1)[:, answer]
+    assert (pred == batch["targets"][:, answer]).float().mean() == 1.0, name
     assert 0 < model.active_params() <= model.num_params() and 0 < model.memory_params() <= model.num_params()
 
 
@@ -111,6 +114,7 @@ def test_a_product_key_query_reads_only_topk_rows():
     (["--law", "pareto"], "unknown law 'pareto'"),
     (["--zipf-alpha", "nan"], "zipf_alpha must be a finite number"),
     (["--zipf-alpha", "-1"], "zipf_alpha must be a positive number"),
+    (["--name-tokens", "0"], "name_tokens must be in 1..8"),
 ])
 def test_bad_worlds_are_one_line_errors(args, message, tmp_path):
     one_line_error(run("gen", "facts", *args, "--n", 2, "--out", tmp_path / "f.npz"), message)
@@ -287,3 +291,32 @@ def test_the_read_out_loss_equals_the_vocabulary_wide_one(name, readout):
     grad_fast = torch.autograd.grad(fast, model.head.weight)[0]
     grad_full = torch.autograd.grad(full, model.head.weight)[0]
     assert torch.allclose(grad_fast, grad_full, atol=1e-6)
+
+
+def test_names_of_several_tokens_ask_the_same_facts_in_a_vocabulary_that_does_not_grow_with_the_world():
+    one = generators.make("facts", {"n_entities": 1000, "n_attributes": 3, "n_values": 8})
+    two = generators.make("facts", {"n_entities": 1000, "n_attributes": 3, "n_values": 8, "name_tokens": 2})
+    a, b = one.sample("train", 3, np.arange(3000)), two.sample("train", 3, np.arange(3000))
+    assert two.name_base == 32 and len(two.layout().vocab) == 1 + 32 + 3 + 8 < len(one.layout().vocab)
+    assert two.layout().key_positions == (0, 1) and two.layout().answer_positions == (3,)
+    entity = (b["inputs"][:, 0] - two.entity0) * 32 + (b["inputs"][:, 1] - two.entity0)  # read the name back
+    assert (entity == a["inputs"][:, 0] - one.entity0).all()
+    assert (b["inputs"][:, 2] - two.attribute0 == a["inputs"][:, 1] - one.attribute0).all()
+    assert (b["targets"][:, 3] - two.value0 == a["targets"][:, 2] - one.value0).all()
+    assert two.info_bits == one.info_bits
+    names = {tuple(q) for q in b["inputs"][:, :2].tolist()}
+    assert len(names) == 1000 and max(max(q) for q in names) < two.attribute0  # a distinct name per entity
+
+
+def test_a_hash_layer_routes_a_name_of_several_tokens_as_one_key():
+    gen = generators.make("facts", {"n_entities": 400, "n_attributes": 1, "n_values": 4, "name_tokens": 2})
+    model = build_model("hash_memory", {"experts": 7, "hidden": 16, "d_model": 4}, gen.layout())
+    inputs = torch.as_tensor(gen.sample("train", 0, np.arange(400))["inputs"])
+    route = expert_of(inputs[:, :2], 7, len(gen.layout().vocab))
+    first = inputs[:, 0] == inputs[0, 0]  # the names that share the first digit still spread over the experts
+    assert len(set(route[first].tolist())) > 1
+    before = model(inputs).detach()
+    with torch.no_grad():
+        model.w[3] += 1.0
+    moved = (model(inputs).detach() - before).abs().amax((1, 2)) > 0
+    assert not moved[route != 3].any() and moved[route == 3].float().mean() > 0.9  # (a few dead ReLUs stay put)

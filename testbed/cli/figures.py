@@ -173,7 +173,9 @@ def docs(
     to: Optional[Path] = typer.Option(None, help="pages directory (default: docs/figures of this clone)"),
 ) -> None:
     """Results pages from reproductions: docs/figures/FIGURE.md (with its picture and comparison) for every figure
-    reproduced, and the figure tables of README.md and experiments/README.md regenerated from them."""
+    reproduced, FIGURE+VARIANT.md for every directory of that name (another preset or --set of the figure, e.g. a
+    link to another reproduction's OUT/FIGURE), linked from the figure's page, and the figure tables of README.md
+    and experiments/README.md regenerated from them."""
     from .. import docs as pages
 
     root = experiments_dir().parent

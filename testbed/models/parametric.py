@@ -7,7 +7,7 @@ to the value's logits by
                  N = n_keys^2 keys, whose value rows are read with softmax weights. Only k rows per head are read
                  (and updated) per query.
     hash_memory  a hash layer (Roller et al. 2021, arXiv 2106.04426): E expert MLPs, each query sent to the one
-                 fixed by a hash of its first token (the entity), no learned router
+                 fixed by a hash of its entity's name, no learned router
     pkm_transformer  the transformer with one block's feed-forward layer replaced by (or summed with) a product-key
                  memory read at every position (Lample et al.; "Memory Layers at Scale", Berges et al. 2024)
 
@@ -195,15 +195,19 @@ class PKMMemory(QueryMemory):
 @dataclass(frozen=True)
 class HashMemoryConfig(QueryMemoryConfig):
     hidden: int = _f(64, "hidden units of each expert")
-    experts: int = _f(16, "expert MLPs; a query goes to the one its first token's id hashes to")
+    experts: int = _f(16, "expert MLPs; a query goes to the one its entity's name (its first token where the "
+                       "task names none) hashes to")
 
     def __post_init__(self):
         _positive(self, "d_model", "hidden", "experts")
 
 
-def expert_of(tokens: torch.Tensor, experts: int) -> torch.Tensor:
-    """The fixed route: a multiplicative hash of the token id (Knuth's constant), taken modulo the experts."""
-    return (tokens.long() * 2654435761 % 2**32) % experts
+def expert_of(tokens: torch.Tensor, experts: int, vocab: int = 0) -> torch.Tensor:
+    """The fixed route: a multiplicative hash (Knuth's constant), modulo the experts, of the token id, or of the
+    number a (B, T) row of tokens writes in base `vocab` (a name of several tokens: one key per name)."""
+    key = tokens.long() if tokens.dim() == 1 else (tokens.long() * vocab ** torch.arange(
+        tokens.shape[1] - 1, -1, -1, device=tokens.device)).sum(1)
+    return (key * 2654435761 % 2**32) % experts
 
 
 @register_model("hash_memory", HashMemoryConfig)
@@ -213,9 +217,10 @@ class HashMemory(QueryMemory):
         d_in, e, h = layout.seq_len * config.d_model, config.experts, config.hidden
         self.w = nn.Parameter(torch.randn(e, d_in, h) / d_in**0.5)
         self.b = nn.Parameter(torch.zeros(e, h))
+        self.key_positions = list(layout.key_positions) or [0]  # what the query is about: its entity's name
 
     def memory(self, x, inputs):
-        e = expert_of(inputs[:, 0], self.config.experts)
+        e = expert_of(inputs[:, self.key_positions], self.config.experts, self.vocab_size)
         return F.relu(torch.bmm(x.unsqueeze(1), self.w[e]).squeeze(1) + self.b[e])
 
     def memory_parameters(self):
