@@ -23,21 +23,28 @@ from .spec import EvalConfig
 MODEL = "model"
 
 
+def model_device(model) -> torch.device:
+    """Where the model's weights are: evaluation runs there (a GPU after GPU training), results come back as numpy."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 @torch.no_grad()
 def predictions(model, examples: dict, batch_size: int, iterations=()) -> dict:
     """{iteration count (0: the model's own): (predicted tokens (n, L), compute steps (n, L) or None)}; with
     `iterations` (weight-tied models), one pass at the largest count read out after every iteration."""
     model.eval()
+    device = model_device(model)
     out: dict = {}
     for batch in batches(examples, batch_size):
+        inputs = batch["inputs"].to(device)
         if iterations:
-            logits = model.forward_steps(batch["inputs"], max(iterations))
+            logits = model.forward_steps(inputs, max(iterations))
             got = {r: (logits[r - 1].argmax(-1), None) for r in iterations}
         else:
-            pred = model(batch["inputs"]).argmax(-1)
+            pred = model(inputs).argmax(-1)
             got = {0: (pred, model.steps_used)}
         for r, (pred, steps) in got.items():
-            out.setdefault(r, []).append((pred.numpy(), None if steps is None else steps.float().numpy()))
+            out.setdefault(r, []).append((pred.cpu().numpy(), None if steps is None else steps.float().cpu().numpy()))
     return {r: (np.concatenate([p for p, _ in parts]),
                 None if parts[0][1] is None else np.concatenate([s for _, s in parts])) for r, parts in out.items()}
 
@@ -115,7 +122,7 @@ def predictor(model):
     """inputs (numpy) -> predicted tokens (numpy): the model as a generator's rollout hook sees it."""
     @torch.no_grad()
     def predict(inputs: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(inputs)).argmax(-1).numpy()
+        return model(torch.from_numpy(inputs).to(model_device(model))).argmax(-1).cpu().numpy()
     return predict
 
 

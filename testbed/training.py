@@ -261,6 +261,7 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         steps = 1 + max((int(r["step"]) for r in logged if r.get("step")), default=-1)
     val_cells = [float(r["val/cell_accuracy"]) for r in logged if r.get("val/cell_accuracy")]
     atomic_write(run_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
+    model.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU: test where it trained
     units = evaluation.test_outcomes(model, generator, ecfg)
     store.write_outcomes(run_dir, units)
     rows = evaluation.rows(units, "test")
