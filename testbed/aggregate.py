@@ -60,13 +60,15 @@ def groups(units: dict) -> dict[tuple, np.ndarray]:
 def stats(units_by_seed: list[dict]) -> dict:
     """The metric and count columns of one row from every seed's units of it, resampled over seeds and rules."""
     row = {}
-    index, columns = intervals.cluster_index(units_by_seed)  # both strata on the same columns: the same draws
+    index, columns = intervals.cluster_index(units_by_seed)  # every column on the same cells: the same draws
+    names, pairs = [], []
     for metric, (score, count) in METRICS.items():
         for stratum in STRATA:
             keep = (lambda u: ~u["trivial"]) if stratum else None
-            num, den = intervals.sums(units_by_seed, index, columns, score, count, keep)
-            est, lo, hi = intervals.bootstrap(num, den)
-            row[f"{metric}{stratum}"], row[f"{metric}{stratum}_lo"], row[f"{metric}{stratum}_hi"] = est, lo, hi
+            names.append(f"{metric}{stratum}")
+            pairs.append(intervals.sums(units_by_seed, index, columns, score, count, keep))
+    for name, (est, lo, hi) in zip(names, intervals.bootstrap_many(pairs)):
+        row[name], row[f"{name}_lo"], row[f"{name}_hi"] = est, lo, hi
     first = units_by_seed[0]
     nontrivial = int((~first["trivial"]).sum())
     steps = np.concatenate([u["steps"] for u in units_by_seed])

@@ -47,15 +47,18 @@ def _poisson_weights(replicates: int, seed: int, width: int) -> np.ndarray:
 
 
 def _rates(num: np.ndarray, den: np.ndarray, replicates: int, seed: int) -> np.ndarray:
-    """Bootstrap replicates of sum(num) / sum(den) over (seeds, clusters) cells: seeds and clusters resampled
-    independently (only clusters when there is one seed)."""
-    n_seeds, n_clusters = num.shape
+    """Bootstrap replicates (replicates, M) of sum(num[m]) / sum(den[m]) for M statistics given as (M, seeds,
+    clusters) arrays over the same cells: seeds and clusters resampled independently (only clusters when there is
+    one seed), every statistic with the same draws."""
+    m, n_seeds, n_clusters = num.shape
     wc = resampling_weights(n_clusters, replicates, seed)
     ws = resampling_weights(n_seeds, replicates, seed + 1) if n_seeds > 1 else np.ones((replicates, 1), np.float32)
-    # sum over seeds s and clusters c of ws[r, s] * x[s, c] * wc[r, c], as two small products
-    top = (ws * (wc @ num.T.astype(np.float32))).sum(axis=1)
-    bottom = (ws * (wc @ den.T.astype(np.float32))).sum(axis=1)
-    return np.divide(top, bottom, out=np.full(replicates, np.nan, np.float32), where=bottom > 0)
+    # sum over seeds s and clusters c of ws[r, s] * x[s, c] * wc[r, c]: one product with the (replicates, clusters)
+    # weights for every statistic's numerator and denominator at once (the weights are read once, not 2M times)
+    cells = np.concatenate([num, den]).reshape(2 * m * n_seeds, n_clusters).T.astype(np.float32)
+    per_seed = (wc @ cells).reshape(replicates, 2 * m, n_seeds)
+    top, bottom = np.split((per_seed * ws[:, None, :]).sum(axis=2), 2, axis=1)
+    return np.divide(top, bottom, out=np.full(top.shape, np.nan, np.float32), where=bottom > 0)
 
 
 def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -67,13 +70,25 @@ def bootstrap(num: np.ndarray, den: np.ndarray, replicates: int = REPLICATES, se
               level: float = LEVEL) -> tuple[float, float, float]:
     """(estimate, lo, hi) of sum(num) / sum(den) for (seeds, clusters) arrays of summed scores and counts: the
     crossed bootstrap over seeds and clusters (clusters only when there is one seed)."""
-    num, den = np.atleast_2d(np.asarray(num, np.float64)), np.atleast_2d(np.asarray(den, np.float64))
-    if den.sum() <= 0:
-        return float("nan"), float("nan"), float("nan")
-    estimate = float(num.sum() / den.sum())
-    if num.shape[1] < 2 and num.shape[0] < 2:
-        return estimate, float("nan"), float("nan")
-    return (estimate, *_percentiles(_rates(num, den, replicates, seed), level))
+    return bootstrap_many([(num, den)], replicates, seed, level)[0]
+
+
+def bootstrap_many(pairs: list[tuple[np.ndarray, np.ndarray]], replicates: int = REPLICATES, seed: int = 0,
+                   level: float = LEVEL) -> list[tuple[float, float, float]]:
+    """`bootstrap` of several statistics over the same (seeds, clusters) cells, resampled with the same draws in
+    one pass (a row's four metric columns)."""
+    num = np.stack([np.atleast_2d(np.asarray(n, np.float64)) for n, _ in pairs])
+    den = np.stack([np.atleast_2d(np.asarray(d, np.float64)) for _, d in pairs])
+    totals = den.sum(axis=(1, 2))
+    estimates = np.divide(num.sum(axis=(1, 2)), totals, out=np.full(len(pairs), np.nan), where=totals > 0)
+    if num.shape[2] < 2 and num.shape[1] < 2:
+        return [(float(e), float("nan"), float("nan")) for e in estimates]
+    live = totals > 0
+    values = np.full((replicates, len(pairs)), np.nan, np.float32)
+    if live.any():
+        values[:, live] = _rates(num[live], den[live], replicates, seed)
+    return [(float(e), *_percentiles(values[:, i], level)) if live[i] else (float("nan"),) * 3
+            for i, e in enumerate(estimates)]
 
 
 def cluster_index(units_by_seed: list[dict]) -> tuple[list[np.ndarray], int]:
@@ -114,5 +129,5 @@ def paired(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], r
     if na.shape != nb.shape:
         raise ValueError(f"paired difference needs the same seeds and rules, got {na.shape} and {nb.shape}")
     estimate = float(na.sum() / da.sum() - nb.sum() / db.sum())
-    values = _rates(na, da, replicates, seed) - _rates(nb, db, replicates, seed)
+    values = _rates(na[None], da[None], replicates, seed)[:, 0] - _rates(nb[None], db[None], replicates, seed)[:, 0]
     return (estimate, *_percentiles(values, level))

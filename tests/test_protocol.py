@@ -295,3 +295,14 @@ def test_a_data_option_added_later_leaves_the_task_the_same(tiny_spec):
     assert resolved["data"]["path"] is False and task_id(older) == task_id(resolved)
     assert specs.run_id(older) == specs.run_id(resolved)
     assert task_id({**resolved, "data": {**resolved["data"], "path": True}}) != task_id(resolved)
+
+
+def test_bootstrap_many_equals_one_at_a_time():
+    """A row's columns are resampled together, with the draws each would get alone."""
+    rng = np.random.default_rng(3)
+    pairs = [(rng.integers(0, 5, (3, 40)).astype(float), np.full((3, 40), 5.0)) for _ in range(4)]
+    pairs.append((np.zeros((3, 40)), np.zeros((3, 40))))  # an empty stratum: no estimate, no interval
+    together = intervals.bootstrap_many(pairs)
+    for (num, den), got in zip(pairs[:4], together):
+        np.testing.assert_allclose(got, intervals.bootstrap(num, den), rtol=1e-5)
+    assert all(np.isnan(v) for v in together[4])
