@@ -459,3 +459,23 @@ def test_mamba_trains_and_its_state_is_counted():
     assert loss.item() < 0.7 * first
     with pytest.raises(ConfigError, match="need 0 < dt_min <= dt_max"):
         setup("mamba", {"dt_min": 0.5, "dt_max": 0.1})
+
+
+def test_progressive_step_loss_scores_only_the_loops_after_the_free_ones(monkeypatch):
+    """DeepThinking's progressive loss: n loops without gradient, then loops n+1.. scored against their own steps."""
+    gen, model, batch = setup("looped", {"step_loss": True, "progressive": True}, **PATH)
+    monkeypatch.setattr(torch, "randint", lambda high, size: torch.tensor(2))
+    loss, _ = model.training_loss(batch)
+    third = gen.sample_at_depth("train", 0, np.arange(8), 3)
+    mask = torch.as_tensor(third["loss_mask"])
+    with torch.no_grad():
+        logits = model.forward_steps(batch["inputs"], 3)[2]
+    expected = torch.nn.functional.cross_entropy(logits[mask], torch.as_tensor(third["targets"])[mask]).item()
+    assert loss.item() == pytest.approx(expected, rel=1e-5)  # loop 3 alone: loops 1-2 ran free
+    loss.backward()
+    assert model.head.weight.grad is not None
+
+
+def test_progressive_needs_step_loss():
+    with pytest.raises(ConfigError, match="set step_loss = true"):
+        setup("looped", {"progressive": True}, **PATH)

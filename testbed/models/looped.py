@@ -8,7 +8,9 @@ at every loop boundary and gives the per-iteration read-out (one trained model, 
 Training can average the loss over the last `loss_loops` loops and run the first `nograd_loops` without gradient,
 or (`step_loss`) score the read-out after every loop j against the state j steps ahead: per-loop step supervision in
 the spirit of DeepThinking's progressive loss (Bansal et al. 2022), so that each loop learns to be one CA step and
-more loops at test time reach further than training did.
+more loops at test time reach further than training did. `progressive` adds that loss's other half: a random number
+of loops run first without gradient, and only the loops after them are scored, so the block is trained to continue
+from the states it produces itself rather than along one fixed trajectory.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class LoopedConfig(TransformerConfig):
     nograd_loops: int = _f(0, "the first this many loops run without gradient")
     step_loss: bool = _f(False, "train the read-out after loop j on the state j steps ahead (data.path, loops = k): "
                          "per-loop step supervision, so more loops at test time reach further", hash="if_set")
+    progressive: bool = _f(False, "with step_loss: each training step runs a random n of the loops (0..loops-1) "
+                           "without gradient and supervises the rest from the state they reach (DeepThinking's "
+                           "progressive loss): the block learns to continue from its own states", hash="if_set")
 
     def __post_init__(self):
         super().__post_init__()
@@ -45,6 +50,9 @@ class LoopedConfig(TransformerConfig):
             raise ConfigError(f"unknown injection {self.injection!r}; valid: {', '.join(INJECTIONS)}")
         if not 1 <= self.loss_loops <= self.loops:
             raise ConfigError(f"loss_loops must be in 1..loops ({self.loops}), got {self.loss_loops}")
+        if self.progressive and not self.step_loss:
+            raise ConfigError("progressive continues the per-loop step supervision from a random loop: set "
+                              "step_loss = true as well")
         if self.step_loss and (self.loss_loops != 1 or self.nograd_loops):
             raise ConfigError("step_loss scores every loop against its own step; leave loss_loops = 1 and "
                               "nograd_loops = 0")
@@ -124,8 +132,9 @@ class LoopedTransformer(SequenceModel):
         c = self.config
         if c.step_loss:  # loop j's read-out against the state j steps ahead, averaged over the loops
             path = batch["path_targets"]
+            start = int(torch.randint(c.loops, ())) if c.progressive else 0  # loops run without gradient first
             losses = [masked_loss(self.readout(y), {"loss_mask": batch["loss_mask"], "targets": path[:, j]})
-                      for j, y in enumerate(self.states(batch["inputs"], c.loops))]
+                      for j, y in enumerate(self.states(batch["inputs"], c.loops, start)) if j >= start]
             return torch.stack(losses).mean(), {}
         last = self.states(batch["inputs"], c.loops, c.nograd_loops)[-c.loss_loops:]
         return torch.stack([masked_loss(self.readout(y), batch) for y in last]).mean(), {}
