@@ -86,12 +86,17 @@ def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypa
         step1 = next(r for r in models if r["task"] == config["data"]["task"] and r["k"] == "1")
         assert float(step1["cell_accuracy"]) == pytest.approx(test_k1["cell_accuracy"], abs=1e-12)
         assert float(step1["exact_match"]) == pytest.approx(test_k1["exact_match"], abs=1e-12)
-    assert json.loads((fig_dir / "meta.json").read_text())["runs_reused"] == 0
+    first = json.loads((fig_dir / "meta.json").read_text())
+    assert first["runs_reused"] == 0
     again = run("reproduce", "p2-rollout", "--out", out, "--jobs", "1")
     assert again.exit_code == 0 and again.output.count("] skipped") == 3 and "rolling out" not in again.output
     assert read(fig_dir / "comparison.csv") == points
+    meta = json.loads((fig_dir / "meta.json").read_text())  # a re-collection keeps the time that trained the runs
+    assert {k: meta[k] for k in first} == first and "recollected" in meta
+    (fig_dir / "meta.json").unlink()  # with no measured call before it, a call that trained nothing says so
+    assert run("reproduce", "p2-rollout", "--out", out, "--jobs", "1").exit_code == 0
     meta = json.loads((fig_dir / "meta.json").read_text())
-    assert (meta["runs"], meta["runs_reused"]) == (3, 3)  # the second call's time is no training time
+    assert (meta["runs"], meta["runs_reused"]) == (3, 3) and "recollected" not in meta
 
 
 def test_reproduce_closed_form_figure(tmp_path, monkeypatch):
@@ -111,6 +116,12 @@ def test_reproduce_bad_input(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "submitit", None)  # as if the cluster extra were not installed
     one_line_error(run("reproduce", "p2-lookahead", "--launcher", "submitit", "--out", tmp_path),
                    "pip install 'testbed[cluster]'")
+
+
+def test_a_preset_other_than_cpu_writes_its_own_directory():
+    fig = rp.figure("facts-capacity")
+    assert (rp.output_name(fig, "cpu"), rp.output_name(fig, "transformers")) == (
+        "facts-capacity", "facts-capacity+transformers")  # the results pages' FIGURE+VARIANT
 
 
 SWEEP_FIGURES = ["depth-staircase", "p2-lookahead", "p2-input-length", "p2-depth-sweep", "p1-comparison",

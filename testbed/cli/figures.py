@@ -129,10 +129,11 @@ def reproduce(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot create the output directory {str(out)!r}: {e.strerror}") from None
-    points, failure = fig.reproduce(ctx, out / fig.name)
+    where = out / figures.output_name(fig, preset)
+    points, failure = fig.reproduce(ctx, where)
     typer.echo(figures.comparison_markdown(fig, preset, points))
     typer.echo(figures.summary(points))
-    typer.echo(f"wrote {out / fig.name}/results.csv, figure.png, comparison.csv, comparison.md")
+    typer.echo(f"wrote {where}/results.csv, figure.png, comparison.csv, comparison.md")
     if failure:
         raise ConfigError(f"{failure} (the figure is drawn from the runs that finished)")
 

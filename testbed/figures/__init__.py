@@ -7,11 +7,11 @@ from generators import ConfigError
 from generators.registry import did_you_mean
 
 from . import ca, finetune, memory
-from .base import Context, Figure, compare_series, comparison_markdown, summary
+from .base import Context, Figure, compare_series, comparison_markdown, output_name, summary
 
 FIGURES: dict[str, Figure] = {f.name: f for f in [*ca.FIGURES, *finetune.FIGURES, *memory.FIGURES]}
 
-__all__ = ["FIGURES", "Context", "Figure", "compare_series", "comparison_markdown", "figure", "summary"]
+__all__ = ["FIGURES", "Context", "Figure", "compare_series", "comparison_markdown", "figure", "output_name", "summary"]
 
 
 def figure(name: str) -> Figure:

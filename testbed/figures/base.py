@@ -202,18 +202,33 @@ def write_comparison(out: Path, fig: Figure, preset: str, points: list[dict]) ->
     atomic_write(out / "comparison.md", lambda f: f.write(text.encode()))
 
 
+def output_name(fig: Figure, preset: str) -> str:
+    """The directory of a reproduction under OUT: FIGURE for the cpu preset, FIGURE+PRESET for another (the results
+    pages' variants), so that one preset's results never overwrite another's."""
+    return fig.name if preset == "cpu" else f"{fig.name}+{preset}"
+
+
 def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 0, reused: int = 0,
                sets: dict | None = None) -> None:
     """What the reproduction cost: wall minutes of this call, and how many of its runs were reused (finished
-    before it, so their training is not in the time); the --set overrides it ran with (then not the preset's)."""
+    before it, so their training is not in the time); the --set overrides it ran with (then not the preset's).
+    A call that reused every run only collected and drew again: it keeps the time an earlier call measured for
+    the same runs and says when it recollected."""
     from ..environment import environment, usable_cores
-    from ..store import write_json
+    from ..store import read_json, write_json
 
     env = environment(0)
-    write_json(out / "meta.json", {"figure": fig.name, "preset": preset, "wall_minutes": round(seconds / 60, 2),
-                                   "runs": runs, "runs_reused": reused, "cores": usable_cores(),
-                                   "git_commit": env["git_commit"], "torch": env["torch"],
-                                   "finished": env["started"], "sets": sets or {}})
+    meta = {"figure": fig.name, "preset": preset, "wall_minutes": round(seconds / 60, 2), "runs": runs,
+            "runs_reused": reused, "cores": usable_cores(), "git_commit": env["git_commit"], "torch": env["torch"],
+            "finished": env["started"], "sets": sets or {}}
+    try:
+        earlier = read_json(out / "meta.json") if (out / "meta.json").is_file() else {}
+    except ConfigError:  # a damaged file from an earlier call: nothing to keep
+        earlier = {}
+    same = all(earlier.get(k) == meta[k] for k in ("figure", "preset", "runs", "sets"))
+    if runs and reused == runs and same and earlier.get("runs_reused", runs) < runs:
+        meta = {**earlier, "recollected": {"git_commit": env["git_commit"], "finished": env["started"]}}
+    write_json(out / "meta.json", meta)
 
 
 def summary(points: list[dict]) -> str:
