@@ -39,7 +39,8 @@ class MambaConfig:
     dt_rank: int = _f(0, "rank of the step projection; 0: ceil(d / 16)")
     dt_min: float = _f(0.001, "initial steps drawn log-uniformly in [dt_min, dt_max]")
     dt_max: float = _f(0.1, "see dt_min")
-    chunk: int = _f(4, "positions the scan solves together: memory grows with it, Python steps shrink",
+    chunk: int = _f(1, "positions the scan solves together in closed form (> 1: memory grows with it, Python steps "
+                    "shrink); 1: the plain recurrence, read out step by step, fastest on a CPU at these sizes",
                     hash="never")
 
     def __post_init__(self):
@@ -57,12 +58,18 @@ class MambaConfig:
         return self.dt_rank or math.ceil(self.d_model / 16)
 
 
-def selective_scan(x, dt, A, B, C, D, chunk: int = 16) -> torch.Tensor:
+def selective_scan(x, dt, A, B, C, D, chunk: int = 1) -> torch.Tensor:
     """y (b, L, d) of h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t, y_t = C_t . h_t + D x_t, with h_0 = 0.
     x, dt: (b, L, d); A: (d, N), non-positive; B, C: (b, L, N); D: (d,)."""
     b, length, d = x.shape
     decay = dt.unsqueeze(-1) * A  # (b, L, d, N), <= 0
     drive = (dt * x).unsqueeze(-1) * B.unsqueeze(2)  # (b, L, d, N)
+    if chunk == 1:  # the recurrence itself, each state read out at once: no (b, L, d, N) tensor of states is kept
+        h, ys = x.new_zeros(b, d, A.shape[1]), []
+        for a, u, c in zip(decay.exp().unbind(1), drive.unbind(1), C.unbind(1)):
+            h = torch.addcmul(u, a, h)
+            ys.append(torch.einsum("bdn,bn->bd", h, c))
+        return torch.stack(ys, 1) + x * D
     h, ys = x.new_zeros(b, d, A.shape[1]), []
     for lo in range(0, length, chunk):
         a, u, c = decay[:, lo:lo + chunk], drive[:, lo:lo + chunk], C[:, lo:lo + chunk]
