@@ -183,7 +183,7 @@ FIGURES = [
                            "breaks at S ~ dim phi(k) = d pairs (sum rule: signal-to-noise sqrt(d/S); delta rule: exact "
                            "up to d orthogonal keys)."),
     FactsCapacity("facts-capacity", "Allen-Zhu & Li 2024", "bits stored in the weights vs parameters, per memory "
-                  "family", "facts_capacity.toml", {"cpu": 25.0, "transformers": 70.0},
+                  "family", "facts_capacity.toml", {"cpu": 10.0, "transformers": 30.0},
                   presets={"cpu": ("mlp", "pkm", "hash"), "transformers": ("transformer", "pkm_transformer")},
                   note="Worlds of 250-4,000 entities x 4 attributes of 16 uniform values; three sizes per family "
                        "(cpu: the three query memories; --preset transformers: a transformer and one with a "
