@@ -72,17 +72,20 @@ def score(model, generator, examples: dict, batch_size: int, iterations=(), by: 
     return metrics.concat(parts)
 
 
-def test_sets(generator, eval_cfg: EvalConfig) -> list[tuple[int, dict]]:
-    """(k, examples) of the test split: one fixed-k set per configured k, or the task's own examples (k = 0)."""
+def test_sets(generator, eval_cfg: EvalConfig, split: str = "test") -> list[tuple[int, dict]]:
+    """(k, examples) of a held-out split (the test split unless asked): one fixed-k set per configured k, or the
+    task's own examples (k = 0)."""
     if not eval_cfg.k:
-        return [(0, held_out(generator, "test", eval_cfg.seed, eval_cfg.test_size))]
-    return [(k, held_out(generator, "test", eval_cfg.seed, eval_cfg.test_size, k=k)) for k in eval_cfg.k]
+        return [(0, held_out(generator, split, eval_cfg.seed, eval_cfg.test_size))]
+    return [(k, held_out(generator, split, eval_cfg.seed, eval_cfg.test_size, k=k)) for k in eval_cfg.k]
 
 
-def test_outcomes(model, generator, eval_cfg: EvalConfig, by: str | None = None, baselines: bool = True) -> dict:
-    """Outcomes of the model and the baselines on the test split (every set, every iteration count)."""
+def test_outcomes(model, generator, eval_cfg: EvalConfig, by: str | None = None, baselines: bool = True,
+                  split: str = "test") -> dict:
+    """Outcomes of the model and the baselines on the test split (or `split`: choices made after training, such as
+    how far to iterate, read the validation split), every set, every iteration count."""
     return metrics.concat([score(model, generator, examples, eval_cfg.batch_size, eval_cfg.iterations, by, k,
-                                 baselines) for k, examples in test_sets(generator, eval_cfg)])
+                                 baselines) for k, examples in test_sets(generator, eval_cfg, split)])
 
 
 def rows(units: dict, split: str, source: str = MODEL) -> list[dict]:

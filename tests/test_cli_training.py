@@ -27,6 +27,12 @@ def test_train_eval_collect_plot(spec, tmp_path):
     assert res.exit_code == 0, res.output
     rows = json.loads((run_dir / "eval-test.json").read_text())["rows"]
     assert [r["value"] for r in rows] == [1, 2] and all(r["n"] == 16 for r in rows)
+    res = run("eval", run_dir, "--k", "1,2", "--size", 16, "--split", "val")  # choices read validation
+    assert res.exit_code == 0, res.output
+    val = json.loads((run_dir / "eval-test-val.json").read_text())
+    assert val["data"] == "val split" and all(r["split"] == "val" for r in val["rows"])
+    assert [r["value"] for r in val["rows"]] == [1, 2]
+    one_line_error(run("eval", run_dir, "--split", "train"), "--split must be test or val")
 
     data = tmp_path / "shared.npz"
     assert run("gen", "ca", "--radius", 1, "--width", 6, "--steps", 7, "--n-input", 3, "--n", 20, "--split", "test",

@@ -82,6 +82,8 @@ def eval_cmd(
                                 "times (P2's autoregressive rollout); accuracy per rollout step"),
     baseline: Optional[list[str]] = typer.Option(None, "--baseline", help="print only these baselines of the task "
                                                  "(repeatable; default: every one)"),
+    split: str = typer.Option("test", "--split", help="held-out split: test, or val for choices made after "
+                              "training (how far to iterate, which k), so that the test split stays unread"),
 ) -> None:
     """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file; weight-tied models
     also at other iteration counts than they were trained with."""
@@ -101,6 +103,10 @@ def eval_cmd(
         raise ConfigError(f"--size must be positive, got {size}")
     if rollout < 0:
         raise ConfigError(f"--rollout must be at least 1, got {rollout}")
+    if split not in ("test", "val"):
+        raise ConfigError(f"--split must be test or val, got {split!r}")
+    if split == "val" and (rollout or data is not None):
+        raise ConfigError("--split val applies to held-out examples per k, not to --rollout or --data")
     from ..limits import check, examples_bytes
 
     resolved, model, generator = open_run(run_dir)
@@ -127,8 +133,9 @@ def eval_cmd(
     else:
         ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n, "k": ks or resolved["eval"]["k"],
                                          "iterations": iters}, where="[eval]")
-        units, split = evaluation.test_outcomes(model, generator, ecfg, by=by), "test"
+        units = evaluation.test_outcomes(model, generator, ecfg, by=by, split=split)
         name = "eval-iterations" if iters else f"eval-by-{by}" if by else "eval-test"
+        name = name if split == "test" else f"{name}-{split}"
     rows = evaluation.rows(units, split)
     rows = [r for r in rows if r.get("iterations")] if iters else rows
     baselines = {s: evaluation.rows(units, split, s) for s in evaluation.sources(units) if s != evaluation.MODEL}
@@ -140,7 +147,7 @@ def eval_cmd(
                               f"baseline {unknown[0]!r}; its baselines: {', '.join(have) or 'none'}")
         baselines = {f"baseline:{b}": baselines[f"baseline:{b}"] for b in baseline}
     name += ".json"
-    write_json(run_dir / name, {"data": str(data) if data else "test split", "rows": rows, "baselines": baselines})
+    write_json(run_dir / name, {"data": str(data) if data else f"{split} split", "rows": rows, "baselines": baselines})
     typer.echo(f"{resolved['model']['name']}:")
     print_rows(rows)
     for source, got in baselines.items():
