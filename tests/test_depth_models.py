@@ -1,5 +1,7 @@
 """Depth-extending families: the model contract, weight tying, gradient cuts, halting, overrides, learning."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -479,3 +481,18 @@ def test_progressive_step_loss_scores_only_the_loops_after_the_free_ones(monkeyp
 def test_progressive_needs_step_loss():
     with pytest.raises(ConfigError, match="set step_loss = true"):
         setup("looped", {"progressive": True}, **PATH)
+
+
+def test_feedback_starts_each_loop_from_the_embedded_read_out():
+    """With feedback, loop t + 1 sees softmax(read-out of loop t) times the token embeddings, not the raw state."""
+    _, model, batch = setup("looped", {"feedback": True, "loops": 3})
+    model.eval()
+    with torch.no_grad():
+        e, rotary = model.embed(batch["inputs"])
+        y1 = model.step(torch.zeros_like(e), e, rotary, 0)  # the first loop starts from zero, as without feedback
+        expected = model.readout(y1).softmax(-1) @ model.embed.tok_emb.weight + e
+        for block in model.blocks:
+            expected = block(expected, rotary)
+        torch.testing.assert_close(model.states(batch["inputs"], 2)[1], expected)
+        model.config = dataclasses.replace(model.config, feedback=False)  # the same weights, the raw state fed on
+        assert not torch.allclose(model.states(batch["inputs"], 2)[1], expected, atol=1e-4)

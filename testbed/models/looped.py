@@ -8,7 +8,9 @@ at every loop boundary and gives the per-iteration read-out (one trained model, 
 Training can average the loss over the last `loss_loops` loops and run the first `nograd_loops` without gradient,
 or (`step_loss`) score the read-out after every loop j against the state j steps ahead: per-loop step supervision in
 the spirit of DeepThinking's progressive loss (Bansal et al. 2022), so that each loop learns to be one CA step and
-more loops at test time reach further than training did. `progressive` adds that loss's other half: a random number
+more loops at test time reach further than training did. `feedback` re-embeds each loop's read-out (a distribution
+over tokens) as the next loop's state, so every loop starts from a mixture of token embeddings, the states training
+showed, instead of a raw vector free to drift. `progressive` adds that loss's other half: a random number
 of loops run first without gradient, and only the loops after them are scored, so the block is trained to continue
 from the states it produces itself rather than along one fixed trajectory.
 """
@@ -39,6 +41,10 @@ class LoopedConfig(TransformerConfig):
     nograd_loops: int = _f(0, "the first this many loops run without gradient")
     step_loss: bool = _f(False, "train the read-out after loop j on the state j steps ahead (data.path, loops = k): "
                          "per-loop step supervision, so more loops at test time reach further", hash="if_set")
+    feedback: bool = _f(False, "each loop after the first starts from the embedding of the previous loop's read-out "
+                        "(softmax(head(norm(y))) times the token embeddings) instead of its raw state: a soft chain of "
+                        "thought inside one pass, so the loop state stays among the states training showed",
+                        hash="if_set")
     progressive: bool = _f(False, "with step_loss: each training step runs a random n of the loops (0..loops-1) "
                            "without gradient and supervises the rest from the state they reach (DeepThinking's "
                            "progressive loss): the block learns to continue from its own states", hash="if_set")
@@ -92,7 +98,9 @@ class LoopedTransformer(SequenceModel):
             )
 
     def step(self, y: torch.Tensor, e: torch.Tensor, rotary, t: int) -> torch.Tensor:
-        """One loop: inject the input, then the block."""
+        """One loop: (with feedback, re-embed the state's read-out,) inject the input, then the block."""
+        if self.config.feedback and t > 0:
+            y = self.readout(y).softmax(-1) @ self.embed.tok_emb.weight
         x = y + e if self.adapter is None else self.adapter(torch.cat([y, e], dim=-1))
         if self.config.step_embedding:
             x = x + step_encoding(t, x.shape[-1], x.device)
