@@ -115,7 +115,9 @@ def gen_command_rate(radius: int, width: int, steps: int, n: int, repeats: int =
 # ------------------------------------------------------------------------------------------------------------------
 # training: time to accuracy and throughput
 
-BASELINE_TASK = {"radius": 1, "width": 12, "steps": 5, "n_input": 4, "k": 1}
+# The depth-staircase regime's first step (experiments/README.md): a held-out radius-1 rule given as input, one given
+# state of width 12, the next state to predict.
+BASELINE_TASK = {"radius": 1, "width": 12, "steps": 2, "n_input": 1, "task": "RO-S", "k": 1}
 # Recipes timed by `testbed bench train`. The baseline is the plain recipe: torch's stock encoder with learned
 # absolute positions, constant AdamW 3e-3, batch 128. Ours: the same size, with the 2-D grid encoding, 8 heads,
 # linear biases (so heads can attend by position alone), a wider initialisation, warm-up and cosine decay, and
@@ -130,7 +132,8 @@ OURS = {"model": "transformer",
 def time_to_accuracy(model: str, config: dict, lr: float, warmup: int = 0, decay_steps: int = 0,
                      batch_size: int = 128, target: float = 0.80, budget_s: float = 600.0, check_every: int = 50,
                      val_size: int = 512, seed: int = 0, threads: int = 0) -> dict:
-    """Train on held-out-rule CA (r=1, W=12, n=4, k=1) until validation exact match reaches `target`.
+    """Train on the regime's first step (BASELINE_TASK: a held-out rule given, the next state of one given state)
+    until validation exact match reaches `target`.
 
     One plain loop for every contender (forward, masked loss, backward, clip 1.0, AdamW step), so the comparison
     is of models and recipes only. The learning rate warms up linearly, then stays constant or (decay_steps > 0)
