@@ -116,7 +116,8 @@ class Generator:
 
     def probe_states(self, split: str, seed: int, indices, k: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """(examples asked k steps ahead, the states 1..k ahead they pass through (n, k, cells)): what a probe of a
-        model's hidden states at the target positions decodes (`testbed probe`)."""
+        model's hidden states at the target positions decodes (`testbed probe`). The examples' target positions hold
+        the one state k ahead, or (a task predicting several states) the states 1.. in order."""
         raise ConfigError(f"task {self.name!r} has no intermediate states to probe: probes read cellular automata")
 
     def rollout(self, predict, split: str, seed: int, n: int, steps: int, batch_size: int) -> list[dict]:

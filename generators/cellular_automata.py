@@ -149,8 +149,14 @@ class CellularAutomata(Generator):
 
     def probe_states(self, split: str, seed: int, indices, k: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         c = self.config
-        if c.task not in ("O-S", "RO-S"):
-            raise ConfigError(f"probes read the one target state of O-S or RO-S, not task {c.task}")
+        if c.task == "O-SR":
+            raise ConfigError("probes read the target states of O-S, RO-S, O-O or RO-O, not task O-SR")
+        if c.task in MULTI_STATE:  # the task's own examples: their target rows are the states 1..m in order
+            if not 1 <= k <= c.m:
+                raise ConfigError(f"task {c.task} predicts the next m = {c.m} states: probe k in 1..{c.m}, got {k}")
+            examples = self.sample(split, seed, np.asarray(indices))
+            states, _ = self.orbits(split, seed, indices, steps=c.n_input + k)
+            return examples, states[:, c.n_input : c.n_input + k]
         examples = self.sample_at_depth(split, seed, indices, k)
         states, _ = self.orbits(split, seed, indices, steps=c.n_input + k)
         return examples, states[:, c.n_input : c.n_input + k]

@@ -30,19 +30,22 @@ def read_out(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def probe_rows(hidden: dict[str, np.ndarray], states: np.ndarray, lam: float = 1e-3, seed: int = 0) -> list[dict]:
     """Per (hidden state, step): accuracy, control, selectivity and majority of a ridge probe fitted on the first
-    half of the examples and scored on the second. hidden: {name: (n, cells, d)}; states: (n, k, cells) bits."""
-    n = len(states)
+    half of the examples and scored on the second. hidden: {name: (n, positions, d)} at the target positions;
+    states: (n, k, cells) bits. The positions hold one state (every step's probe reads them) or the k states in
+    order (the probe of state j reads the j-th block of cells: a task that predicts several states)."""
+    n, k, cells = states.shape
     if n < 4:
         raise ConfigError(f"probes need at least 4 examples (two halves), got {n}")
     fit, score = slice(0, n // 2), slice(n // 2, n)
     shuffled = np.random.default_rng(seed).permutation(n)  # the control's labels: another example's state
     rows = []
     for name, h in hidden.items():
-        d = h.shape[-1]
-        x_fit, x_score = h[fit].reshape(-1, d).astype(np.float64), h[score].reshape(-1, d).astype(np.float64)
-        mu, sd = x_fit.mean(0), x_fit.std(0) + 1e-6
-        x_fit, x_score = (x_fit - mu) / sd, (x_score - mu) / sd
-        for j in range(states.shape[1]):
+        d, blocks = h.shape[-1], h.shape[1] // cells
+        for j in range(k):
+            at = h[:, (j if blocks > 1 else 0) * cells:][:, :cells]
+            x_fit, x_score = at[fit].reshape(-1, d).astype(np.float64), at[score].reshape(-1, d).astype(np.float64)
+            mu, sd = x_fit.mean(0), x_fit.std(0) + 1e-6
+            x_fit, x_score = (x_fit - mu) / sd, (x_score - mu) / sd
             y = states[:, j]
             truth = y[score].reshape(-1)
             acc = float((read_out(x_score, ridge(x_fit, y[fit].reshape(-1), lam)) == truth).mean())
@@ -56,7 +59,7 @@ def probe_rows(hidden: dict[str, np.ndarray], states: np.ndarray, lam: float = 1
 
 
 def hidden_at_targets(model, examples: dict, batch_size: int) -> dict[str, np.ndarray]:
-    """{name: (n, cells, d)} of the model's hidden states at each example's scored positions."""
+    """{name: (n, positions, d)} of the model's hidden states at each example's scored positions."""
     mask = np.asarray(examples["loss_mask"])
     cells = mask.sum(1)
     if len(set(cells.tolist())) != 1:

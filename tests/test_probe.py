@@ -4,10 +4,12 @@ of the example; `testbed probe` end to end and its bad input."""
 import json
 
 import numpy as np
+import pytest
 import torch
 from helpers import one_line_error, run
 
 import generators
+from generators import ConfigError
 from testbed.models import build_model
 from testbed.probe import hidden_at_targets, probe_rows
 
@@ -39,6 +41,22 @@ def test_an_untrained_models_embedding_holds_nothing_of_the_example():
     assert all(abs(r["accuracy"] - r["majority"]) < 0.03 for r in rows), rows
 
 
+def test_a_several_state_task_is_probed_at_each_states_own_row():
+    """RO-O: the target rows are the states 1..m in order, and the probe of state j reads row j's positions."""
+    gen = generators.make("ca", {"radius": 1, "width": 8, "steps": 5, "n_input": 1, "task": "RO-O", "m": 3})
+    examples, states = gen.probe_states("test", 0, np.arange(300), 2)
+    assert states.shape == (300, 2, 8)
+    rows = examples["targets"][examples["loss_mask"]].reshape(300, 3, 8)
+    np.testing.assert_array_equal(states, rows[:, :2])
+    rng = np.random.default_rng(1)
+    hidden = rng.normal(size=(300, 24, 4))
+    hidden[:, 8:16, 0] = 2.0 * states[:, 1] - 1.0  # row 2 holds state 2; row 1 holds nothing
+    got = {r["step"]: r["accuracy"] for r in probe_rows({"layer": hidden}, states)}
+    assert got[2] == 1.0 and abs(got[1] - 0.5) < 0.05
+    with pytest.raises(ConfigError, match="probe k in 1..3"):
+        gen.probe_states("test", 0, np.arange(4), 4)
+
+
 def test_probe_command_end_to_end_and_bad_input(tmp_path, tiny_spec):
     spec = tiny_spec(data={"task": "RO-S", "mixed_k": False, "k": 2, "n_input": 2, "steps": 5})
     runs = tmp_path / "runs"
@@ -63,4 +81,5 @@ def test_probe_command_end_to_end_and_bad_input(tmp_path, tiny_spec):
                    eval={"k": []})
     assert run("train", oo, "--out", tmp_path / "oo").exit_code == 0
     oo_dir = next(p for p in (tmp_path / "oo").iterdir() if (p / "result.json").is_file())
-    one_line_error(run("probe", oo_dir), "probes read the one target state of O-S or RO-S, not task O-O")
+    assert run("probe", oo_dir, "--size", 40).exit_code == 0  # each state probed at its own row
+    one_line_error(run("probe", oo_dir, "--k", 3), "predicts the next m = 2 states: probe k in 1..2")
