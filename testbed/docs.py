@@ -105,6 +105,25 @@ def plateau(rows: list[dict]) -> list[str]:
     return [text + ".", ""]
 
 
+def seeds_short(rows: list[dict]) -> list[str]:
+    """Configurations trained on fewer seeds than the page's others (a run that diverged or failed is left out of
+    its configuration's mean and interval): named, with the seeds they kept."""
+    from .tables import is_baseline, labels
+
+    rows = [r for r in rows if not is_baseline(r) and r.get("n_seeds") not in ("", None)]
+    if not rows:
+        return []
+    names, kept = labels(rows), {}
+    for r in rows:
+        kept[names[r["config_id"]]] = (int(float(r["n_seeds"])), r.get("seeds", ""))
+    most = max(n for n, _ in kept.values())
+    short = sorted((lab, n, seeds) for lab, (n, seeds) in kept.items() if n < most)
+    if not short:
+        return []
+    return ["Seeds: " + "; ".join(f"{lab} has {n} of {most} (seeds {seeds}; the others diverged or failed, their "
+                                  "result.json says why)" for lab, n, seeds in short) + ".", ""]
+
+
 def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dict] = (), variant: str = "",
          variants: tuple = ()) -> str:
     title = f"{fig.name} ({variant})" if variant else fig.name
@@ -116,7 +135,7 @@ def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dic
              f"{reused(meta)} on {meta['cores']} CPU cores (torch {meta['torch']}, commit "
              f"{str(meta['git_commit'])[:10]}, {meta['finished'][:10]})"
              + "".join(f"; with --set {k}={v}" for k, v in (meta.get("sets") or {}).items()) + ".", "", fig.note, "",
-             f"![{title}]({picture}.png)", "", *plateau(list(rows)),
+             f"![{title}]({picture}.png)", "", *plateau(list(rows)), *seeds_short(list(rows)),
              "Ours beside the published numbers; a value in brackets is its 95 % interval over seeds and held-out "
              "rules (over rules alone where one seed was run); `baseline:` series are trivial predictors scored on "
              "the same examples:", "", *comparison_table(points), *paired_table(paired), ""]

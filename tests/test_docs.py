@@ -77,6 +77,15 @@ def test_late_rise_and_the_pages_plateau_line():
     assert docs.plateau([{**rows[0], "val_late_rise": ""}]) == []
 
 
+def test_the_page_names_configurations_that_lost_a_seed():
+    rows = [{"config_id": c, "model": m, "layers": "2", "task": "RO-O", "n_seeds": n, "seeds": seeds}
+            for c, m, n, seeds in (("a", "transformer", "3", "0,1,2"), ("b", "armt", "2", "0,2"),
+                                   ("b", "armt", "2", "0,2"))]
+    line = docs.seeds_short(rows + [{"config_id": "x", "model": "baseline:period", "n_seeds": "1"}])[0]
+    assert line.startswith("Seeds: armt L=2 has 2 of 3 (seeds 0,2;") and "transformer" not in line
+    assert docs.seeds_short(rows[:1]) == []
+
+
 PLACEHOLDERS = {"NAME": "ca", "FIGURE": "quickstart", "RUN": "runs/run", "RUNS": "runs", "FILE.npz": "f.npz",
                 "SPEC": "experiments/quickstart.toml"}
 
