@@ -319,7 +319,7 @@ FIGURES = [
                note="cpu: layers 1, 2, 3, 4, 6 at radius 1 and 2,000 steps; the paper: 1..11 at radius 2, 105k steps."),
     FamilyComparison("p1-comparison", "P1 (Rodkin et al. 2025)", "exact match vs k of every depth-extending family",
                      "p1_comparison.toml",
-                     {"cpu": 70.0, "cpu-mamba": 60.0,
+                     {"cpu": 100.0, "cpu-mamba": 60.0,
                       "paper": "30 runs (10 families x 3 seeds) of 40k steps, d = 128: ~3 GPU-days"},
                      presets={"cpu": ("cpu",), "cpu-mamba": ("cpu-mamba",), "cpu-os": ("cpu-os",),
                               "paper": ("paper",)},
@@ -329,7 +329,7 @@ FIGURES = [
                           "transformer on the same regime."),
     DepthStaircase("depth-staircase", "P2 (Burtsev 2024)", "exact match per (depth, k) and the smallest depth that "
                    "solves each k", "depth_staircase.toml",
-                   {"cpu": 41.0, "paper": "33 runs of 40k steps, d = 128: ~2 GPU-days", "loops": 41.0},
+                   {"cpu": 70.0, "paper": "33 runs of 40k steps, d = 128: ~2 GPU-days", "loops": 70.0},
                    presets={"cpu": ("cpu",), "paper": ("paper",), "loops": ("loops",)},
                    note=f"cpu: RO-O at r = 1 (the rule given, one given state, the next four states each "
                         f"supervised), depths 1-8, three seeds; "
@@ -345,7 +345,7 @@ FIGURES = [
                             "transformer; targets (ours, no paper has this on CA): the looped model's 95 % lower "
                             "bound >= 0.90 at k = 8 and >= 0.80 at k = 16."),
     WordLength("group-words", "Merrill et al. 2024; P1 v3", "prefix-product accuracy vs word length, Z_5 against "
-               "S_5, per family", "group_words.toml", {"cpu": 40.0}, presets={"cpu": ("cpu",)},
+               "S_5, per family", "group_words.toml", {"cpu": 16.0}, presets={"cpu": ("cpu",)},
                note="No published numbers to match: the claim is the shape (on S_5 the fixed-depth transformer "
                     "falls with length, the LSTM does not; Z_5 has shallow shortcuts). Mamba is expected to lose "
                     "Z_5 as well: a diagonal recurrence with decays in (0, 1) cannot count modulo m > 1 in finite "
