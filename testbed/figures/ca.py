@@ -304,7 +304,7 @@ FIGURES = [
                note="The first curve: small transformers of a few depths execute an unseen rule (given as input) k "
                     "steps ahead; three seeds, the baselines on the same examples."),
     Lookahead("p2-lookahead", "P2 (Burtsev 2024)", "per-bit accuracy vs steps ahead k for O-S, O-O, O-SR, RO-S",
-              "p2_lookahead.toml", {"cpu": 7.9, "paper": "13 runs of 25k-105k steps, d = 512: ~1 GPU-day"},
+              "p2_lookahead.toml", {"cpu": 30.0, "paper": "13 runs of 25k-105k steps, d = 512: ~1 GPU-day"},
               note="cpu: radius 1, width 12, d = 64, 2,000 steps, one mixed-k model per task; P2: radius 2, width 20, "
                    "d = 512, one model per task and k."),
     InputLength("p2-input-length", "P2 (Burtsev 2024)", "O-S (k = 1) per-bit accuracy vs number of input states",
