@@ -155,9 +155,8 @@ class CellularAutomata(Generator):
             if not 1 <= k <= c.m:
                 raise ConfigError(f"task {c.task} predicts the next m = {c.m} states: probe k in 1..{c.m}, got {k}")
             examples = self.sample(split, seed, np.asarray(indices))
-            states, _ = self.orbits(split, seed, indices, steps=c.n_input + k)
-            return examples, states[:, c.n_input : c.n_input + k]
-        examples = self.sample_at_depth(split, seed, indices, k)
+        else:
+            examples = self.sample_at_depth(split, seed, indices, k)
         states, _ = self.orbits(split, seed, indices, steps=c.n_input + k)
         return examples, states[:, c.n_input : c.n_input + k]
 

@@ -41,11 +41,15 @@ def probe_rows(hidden: dict[str, np.ndarray], states: np.ndarray, lam: float = 1
     rows = []
     for name, h in hidden.items():
         d, blocks = h.shape[-1], h.shape[1] // cells
+        standardised = {}  # per block of positions: one block serves every step of a single-state task
         for j in range(k):
-            at = h[:, (j if blocks > 1 else 0) * cells:][:, :cells]
-            x_fit, x_score = at[fit].reshape(-1, d).astype(np.float64), at[score].reshape(-1, d).astype(np.float64)
-            mu, sd = x_fit.mean(0), x_fit.std(0) + 1e-6
-            x_fit, x_score = (x_fit - mu) / sd, (x_score - mu) / sd
+            b = j if blocks > 1 else 0
+            if b not in standardised:
+                at = h[:, b * cells:(b + 1) * cells]
+                x_fit, x_score = at[fit].reshape(-1, d).astype(np.float64), at[score].reshape(-1, d).astype(np.float64)
+                mu, sd = x_fit.mean(0), x_fit.std(0) + 1e-6
+                standardised[b] = (x_fit - mu) / sd, (x_score - mu) / sd
+            x_fit, x_score = standardised[b]
             y = states[:, j]
             truth = y[score].reshape(-1)
             acc = float((read_out(x_score, ridge(x_fit, y[fit].reshape(-1), lam)) == truth).mean())
