@@ -99,11 +99,15 @@ def waves(resolved: list[dict]) -> list[list[dict]]:
 
 def launch_waves(launch, resolved: list[dict], runs_root, **kwargs) -> None:
     """`launch` (run_all, run_submitit) one wave at a time; the failures of a wave are reported after the later
-    waves ran (their runs that need a failed start fail with the reason)."""
+    waves ran (their runs that need a failed start fail with the reason); an interruption stops them all."""
+    from .training import Interrupted
+
     errors = []
     for wave in waves(resolved):
         try:
             launch(wave, runs_root, **kwargs)
+        except Interrupted:
+            raise
         except ConfigError as e:
             errors.append(str(e))
     if errors:
@@ -115,10 +119,11 @@ _BUSY: list = []  # a pool worker's run in progress (orphan_guard waits for it t
 _ORPHANED: list = []  # set once the sweep is gone: the worker starts no further run
 
 
-def orphan_guard(poll_s: float = 2.0, grace_s: float = 120.0, leave=None) -> None:
-    """A pool worker's watch on the sweep that started it: once that process is gone (killed, not interrupted),
-    the worker interrupts itself as Ctrl-C would, so that its run saves a resumable checkpoint and stops, and then
-    leaves (`leave`, os._exit by default) instead of training on, unseen, beside whatever runs next."""
+def orphan_guard(stop=None, poll_s: float = 2.0, grace_s: float = 120.0, leave=None) -> None:
+    """A pool worker's watch on the sweep that started it: once that process is gone (killed), or has set `stop`
+    (an Event: it was interrupted by a signal that reached it alone, e.g. `kill -INT`), the worker interrupts
+    itself as Ctrl-C would, so that its run saves a resumable checkpoint and stops, and then leaves (`leave`,
+    os._exit by default) instead of training on, unseen, beside whatever runs next."""
     import os
     import signal
     import threading
@@ -127,7 +132,7 @@ def orphan_guard(poll_s: float = 2.0, grace_s: float = 120.0, leave=None) -> Non
     parent, leave = os.getppid(), leave or (lambda: os._exit(130))
 
     def watch():
-        while os.getppid() == parent:
+        while os.getppid() == parent and not (stop is not None and stop.is_set()):
             time.sleep(poll_s)
         _ORPHANED.append(parent)
         os.kill(os.getpid(), signal.SIGINT)
@@ -200,13 +205,16 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
 
         # the longest runs first, so that the pool's jobs finish together
         ordered = sorted(resolved, key=cost, reverse=True)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=orphan_guard) \
-                as pool:
+        context = mp.get_context("spawn")
+        stop = context.Event()
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=orphan_guard,
+                                 initargs=(stop,)) as pool:
             futures = {pool.submit(_run_one, r, str(runs_root), force, 0, jobs): r for r in ordered}
             try:
                 for i, fut in enumerate(as_completed(futures), offset + 1):
                     finish(i, futures[fut], fut.result, Exception)
             except (Interrupted, KeyboardInterrupt):
+                stop.set()  # the workers save their runs and leave (a Ctrl-C reached them too; a `kill -INT` did not)
                 for fut in futures:
                     fut.cancel()
                 raise Interrupted(f"sweep interrupted after {len(out)} of {total} runs; finished runs are kept and "

@@ -13,7 +13,8 @@ from helpers import one_line_error, run
 import generators
 from testbed import forgetting
 from testbed import spec as specs
-from testbed.sweep import resolve_all, waves
+from testbed.sweep import launch_waves, resolve_all, waves
+from testbed.training import Interrupted
 
 WORLD = {"n_entities": 8, "n_attributes": 2, "n_values": 4}
 PKM = {"name": "pkm_memory", "d_model": 4, "n_keys": 8, "topk": 2, "d_key": 4, "d_value": 4}
@@ -53,6 +54,16 @@ def test_a_preset_start_is_the_base_of_that_preset_at_the_same_seed_and_trains_f
             assert r["train"]["init_from"] == "run:" + specs.run_id(stores[r["seed"]])
     first, second = waves(runs)
     assert {specs.run_id(r) for r in first} == {specs.run_id(r) for r in stores.values()} and len(second) == 4
+
+    launched = []
+
+    def interrupted_launch(wave, runs_root):
+        launched.append(len(wave))
+        raise Interrupted("sweep interrupted")
+
+    with pytest.raises(Interrupted):  # Ctrl-C in the first wave starts no later wave (nor becomes a plain failure)
+        launch_waves(interrupted_launch, runs, "unused")
+    assert launched == [2]
 
     looped = {**spec, "presets": {"a": {"train": {"init_from": "preset:b"}}, "b": {"train": {"init_from": "preset:a"}}}}
     with pytest.raises(specs.ConfigError, match="starts from itself"):

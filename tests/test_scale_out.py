@@ -91,37 +91,44 @@ def test_a_refused_submission_is_reported_in_one_line(spec, tmp_path, monkeypatc
     assert res.output.strip().splitlines()[-1].startswith("error: 3 of 3 runs failed")
 
 
-def test_a_pool_worker_whose_sweep_is_gone_interrupts_itself(monkeypatch):
-    """A killed sweep leaves no worker training on: the guard sends the worker the Ctrl-C its run stops on."""
+@pytest.mark.parametrize("how", ["killed", "interrupted"])
+def test_a_pool_worker_leaves_no_run_training_once_its_sweep_stops(monkeypatch, how):
+    """A sweep killed outright (the worker is re-parented) or interrupted by a signal that reached it alone (`kill
+    -INT PID`, not Ctrl-C to the whole group: it sets its stop event) leaves no worker training on: the guard sends
+    the worker the Ctrl-C its run stops on, waits for the run to save, and the worker leaves."""
     import os
     import signal
+    import threading
     import time
 
     from testbed import sweep
+
+    def wait_for(n):
+        for _ in range(200):
+            if len(got) >= n:
+                break
+            time.sleep(0.01)
+        time.sleep(0.1)
 
     got = []
     monkeypatch.setattr(sweep, "_ORPHANED", [])  # this process's own state left as it was after the test
     monkeypatch.setattr(sweep, "_BUSY", [])
     previous = signal.signal(signal.SIGINT, lambda *_: got.append("interrupted"))
     try:
-        parent = os.getppid()
+        parent, stop = os.getppid(), threading.Event()
         monkeypatch.setattr(os, "getppid", lambda: parent)
         sweep._BUSY.append("a run")
-        sweep.orphan_guard(poll_s=0.01, leave=lambda: got.append("left"))
+        sweep.orphan_guard(stop, poll_s=0.01, leave=lambda: got.append("left"))
         time.sleep(0.1)
-        assert not got  # the sweep is alive: nothing happens
-        monkeypatch.setattr(os, "getppid", lambda: 1)  # re-parented: the sweep that started the worker is gone
-        for _ in range(200):
-            if got:
-                break
-            time.sleep(0.01)
-        time.sleep(0.1)
+        assert not got  # the sweep is alive and running: nothing happens
+        if how == "killed":
+            monkeypatch.setattr(os, "getppid", lambda: 1)  # re-parented: the sweep that started the worker is gone
+        else:
+            stop.set()
+        wait_for(1)
         assert got == ["interrupted"]  # the run is saving: the worker waits for it
         sweep._BUSY.clear()
-        for _ in range(200):
-            if len(got) > 1:
-                break
-            time.sleep(0.01)
+        wait_for(2)
         assert got == ["interrupted", "left"] and sweep._ORPHANED  # and no further run would start here
     finally:
         signal.signal(signal.SIGINT, previous)
