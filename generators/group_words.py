@@ -29,6 +29,7 @@ _WORDS = 1
 MAX_CYCLIC = 1024  # Z_m up to m = 1024 (a 1024 x 1024 table); S_n, A_n up to n = 6 (720 elements)
 GROUPS = "Z<m> (2 <= m <= 1024), S3, S4, S5, S6, A4, A5, A6"
 TARGETS = ("all", "last")
+ALPHABETS = ("all", "generators")
 
 
 def _parity(p: tuple[int, ...]) -> int:
@@ -90,12 +91,27 @@ def window_products(words: np.ndarray, table: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=16)
+def generating_set(group: str) -> np.ndarray:
+    """Indices of a small generating set of the group and the identity, ascending: Z_m the unit rotation (the word
+    problem becomes counting mod m), S_n the transpositions, A_n the 3-cycles. Words over it are the swap-only
+    variant of Grazzi et al. (2024, arXiv 2411.12537): still NC^1-complete for S_5 and A_5 (a bounded number of
+    generators makes any element), while a recurrent model has |G| x |alphabet| transitions to learn, not |G|^2."""
+    perms = elements(group).astype(np.int64)
+    if group[0] == "Z":
+        return np.array([0, 1])
+    moved = (perms != np.arange(perms.shape[1])).sum(1)  # points each permutation moves: 2 a swap, 3 a 3-cycle
+    return np.flatnonzero((moved == 0) | (moved == (2 if group[0] == "S" else 3)))
+
+
 @dataclass(frozen=True)
 class GroupWordsConfig:
     group: str = _f("S5", f"the finite group: {GROUPS}")
     length: int = _f(32, "word length n: every prefix length 1..n is a depth to report")
     targets: str = _f("all", "all: the prefix product at every position is scored | last: only the full product")
     window: int = _f(2, "m of the last_m baseline: the product of the last m elements")
+    alphabet: str = _f("all", "all: elements drawn uniformly from the group | generators: from a generating set and "
+                              "the identity (Z_m: 0, 1; S_n: the swaps; A_n: the 3-cycles)")
 
     def __post_init__(self):
         elements(self.group)  # raises for an unknown group
@@ -106,6 +122,8 @@ class GroupWordsConfig:
             raise ConfigError(f"unknown targets {self.targets!r}; valid: {', '.join(TARGETS)}")
         if not 1 <= self.window <= self.length:
             raise ConfigError(f"window must be in 1..length ({self.length}), got {self.window}")
+        if self.alphabet not in ALPHABETS:
+            raise ConfigError(f"unknown alphabet {self.alphabet!r}; valid: {', '.join(ALPHABETS)}")
 
 
 @register("group_words", GroupWordsConfig)
@@ -115,6 +133,7 @@ class GroupWords(Generator):
     def __init__(self, config: GroupWordsConfig):
         super().__init__(config)
         self.table = multiplication_table(config.group)
+        self.alphabet = np.arange(self.order) if config.alphabet == "all" else generating_set(config.group)
 
     @property
     def order(self) -> int:
@@ -131,7 +150,7 @@ class GroupWords(Generator):
         split, seed = check_split(split), check_seed(seed)
         idx = np.asarray(indices, dtype=np.uint64).reshape(-1)[:, None]
         h = hash64(seed, SPLITS.index(split), _WORDS, idx, np.arange(self.config.length, dtype=np.uint64))
-        return (h % np.uint64(self.order)).astype(np.int64)
+        return self.alphabet[(h % np.uint64(len(self.alphabet))).astype(np.int64)]
 
     def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
         return self.format(self.words(split, seed, indices))
@@ -149,12 +168,27 @@ class GroupWords(Generator):
         return examples
 
     def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """most_frequent: the identity (every prefix product of uniform words is uniform, so the mode is a tie, broken
-        at the identity): chance, 1/|G|. last_m: the product of the last m elements, exact on the first m positions
+        """most_frequent: the mode of the prefix product's distribution at each position (ties at the lowest index,
+        the identity first): words of uniform elements give uniform products, so chance, 1/|G|; over a generating set
+        the early products concentrate. last_m: the product of the last m elements, exact on the first m positions
         and by coincidence beyond."""
         words = examples["inputs"]
-        return {"most_frequent": np.zeros_like(words),
+        modes = np.argmax(self.product_distribution(words.shape[1]).round(12), axis=1)  # exact ties: lowest index
+        return {"most_frequent": np.broadcast_to(modes, words.shape).copy(),
                 "last_m": window_products(words, self.table, self.config.window)}
+
+    def product_distribution(self, length: int) -> np.ndarray:
+        """(length, |G|): the probability of each prefix product at positions 1..length (a random walk on the group
+        whose steps are uniform over the alphabet)."""
+        dist = np.zeros((length, self.order))
+        walk = np.zeros(self.order)
+        walk[0] = 1.0
+        for t in range(length):  # p_t(c) = sum over a, g with a g = c of p_{t-1}(a) / |alphabet|
+            step = np.zeros(self.order)
+            np.add.at(step, self.table[:, self.alphabet].reshape(-1), np.repeat(walk, len(self.alphabet)))
+            walk = step / len(self.alphabet)
+            dist[t] = walk
+        return dist
 
     def show(self, arrays, count: int) -> str:
         vocab = self.layout().vocab

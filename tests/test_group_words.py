@@ -1,6 +1,7 @@
 """Group words: products against brute-force permutation composition, the groups' structure, the baselines and the
 trivial flags by hand, determinism, the depth slices a model is scored on, bad input."""
 
+import itertools
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from helpers import one_line_error, run
 
 import generators
-from generators.group_words import elements, multiplication_table, prefix_products, window_products
+from generators.group_words import elements, generating_set, multiplication_table, prefix_products, window_products
 from testbed.metrics import slice_groups
 
 
@@ -85,6 +86,33 @@ def test_baselines_and_trivial_flags_by_hand():
     assert ex["step"].tolist() == [[1, 2, 3, 4]] * 2  # the prefix length is the depth
 
 
+@pytest.mark.parametrize("group, size, moved", [("S5", 11, 2), ("A5", 21, 3), ("S3", 4, 2), ("Z5", 2, None)])
+def test_words_over_a_generating_set(group, size, moved):
+    """The swaps of S_n, the 3-cycles of A_n, the unit rotation of Z_m, each with the identity; the words use them
+    alone, and the most_frequent baseline is the mode of the products' distribution, enumerated by brute force."""
+    perms = [tuple(int(x) for x in p) for p in elements(group)]
+    alphabet = generating_set(group)
+    assert len(alphabet) == size and alphabet[0] == 0
+    if moved:
+        assert all(sum(p[i] != i for i in range(len(p))) == moved for p in (perms[a] for a in alphabet[1:]))
+    else:
+        assert perms[alphabet[1]] == (1, 2, 3, 4, 0)
+    length = 3
+    gen = generators.make("group_words", {"group": group, "length": length, "alphabet": "generators"})
+    ex = gen.sample("train", 0, np.arange(500))
+    assert set(np.unique(ex["inputs"])) == set(alphabet.tolist())
+    counts = np.zeros((length, len(perms)))
+    for word in itertools.product(alphabet.tolist(), repeat=length):  # every word, equally likely
+        p = perms[0]
+        for t, g in enumerate(word):
+            p = compose(p, perms[g])
+            counts[t, perms.index(p)] += 1
+    expected = counts / counts.sum(1, keepdims=True)
+    assert np.allclose(gen.product_distribution(length), expected)
+    modes = [int(np.flatnonzero(row == row.max())[0]) for row in counts]
+    assert (gen.baselines(ex)["most_frequent"] == modes).all()
+
+
 def test_deterministic_disjoint_streams_and_depth_slices():
     gen = generators.make("group_words", {"group": "S5", "length": 16})
     a, b = gen.sample("train", 0, np.arange(200)), gen.sample("train", 0, np.arange(200))
@@ -106,6 +134,7 @@ def test_deterministic_disjoint_streams_and_depth_slices():
     (["--length", "0"], "length must be at least 1"),
     (["--length", "4", "--window", "5"], "window must be in 1..length (4)"),
     (["--targets", "middle"], "unknown targets 'middle'"),
+    (["--alphabet", "swaps"], "unknown alphabet 'swaps'"),
 ])
 def test_bad_group_words_are_one_line_errors(args, message, tmp_path):
     one_line_error(run("gen", "group_words", *args, "--n", 2, "--out", tmp_path / "w.npz"), message)
