@@ -350,7 +350,8 @@ FIGURES = [
                     "falls with length, the LSTM does not; Z_5 has shallow shortcuts). Mamba is expected to lose "
                     "Z_5 as well: a diagonal recurrence with decays in (0, 1) cannot count modulo m > 1 in finite "
                     "precision (Sarrof et al. 2024; Grazzi et al. 2024, arXiv 2411.12537, whose fix is negative "
-                    "eigenvalues, enough for parity only). Words of 16 elements, three seeds."),
+                    "eigenvalues, enough for parity only). Words of 16 elements over a generating set and the "
+                    "identity (Z_5: the unit rotation; S_5: the swaps), three seeds."),
     TestTimeCompute("test-time-compute", "Geiping et al. 2025", "exact match vs test-time iterations of weight-tied "
                     "models", "test_time_compute.toml", {"cpu": 40.0, "paper": "3 runs of 40k steps: ~6 GPU-hours"},
                     note="published: a curve that rises to the training mean and stays flat beyond it (no numbers to "
