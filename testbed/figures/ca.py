@@ -308,14 +308,14 @@ FIGURES = [
               note="cpu: radius 1, width 12, d = 64, 2,000 steps, one mixed-k model per task; P2: radius 2, width 20, "
                    "d = 512, one model per task and k."),
     InputLength("p2-input-length", "P2 (Burtsev 2024)", "O-S (k = 1) per-bit accuracy vs number of input states",
-                "p2_input_length.toml", {"cpu": 7.5, "paper": "9 runs of 25k steps, d = 512: ~15 GPU-hours"},
+                "p2_input_length.toml", {"cpu": 18.0, "paper": "9 runs of 25k steps, d = 512: ~15 GPU-hours"},
                 note="cpu: 1..6 input states of radius-1 orbits (the paper: 2..18 of radius 2); points at 2, 4, 6 "
                      "compare."),
     Rollout("p2-rollout", "P2 (Burtsev 2024)", "per-bit accuracy per autoregressive rollout step (fed own predictions)",
-            "p2_rollout.toml", {"cpu": 9.3, "paper": "the 4 k = 1 runs of p2-lookahead (shared): ~8 GPU-hours"},
+            "p2_rollout.toml", {"cpu": 24.0, "paper": "the 4 k = 1 runs of p2-lookahead (shared): ~8 GPU-hours"},
             note="rollout of 10 steps from models trained for k = 1 (O-O: its first predicted state is fed back)."),
     DepthSweep("p2-depth-sweep", "P2 (Burtsev 2024)", "O-O per-step accuracy vs number of layers",
-               "p2_depth_sweep.toml", {"cpu": 12.6, "paper": "11 runs of 105k steps, d = 512: ~2 GPU-days"},
+               "p2_depth_sweep.toml", {"cpu": 31.0, "paper": "11 runs of 105k steps, d = 512: ~2 GPU-days"},
                note="cpu: layers 1, 2, 3, 4, 6 at radius 1 and 2,000 steps; the paper: 1..11 at radius 2, 105k steps."),
     FamilyComparison("p1-comparison", "P1 (Rodkin et al. 2025)", "exact match vs k of every depth-extending family",
                      "p1_comparison.toml",
