@@ -27,8 +27,9 @@ def ours_by_task_k(rows, metric, baselines=False):
 
 
 def ours_by_layers(rows, metric, baselines=False):
+    """{(k=K, layers): point}; a baseline has no layers, so its row is 'k=K baseline:NAME' at layers 0."""
     if baselines:
-        return {}
+        return {(f"k={_k(r)} {r['model']}", 0): tables.point(r, metric) for r in _test_rows(rows, True) if _k(r)}
     return {(f"k={_k(r)}", int(r["layers"])): tables.point(r, metric) for r in _test_rows(rows) if _k(r)}
 
 
@@ -271,6 +272,11 @@ class TestTimeCompute(Figure):
                                                                                  for i in counts),
                             "published": "non-decreasing up to the training mean, flat beyond",
                             "difference": f"best at {best}; last minus best {its[counts[-1]][0] - its[best][0]:+.3f}"})
+        _, baselines = tables.depth_table(res.rows)  # trivial predictors on the same examples: no iterations to vary
+        for label, ks in sorted(baselines.items()):
+            for k, p in ks.items():
+                out.append({"series": label, "x": f"k={k}", "ours": tables.fmt(p), "published": None,
+                            "difference": None})
         return out
 
     def draw(self, rows, points, out, title, paper):
