@@ -115,8 +115,8 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
 
 def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
     """Test-time compute: exact match on the non-trivial stratum against iterations (log scale), one panel per
-    model, one line per k with its 95 % band; the best baseline of each k dotted in the same colour; the training
-    iteration count marked."""
+    model, one line per k with its 95 % band; the best of the baselines at each k dotted in the same colour (a model
+    above it is above every one of them; the legend names them); the training iteration count marked."""
     table = iterations_table(rows)
     _, baselines = depth_table(rows)
     best = {k: max(c[k][0] for c in baselines.values() if k in c) for k in {k for c in baselines.values() for k in c}}
@@ -137,7 +137,8 @@ def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
         ax.set(xlabel="iterations at test time", ylabel="exact match, non-trivial (held-out rules)", ylim=(-0.02, 1.02))
         ax.set_title(textwrap.fill(label, 40), fontsize=10)  # long labels would run into the next panel
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title="dotted: best baseline", title_fontsize=7)
+        names = ", ".join(b.removeprefix("baseline:") for b in sorted(baselines))
+        ax.legend(fontsize=7, title=textwrap.fill(f"dotted: the best of {names}", 30), title_fontsize=7)
     finish(fig, out, title)
 
 
