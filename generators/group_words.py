@@ -134,6 +134,8 @@ class GroupWords(Generator):
         super().__init__(config)
         self.table = multiplication_table(config.group)
         self.alphabet = np.arange(self.order) if config.alphabet == "all" else generating_set(config.group)
+        # the most_frequent baseline's answer per position, computed once (every sampled batch reads it)
+        self.modes = self.product_modes(config.length)
 
     @property
     def order(self) -> int:
@@ -173,22 +175,35 @@ class GroupWords(Generator):
         the early products concentrate. last_m: the product of the last m elements, exact on the first m positions
         and by coincidence beyond."""
         words = examples["inputs"]
-        modes = np.argmax(self.product_distribution(words.shape[1]).round(12), axis=1)  # exact ties: lowest index
-        return {"most_frequent": np.broadcast_to(modes, words.shape).copy(),
+        return {"most_frequent": np.broadcast_to(self.modes[: words.shape[1]], words.shape).copy(),
                 "last_m": window_products(words, self.table, self.config.window)}
 
     def product_distribution(self, length: int) -> np.ndarray:
         """(length, |G|): the probability of each prefix product at positions 1..length (a random walk on the group
         whose steps are uniform over the alphabet)."""
-        dist = np.zeros((length, self.order))
-        walk = np.zeros(self.order)
-        walk[0] = 1.0
-        for t in range(length):  # p_t(c) = sum over a, g with a g = c of p_{t-1}(a) / |alphabet|
-            step = np.zeros(self.order)
-            np.add.at(step, self.table[:, self.alphabet].reshape(-1), np.repeat(walk, len(self.alphabet)))
-            walk = step / len(self.alphabet)
-            dist[t] = walk
+        dist, walk = np.zeros((length, self.order)), np.eye(self.order)[0]  # the empty product: the identity
+        for t in range(length):
+            walk = dist[t] = self._walk_step(walk)
         return dist
+
+    def product_modes(self, length: int) -> np.ndarray:
+        """(length,): the most probable prefix product at each position (exact ties: the lowest index), without
+        holding the whole distribution; once the walk is stationary (uniform words: from position 1) it repeats."""
+        modes, walk = np.zeros(length, np.int64), np.eye(self.order)[0]
+        for t in range(length):
+            step = self._walk_step(walk)
+            modes[t] = np.argmax(step.round(12))
+            if t and np.allclose(step, walk, rtol=0.0, atol=1e-15):
+                modes[t:] = modes[t]
+                break
+            walk = step
+        return modes
+
+    def _walk_step(self, walk: np.ndarray) -> np.ndarray:
+        """The prefix product's distribution one element later: p'(a g) += p(a) / |alphabet| for each drawable g."""
+        n = len(self.alphabet)
+        return np.bincount(self.table[:, self.alphabet].reshape(-1), weights=np.repeat(walk, n),
+                           minlength=self.order) / n
 
     def show(self, arrays, count: int) -> str:
         vocab = self.layout().vocab
