@@ -175,6 +175,19 @@ def time_to_accuracy(model: str, config: dict, lr: float, warmup: int = 0, decay
             "target": target, "history": history, "budget_s": budget_s}
 
 
+def time_to_accuracy_seeds(recipe: dict, seeds: list[int], **kw) -> dict:
+    """time_to_accuracy of one recipe over several seeds (the time to leave a plateau varies by seed: a single seed's
+    ratio is noise). The median counts a seed that did not reach the target as the budget (so the median is
+    None when fewer than half reached it)."""
+    per_seed = [time_to_accuracy(**recipe, seed=seed, **kw) for seed in seeds]
+    times = sorted(r["seconds_to_target"] or float("inf") for r in per_seed)
+    mid = len(times) // 2
+    median = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+    return {"model": recipe["model"], "params": per_seed[0]["params"], "seeds": list(seeds), "per_seed": per_seed,
+            "median_seconds_to_target": None if median == float("inf") else median,
+            "reached": sum(r["seconds_to_target"] is not None for r in per_seed)}
+
+
 def matmul_peak(threads: int, size: int = 1024, repeats: int = 20) -> float:
     """Measured float32 matmul FLOP/s of this machine (best of a few timings)."""
     import torch
