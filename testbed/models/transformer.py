@@ -93,7 +93,8 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     """Rotate the first 2 * cos.shape[-1] dims of x (..., D) in pairs (x_i, x_{i + half}); cos and sin broadcast
     against x's leading dims (e.g. (L, pairs) for x of (B, H, L, D))."""
     half = cos.shape[-1]
-    x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
+    # split, not slicing: its backward concatenates the gradients, where a slice's fills a zero tensor per piece
+    x1, x2, rest = x.split([half, half, x.shape[-1] - 2 * half], dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
 
 
@@ -118,7 +119,8 @@ class SelfAttention(nn.Module):
     def forward(self, x, rotary=None):
         b, t, d = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head)
-        qk, v = qkv[:, :, :2], qkv[:, :, 2].transpose(1, 2)
+        qk, v = qkv.split([2, 1], dim=2)  # (split for the same reason as in apply_rotary)
+        v = v.squeeze(2).transpose(1, 2)
         if rotary is not None:  # queries and keys together, before the heads move forward: fewer, denser ops
             cos, sin = rotary
             qk = apply_rotary(qk, cos[:, None, None], sin[:, None, None])
