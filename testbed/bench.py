@@ -27,6 +27,19 @@ def one_core():
         os.sched_setaffinity(0, before)
 
 
+@contextmanager
+def stderr_silenced():
+    """Send file descriptor 2 to /dev/null (the profiler's C++ side announces its start and stop there)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _best_rate(fn, cells: int, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -233,6 +246,7 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     for _ in range(steps):
         step()
     seconds = (time.perf_counter() - t0) / steps
+    spent = step_breakdown(step)
     length = layout.seq_len
     # forward FLOPs per token: 2 per weight of every matmul (embeddings are lookups), plus attention scores and
     # weighted values (2 * 2 * L * d per layer); training = forward + backward = 3x forward.
@@ -243,4 +257,27 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     return {"shape": f"{n_layer} layers, d={d_model}", "params": model.num_params(), "seq_len": length,
             "batch_size": batch_size, "threads": threads, "threads_chosen": why, "tokens_per_s": tokens / seconds,
             "flops_per_s": flops_per_token * tokens / seconds, "matmul_peak_flops_per_s": peak,
-            "fraction_of_peak": flops_per_token * tokens / seconds / peak}
+            "fraction_of_peak": flops_per_token * tokens / seconds / peak, "step_breakdown": spent}
+
+
+# Where a training step's time goes, by the aten operators' names (self time, so no operator counts twice).
+OP_GROUPS = (("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul")),
+             ("attention", ("aten::_scaled_dot_product", "aten::_softmax", "aten::_softmax_backward")),
+             ("optimizer", ("aten::_foreach", "aten::lerp", "aten::addcdiv", "aten::addcmul", "aten::sqrt")))
+
+
+def step_breakdown(step, steps: int = 3) -> dict:
+    """Fractions of a training step's operator self time in matmuls, attention, the optimizer's updates and
+    everything else (elementwise ops, norms, copies), measured with torch.profiler over `steps` steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    spent = {name: 0.0 for name, _ in OP_GROUPS} | {"other": 0.0}
+    for event in prof.key_averages():
+        group = next((name for name, prefixes in OP_GROUPS if event.key.startswith(prefixes)), "other")
+        if event.key.startswith("aten::"):
+            spent[group] += event.self_cpu_time_total
+    total = sum(spent.values()) or 1.0
+    return {name: t / total for name, t in spent.items()}

@@ -163,6 +163,10 @@ def test_bench_all_reports_consistent_figures(tmp_path, monkeypatch):
     # achieved FLOP/s = FLOPs per token x tokens/s, against the peak measured in the same run
     assert t["fraction_of_peak"] == pytest.approx(t["flops_per_s"] / t["matmul_peak_flops_per_s"])
     assert 0 < t["fraction_of_peak"] < 2 and t["seq_len"] == 230 and t["params"] > 800_000
+    # the profiler's breakdown of a step: fractions of one whole, matmuls and attention both present
+    spent = t["step_breakdown"]
+    assert set(spent) == {"matmul", "attention", "optimizer", "other"} and sum(spent.values()) == pytest.approx(1)
+    assert spent["matmul"] > 0.1 and spent["attention"] > 0.01 and "where a training step's time goes" in page
     ours = figures["train"]["ours"]
     assert ours["seeds"] == [0, 1] and [r["budget_s"] for r in ours["per_seed"]] == [2, 2]
     for r in ours["per_seed"]:

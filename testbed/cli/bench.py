@@ -53,6 +53,10 @@ def parse_seeds(seeds: str) -> list[int]:
     return out
 
 
+def breakdown(spent: dict) -> str:
+    return ", ".join(f"{name} {100 * fraction:.0f}%" for name, fraction in spent.items())
+
+
 def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int = 0, seeds: str = "0,1,2") -> dict:
     from ..bench import BASELINE, OURS, time_to_accuracy_seeds, training_throughput
 
@@ -68,6 +72,7 @@ def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int
                f" {t['threads']} threads ({t['threads_chosen']}): {t['tokens_per_s']:,.0f} tokens/s,"
                f" {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
                f" {100 * t['fraction_of_peak']:.0f}% of the measured matmul peak {peak:.1f} GFLOP/s")
+    typer.echo(f"  where a step's time goes (profiler, operator self time): {breakdown(t['step_breakdown'])}")
     contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
     for label, recipe in contenders.items():
         res = time_to_accuracy_seeds(recipe, seed_list, target=target, budget_s=budget, threads=threads)
@@ -155,6 +160,7 @@ def bench_all_cmd(
          f"{gen['gen_command_vs_numpy']:.2f}x numpy"),
         (f"training throughput, {t['shape']}", f"{t['tokens_per_s']:,.0f} tokens/s",
          f"{100 * t['fraction_of_peak']:.0f}% of {t['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s peak"),
+        ("where a training step's time goes", "", breakdown(t["step_breakdown"])),
         (f"time to {target:.2f} exact match (held-out rules), median of seeds {seeds}", secs("ours"),
          f"baseline {secs('baseline')}" + (f", {tr['speedup']:.1f}x" if "speedup" in tr else "")),
     ]
