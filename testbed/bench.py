@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 
 import generators
+from generators import ConfigError
 from generators.cellular_automata import evolve
 
 
@@ -201,12 +202,12 @@ def time_to_accuracy_seeds(recipe: dict, seeds: list[int], **kw) -> dict:
             "reached": sum(r["seconds_to_target"] is not None for r in per_seed)}
 
 
-def matmul_peak(threads: int, size: int = 1024, repeats: int = 20) -> float:
-    """Measured float32 matmul FLOP/s of this machine (best of a few timings)."""
+def matmul_peak(threads: int, size: int = 1024, repeats: int = 20, dtype: str = "float32") -> float:
+    """Measured matmul FLOP/s of this machine in `dtype` (float32 or bfloat16; best of a few timings)."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=getattr(torch, dtype)), torch.randn(size, size, dtype=getattr(torch, dtype))
     torch.mm(a, b)
     best = float("inf")
     for _ in range(3):
@@ -218,9 +219,11 @@ def matmul_peak(threads: int, size: int = 1024, repeats: int = 20) -> float:
 
 
 def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, batch_size: int = 64,
-                        steps: int = 10, threads: int = 0) -> dict:
+                        steps: int = 10, threads: int = 0, precision: str = "32") -> dict:
     """Tokens/s and achieved FLOP/s of training steps of the P1 model shape on r=2, W=20, n=10 orbits, on the
-    threads a run would take (environment.choose_threads: the free cores, unless `threads` is given)."""
+    threads a run would take (environment.choose_threads: the free cores, unless `threads` is given), against the
+    matmul peak of the precision's matmuls. precision "bf16-mixed" runs the forward pass under bfloat16 autocast,
+    as Lightning's train.precision = bf16-mixed does (fast where the cores have bf16 matrix units)."""
     import torch
 
     from .data import to_tensors
@@ -235,8 +238,12 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batch = to_tensors(gen.sample("train", 0, np.arange(batch_size)))
 
+    if precision not in ("32", "bf16-mixed"):
+        raise ConfigError(f"precision must be 32 or bf16-mixed, got {precision!r}")
+
     def step():
-        loss = masked_loss(model(batch["inputs"]), batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            loss = masked_loss(model(batch["inputs"]), batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -253,8 +260,9 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     matmul_params = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "emb" not in n)
     flops_per_token = 3 * (2 * matmul_params + 4 * length * d_model * n_layer)
     tokens = batch_size * length
-    peak = matmul_peak(threads)
-    return {"shape": f"{n_layer} layers, d={d_model}", "params": model.num_params(), "seq_len": length,
+    peak = matmul_peak(threads, dtype="bfloat16" if precision == "bf16-mixed" else "float32")
+    return {"shape": f"{n_layer} layers, d={d_model}", "precision": precision, "params": model.num_params(),
+            "seq_len": length,
             "batch_size": batch_size, "threads": threads, "threads_chosen": why, "tokens_per_s": tokens / seconds,
             "flops_per_s": flops_per_token * tokens / seconds, "matmul_peak_flops_per_s": peak,
             "fraction_of_peak": flops_per_token * tokens / seconds / peak, "step_breakdown": spent}

@@ -167,6 +167,11 @@ def test_bench_all_reports_consistent_figures(tmp_path, monkeypatch):
     spent = t["step_breakdown"]
     assert set(spent) == {"matmul", "attention", "optimizer", "other"} and sum(spent.values()) == pytest.approx(1)
     assert spent["matmul"] > 0.1 and spent["attention"] > 0.01 and "where a training step's time goes" in page
+    # bf16-mixed beside float32, each against the peak of its own matmuls
+    tb = figures["train"]["throughput_bf16"]
+    assert t["precision"] == "32" and tb["precision"] == "bf16-mixed" and "bf16-mixed |" in page
+    assert figures["train"]["bf16_speedup"] == pytest.approx(tb["tokens_per_s"] / t["tokens_per_s"])
+    assert tb["fraction_of_peak"] == pytest.approx(tb["flops_per_s"] / tb["matmul_peak_flops_per_s"])
     ours = figures["train"]["ours"]
     assert ours["seeds"] == [0, 1] and [r["budget_s"] for r in ours["per_seed"]] == [2, 2]
     for r in ours["per_seed"]:

@@ -65,14 +65,18 @@ def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int
     if threads < 0:
         raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
     seed_list = parse_seeds(seeds)
-    out = {"throughput": training_throughput(threads=threads)}
-    t = out["throughput"]
-    peak = t["matmul_peak_flops_per_s"] / 1e9
-    typer.echo(f"training throughput, {t['shape']} ({t['params']} params), L={t['seq_len']}, batch {t['batch_size']},"
-               f" {t['threads']} threads ({t['threads_chosen']}): {t['tokens_per_s']:,.0f} tokens/s,"
-               f" {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
-               f" {100 * t['fraction_of_peak']:.0f}% of the measured matmul peak {peak:.1f} GFLOP/s")
-    typer.echo(f"  where a step's time goes (profiler, operator self time): {breakdown(t['step_breakdown'])}")
+    out = {"throughput": training_throughput(threads=threads),
+           "throughput_bf16": training_throughput(threads=threads, precision="bf16-mixed")}
+    for t in (out["throughput"], out["throughput_bf16"]):
+        peak = t["matmul_peak_flops_per_s"] / 1e9
+        typer.echo(f"training throughput, {t['shape']} ({t['params']} params), L={t['seq_len']}, batch"
+                   f" {t['batch_size']}, precision {t['precision']}, {t['threads']} threads ({t['threads_chosen']}):"
+                   f" {t['tokens_per_s']:,.0f} tokens/s, {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
+                   f" {100 * t['fraction_of_peak']:.0f}% of the measured {t['precision']} matmul peak"
+                   f" {peak:.1f} GFLOP/s")
+        typer.echo(f"  where a step's time goes (profiler, operator self time): {breakdown(t['step_breakdown'])}")
+    out["bf16_speedup"] = out["throughput_bf16"]["tokens_per_s"] / out["throughput"]["tokens_per_s"]
+    typer.echo(f"bf16-mixed against float32, tokens/s: {out['bf16_speedup']:.2f}x")
     contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
     for label, recipe in contenders.items():
         res = time_to_accuracy_seeds(recipe, seed_list, target=target, budget_s=budget, threads=threads)
@@ -147,7 +151,7 @@ def bench_all_cmd(
             gio.check_writable(path)
     gen = _bench_generators(2, 20, 20, n)
     tr = _bench_train(budget, target, skip_baseline, seeds=seeds)
-    t = tr["throughput"]
+    t, tb = tr["throughput"], tr["throughput_bf16"]
 
     def secs(label):
         median = tr.get(label, {}).get("median_seconds_to_target")
@@ -161,6 +165,9 @@ def bench_all_cmd(
         (f"training throughput, {t['shape']}", f"{t['tokens_per_s']:,.0f} tokens/s",
          f"{100 * t['fraction_of_peak']:.0f}% of {t['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s peak"),
         ("where a training step's time goes", "", breakdown(t["step_breakdown"])),
+        (f"training throughput, {t['shape']}, bf16-mixed", f"{tb['tokens_per_s']:,.0f} tokens/s",
+         f"{tr['bf16_speedup']:.2f}x float32; {100 * tb['fraction_of_peak']:.0f}% of "
+         f"{tb['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s bf16 peak"),
         (f"time to {target:.2f} exact match (held-out rules), median of seeds {seeds}", secs("ours"),
          f"baseline {secs('baseline')}" + (f", {tr['speedup']:.1f}x" if "speedup" in tr else "")),
     ]
