@@ -230,6 +230,8 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     from .environment import choose_threads
     from .models import build_model, masked_loss
 
+    if precision not in ("32", "bf16-mixed"):
+        raise ConfigError(f"precision must be 32 or bf16-mixed, got {precision!r}")
     threads, why = choose_threads(threads)
     torch.set_num_threads(threads)
     gen = generators.make("ca", {"radius": 2, "width": 20, "steps": 20, "n_input": 10})
@@ -237,9 +239,6 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     model = build_model("transformer", {"n_layer": n_layer, "d_model": d_model, "n_head": n_head}, layout)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batch = to_tensors(gen.sample("train", 0, np.arange(batch_size)))
-
-    if precision not in ("32", "bf16-mixed"):
-        raise ConfigError(f"precision must be 32 or bf16-mixed, got {precision!r}")
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
@@ -262,10 +261,10 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     tokens = batch_size * length
     peak = matmul_peak(threads, dtype="bfloat16" if precision == "bf16-mixed" else "float32")
     return {"shape": f"{n_layer} layers, d={d_model}", "precision": precision, "params": model.num_params(),
-            "seq_len": length,
-            "batch_size": batch_size, "threads": threads, "threads_chosen": why, "tokens_per_s": tokens / seconds,
-            "flops_per_s": flops_per_token * tokens / seconds, "matmul_peak_flops_per_s": peak,
-            "fraction_of_peak": flops_per_token * tokens / seconds / peak, "step_breakdown": spent}
+            "seq_len": length, "batch_size": batch_size, "threads": threads, "threads_chosen": why,
+            "tokens_per_s": tokens / seconds, "flops_per_s": flops_per_token * tokens / seconds,
+            "matmul_peak_flops_per_s": peak, "fraction_of_peak": flops_per_token * tokens / seconds / peak,
+            "step_breakdown": spent}
 
 
 # Where a training step's time goes, by the aten operators' names (self time, so no operator counts twice).
