@@ -259,8 +259,10 @@ def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, b
     matmul_params = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "emb" not in n)
     flops_per_token = 3 * (2 * matmul_params + 4 * length * d_model * n_layer)
     tokens = batch_size * length
-    peak = matmul_peak(threads, dtype="bfloat16" if precision == "bf16-mixed" else "float32")
-    return {"shape": f"{n_layer} layers, d={d_model}", "precision": precision, "params": model.num_params(),
+    dtype = "bfloat16" if precision == "bf16-mixed" else "float32"
+    peak = matmul_peak(threads, dtype=dtype)
+    return {"shape": f"{n_layer} layers, d={d_model}", "precision": precision, "matmul_dtype": dtype,
+            "params": model.num_params(),
             "seq_len": length, "batch_size": batch_size, "threads": threads, "threads_chosen": why,
             "tokens_per_s": tokens / seconds, "flops_per_s": flops_per_token * tokens / seconds,
             "matmul_peak_flops_per_s": peak, "fraction_of_peak": flops_per_token * tokens / seconds / peak,

@@ -170,6 +170,7 @@ def test_bench_all_reports_consistent_figures(tmp_path, monkeypatch):
     # bf16-mixed beside float32, each against the peak of its own matmuls
     tb = figures["train"]["throughput_bf16"]
     assert t["precision"] == "32" and tb["precision"] == "bf16-mixed" and "bf16-mixed |" in page
+    assert tb["threads"] == t["threads"] and tb["matmul_dtype"] == "bfloat16"  # the same cores, its own peak
     assert figures["train"]["bf16_speedup"] == pytest.approx(tb["tokens_per_s"] / t["tokens_per_s"])
     assert tb["fraction_of_peak"] == pytest.approx(tb["flops_per_s"] / tb["matmul_peak_flops_per_s"])
     ours = figures["train"]["ours"]
