@@ -142,8 +142,12 @@ def bench_all_cmd(
     for path in (json_out, markdown):
         if path:
             gio.check_writable(path)
+    from ..environment import choose_threads
+
+    # the training threads are chosen before the generator benchmark, whose own core would read as load
+    threads, _ = choose_threads(0)
     gen = _bench_generators(2, 20, 20, n)
-    tr = _bench_train(budget, target, skip_baseline, seeds=seeds)
+    tr = _bench_train(budget, target, skip_baseline, threads=threads, seeds=seeds)
     t, tb = tr["throughput"], tr["throughput_bf16"]
 
     def secs(label):
