@@ -341,7 +341,9 @@ FIGURES = [
                         f"supervised), depths 1-8, three seeds; "
                         f"solved: mean >= {tables.SOLVED_MEAN:.2f} and 95 % lower bound >= {tables.SOLVED_LO:.2f} "
                         "on the non-trivial stratum. P2's staircase is per-bit accuracy >= 0.9 on O-O at radius 2 with "
-                        "the rule inferred, a looser criterion on a harder task: compare the shape, not the depths."),
+                        "the rule inferred, a looser criterion on a harder task: compare the shape, not the depths. "
+                        "long: depths 6 and 8 only, at 8,000 steps (twice cpu's), so its smallest depth is the "
+                        "smaller of those two; read it beside the cpu map."),
     DepthExtrapolation("depth-extrapolation", "-", "exact match vs k beyond training, weight-tied models iterated k "
                        "times", "depth_extrapolation.toml", {"cpu": 60.0},
                        presets={"cpu": ("cpu",)},
