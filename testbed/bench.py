@@ -194,11 +194,9 @@ def time_to_accuracy_seeds(recipe: dict, seeds: list[int], **kw) -> dict:
     ratio is noise). The median counts a seed that did not reach the target as the budget (so the median is
     None when fewer than half reached it)."""
     per_seed = [time_to_accuracy(**recipe, seed=seed, **kw) for seed in seeds]
-    times = sorted(r["seconds_to_target"] or float("inf") for r in per_seed)
-    mid = len(times) // 2
-    median = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+    median = float(np.median([r["seconds_to_target"] or np.inf for r in per_seed]))
     return {"model": recipe["model"], "params": per_seed[0]["params"], "seeds": list(seeds), "per_seed": per_seed,
-            "median_seconds_to_target": None if median == float("inf") else median,
+            "median_seconds_to_target": None if np.isinf(median) else median,
             "reached": sum(r["seconds_to_target"] is not None for r in per_seed)}
 
 
