@@ -124,6 +124,12 @@ def seeds_short(rows: list[dict]) -> list[str]:
                                   "result.json says why)" for lab, n, seeds in short) + ".", ""]
 
 
+def cores(meta: dict) -> str:
+    """Where a reproduction ran: "2 CPU cores of AMD EPYC (AVX2)" (reproductions from before the CPU was recorded
+    name the core count only)."""
+    return f"{meta['cores']} CPU cores" + (f" of {meta['cpu']}" if meta.get("cpu") else "")
+
+
 def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dict] = (), variant: str = "",
          variants: tuple = ()) -> str:
     title = f"{fig.name} ({variant})" if variant else fig.name
@@ -132,7 +138,7 @@ def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dic
               if variants else [])
     lines = [f"# {title}: {fig.shows}", "", f"Paper: {fig.paper}. Spec: `experiments/{fig.spec}`.", "", *others,
              f"`testbed reproduce {fig.name} --preset {meta['preset']}` — {meta['wall_minutes']:g} min"
-             f"{reused(meta)} on {meta['cores']} CPU cores (torch {meta['torch']}, commit "
+             f"{reused(meta)} on {cores(meta)} (torch {meta['torch']}, commit "
              f"{str(meta['git_commit'])[:10]}, {meta['finished'][:10]})"
              + "".join(f"; with --set {k}={v}" for k, v in (meta.get("sets") or {}).items()) + ".", "", fig.note, "",
              f"![{title}]({picture}.png)", "", *plateau(list(rows)), *seeds_short(list(rows)),
@@ -185,7 +191,7 @@ def figure_table(pages: Path, link_prefix: str) -> str:
         meta_file = pages / f"{name}.json"
         if meta_file.is_file():
             meta = json.loads(meta_file.read_text())
-            when = f"{meta['wall_minutes']:g} min measured ({meta['cores']} cores)"
+            when = f"{meta['wall_minutes']:g} min measured ({cores(meta)})"
             if meta.get("runs") and meta.get("runs_reused") == meta["runs"]:
                 when = f"~{estimate(fig, 'cpu')} (estimate; the published reproduction reused finished runs)"
             elif meta.get("runs_reused"):

@@ -49,6 +49,18 @@ def choose_threads(asked: int, share: int = 1) -> tuple[int, str]:
     return free, f"{cores} cores, load {busy:.1f}: {free} free"
 
 
+def cpu_name() -> str:
+    """The processor's model name and the widest vector instructions torch uses on it (e.g. "AMD EPYC (AVX2)"):
+    wall times and matmul peaks differ several-fold between CPUs of the same core count, so records name it."""
+    name = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def git(*args) -> str | None:
     repo = Path(__file__).resolve().parents[1]
     try:
@@ -71,6 +83,7 @@ def environment(threads: int, why: str = "") -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "host": socket.gethostname(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": threads,
         "threads_chosen": why,

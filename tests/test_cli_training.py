@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from helpers import one_line_error, run
 
+from testbed.environment import cpu_name
+
 
 @pytest.fixture
 def spec(tiny_spec):
@@ -156,6 +158,8 @@ def test_bench_all_reports_consistent_figures(tmp_path, monkeypatch):
     assert "CA generation" in res.output and "training throughput" in res.output
     page = (tmp_path / "bench.md").read_text()  # the same table as the terminal's, as a page
     assert page.startswith("# Benchmarks") and "| CA generation, r=2 W=20 T=20, one core |" in page
+    # the page names its own path in the command that regenerates it, and the processor it ran on
+    assert f"--markdown {(tmp_path / 'bench.md').as_posix()}`" in page and f"CPU cores of {cpu_name()}," in page
     figures = json.loads((tmp_path / "b.json").read_text())
     assert figures["generators"]["speedup_vs_numpy"] == pytest.approx(
         figures["generators"]["cells_per_s"] / figures["generators"]["reference_numpy_cells_per_s"])

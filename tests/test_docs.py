@@ -32,8 +32,12 @@ def test_a_reproduction_that_reused_runs_does_not_pass_for_a_measured_time(tmp_p
     assert "estimate; the published reproduction reused finished runs" in row and "0.4 min" not in row
     (tmp_path / "quickstart.json").write_text(json.dumps({**meta, "runs_reused": 2}))
     row = next(line for line in docs.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
-    assert "0.4 min measured (2 cores), 2 of 6 runs reused" in row
+    assert "0.4 min measured (2 CPU cores), 2 of 6 runs reused" in row
     assert "(every run reused" in docs.reused(meta) and docs.reused({**meta, "runs_reused": 0}) == ""
+    # a reproduction that recorded its processor names it (wall times differ several-fold between CPUs)
+    (tmp_path / "quickstart.json").write_text(json.dumps({**meta, "runs_reused": 0, "cpu": "AMD EPYC (AVX2)"}))
+    row = next(line for line in docs.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
+    assert "0.4 min measured (2 CPU cores of AMD EPYC (AVX2))" in row
 
 
 def test_a_variant_of_a_figure_gets_its_own_page_linked_from_the_main_one(tmp_path):

@@ -167,6 +167,8 @@ def test_train_skip_and_run_files(tmp_path):
     for name in ("config.json", "env.json", "metrics.csv", "result.json", "model.pt", "checkpoints/last.ckpt"):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "config.json").read_text()) == resolved
+    env = json.loads((run_dir / "env.json").read_text())  # where it ran, the processor included
+    assert env["torch"] == torch.__version__ and env["cpu"].endswith(f"({torch.backends.cpu.get_cpu_capability()})")
     assert {r["value"] for r in result["test"]} == {1, 2}
     assert run_dir.name == specs.run_id(resolved)
     _, again, status = train(resolved, tmp_path, quiet=True)

@@ -219,8 +219,8 @@ def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 
 
     env = environment(0)
     meta = {"figure": fig.name, "preset": preset, "wall_minutes": round(seconds / 60, 2), "runs": runs,
-            "runs_reused": reused, "cores": usable_cores(), "git_commit": env["git_commit"], "torch": env["torch"],
-            "finished": env["started"], "sets": sets or {}}
+            "runs_reused": reused, "cores": usable_cores(), "cpu": env["cpu"], "git_commit": env["git_commit"],
+            "torch": env["torch"], "finished": env["started"], "sets": sets or {}}
     try:
         earlier = read_json(out / "meta.json") if (out / "meta.json").is_file() else {}
     except ConfigError:  # a damaged file from an earlier call: nothing to keep
