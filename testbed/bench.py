@@ -216,6 +216,14 @@ def matmul_peak(threads: int, size: int = 1024, repeats: int = 20, dtype: str = 
     return 2 * size**3 / best
 
 
+def has_bf16_matmul_units(threads: int) -> bool:
+    """Whether a bfloat16 matmul is faster than a float32 one here (bf16 matrix units such as AMX, or AVX512-BF16).
+    Where it is not, bf16 is emulated (tens of times slower) and bf16-mixed training is no speed option: measured
+    at a small size, since an emulated 1024^3 product takes seconds."""
+    return (matmul_peak(threads, size=256, repeats=5, dtype="bfloat16")
+            > matmul_peak(threads, size=256, repeats=5, dtype="float32"))
+
+
 def training_throughput(n_layer: int = 4, d_model: int = 128, n_head: int = 4, batch_size: int = 64,
                         steps: int = 10, threads: int = 0, precision: str = "32") -> dict:
     """Tokens/s and achieved FLOP/s of training steps of the P1 model shape on r=2, W=20, n=10 orbits, on the

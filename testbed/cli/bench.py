@@ -43,12 +43,15 @@ def _bench_generators(radius: int, width: int, steps: int, n: int) -> dict:
     return res
 
 
+NO_BF16 = "not measured: a bf16 matmul is slower than a float32 one on this CPU (no bf16 matrix units)"
+
+
 def breakdown(spent: dict) -> str:
     return ", ".join(f"{name} {100 * fraction:.0f}%" for name, fraction in spent.items())
 
 
 def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int = 0, seeds: str = "0,1,2") -> dict:
-    from ..bench import BASELINE, OURS, time_to_accuracy_seeds, training_throughput
+    from ..bench import BASELINE, OURS, has_bf16_matmul_units, time_to_accuracy_seeds, training_throughput
     from ..sweep import parse_seeds
 
     if budget <= 0 or not 0 < target <= 1:
@@ -58,8 +61,10 @@ def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int
     seed_list = parse_seeds(seeds)
     out = {"throughput": training_throughput(threads=threads)}
     # bf16 on the same threads as float32 (choosing again could see the first measurement's load and take fewer)
-    out["throughput_bf16"] = training_throughput(threads=out["throughput"]["threads"], precision="bf16-mixed")
-    for t in (out["throughput"], out["throughput_bf16"]):
+    same = out["throughput"]["threads"]
+    out["throughput_bf16"] = (training_throughput(threads=same, precision="bf16-mixed")
+                              if has_bf16_matmul_units(same) else None)
+    for t in filter(None, (out["throughput"], out["throughput_bf16"])):
         peak = t["matmul_peak_flops_per_s"] / 1e9
         typer.echo(f"training throughput, {t['shape']} ({t['params']} params), L={t['seq_len']}, batch"
                    f" {t['batch_size']}, precision {t['precision']}, {t['threads']} threads ({t['threads_chosen']}):"
@@ -67,8 +72,11 @@ def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int
                    f" {100 * t['fraction_of_peak']:.0f}% of the measured {t['matmul_dtype']} matmul peak"
                    f" {peak:.1f} GFLOP/s")
         typer.echo(f"  where a step's time goes (profiler, operator self time): {breakdown(t['step_breakdown'])}")
-    out["bf16_speedup"] = out["throughput_bf16"]["tokens_per_s"] / out["throughput"]["tokens_per_s"]
-    typer.echo(f"bf16-mixed against float32, tokens/s: {out['bf16_speedup']:.2f}x")
+    if out["throughput_bf16"]:
+        out["bf16_speedup"] = out["throughput_bf16"]["tokens_per_s"] / out["throughput"]["tokens_per_s"]
+        typer.echo(f"bf16-mixed against float32, tokens/s: {out['bf16_speedup']:.2f}x")
+    else:
+        typer.echo(f"bf16-mixed: {NO_BF16}")
     contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
     for label, recipe in contenders.items():
         res = time_to_accuracy_seeds(recipe, seed_list, target=target, budget_s=budget, threads=threads)
@@ -164,7 +172,8 @@ def bench_all_cmd(
         ("where a training step's time goes", "", breakdown(t["step_breakdown"])),
         (f"training throughput, {t['shape']}, bf16-mixed", f"{tb['tokens_per_s']:,.0f} tokens/s",
          f"{tr['bf16_speedup']:.2f}x float32; {100 * tb['fraction_of_peak']:.0f}% of "
-         f"{tb['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s bf16 peak"),
+         f"{tb['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s bf16 peak") if tb else
+        (f"training throughput, {t['shape']}, bf16-mixed", "-", NO_BF16),
         (f"time to {target:.2f} exact match (held-out rules), median of seeds {seeds}", secs("ours"),
          f"baseline {secs('baseline')}" + (f", {tr['speedup']:.1f}x" if "speedup" in tr else "")),
     ]
