@@ -169,6 +169,7 @@ def test_bench_all_reports_consistent_figures(tmp_path, monkeypatch, bf16_units)
     # achieved FLOP/s = FLOPs per token x tokens/s, against the peak measured in the same run
     assert t["fraction_of_peak"] == pytest.approx(t["flops_per_s"] / t["matmul_peak_flops_per_s"])
     assert 0 < t["fraction_of_peak"] < 2 and t["seq_len"] == 230 and t["params"] > 800_000
+    assert f"| training throughput, 4 layers, d=128, {t['threads']} thread" in page  # the threads it had
     # the profiler's breakdown of a step: fractions of one whole, matmuls and attention both present
     spent = t["step_breakdown"]
     assert set(spent) == {"matmul", "attention", "optimizer", "other"} and sum(spent.values()) == pytest.approx(1)
