@@ -150,8 +150,9 @@ def test_bench_all_reports_consistent_figures(tmp_path, monkeypatch, bf16_units)
 
     # the wiring and the consistency of the figures are under test, not their precision: one timing each
     monkeypatch.setattr(bench, "bench_generators", functools.partial(bench.bench_generators, repeats=1))
-    monkeypatch.setattr(bench, "training_throughput", functools.partial(bench.training_throughput, steps=2,
+    monkeypatch.setattr(bench, "training_throughput", functools.partial(bench.training_throughput, steps=1,
                                                                          batch_size=8))
+    monkeypatch.setattr(bench, "step_breakdown", functools.partial(bench.step_breakdown, steps=1))
     monkeypatch.setattr(bench, "matmul_peak", functools.partial(bench.matmul_peak, size=512, repeats=4))
     monkeypatch.setattr(bench, "has_bf16_matmul_units", lambda threads: bf16_units)  # whatever this CPU has
     res = run("bench", "all", "--n", 2000, "--budget", 2, "--target", 0.999, "--skip-baseline", "--seeds", "0,1",
