@@ -114,7 +114,9 @@ def reproduce(
                       if fig.trains else "closed form")
             typer.echo(f"{fig.name:<22}{fig.paper:<28}{counts:<16}{figures.estimate(fig, 'cpu'):<10}  {fig.shows}; "
                        f"{figures.estimate(fig, 'paper') or '-'}")
-        typer.echo("cpu time: wall minutes on 2 CPU cores with --jobs 2; paper: the published recipe")
+        typer.echo("cpu time: wall minutes with --jobs 2 on the reference machine's 2 cores (Intel, AVX-512); cores "
+                   "without AVX-512 take longer (the quickstart: about 3x on an AMD EPYC with AVX2); paper: the "
+                   "published recipe")
         return
     if figure is None:
         raise ConfigError("name a figure (testbed reproduce --list shows them)")
