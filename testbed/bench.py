@@ -135,7 +135,8 @@ BASELINE_TASK = {"radius": 1, "width": 12, "steps": 2, "n_input": 1, "task": "RO
 # Recipes timed by `testbed bench train`. The baseline is the plain recipe: torch's stock encoder with learned
 # absolute positions, constant AdamW 3e-3, batch 128. Ours: the same size, with the 2-D grid encoding, 8 heads,
 # linear biases (so heads can attend by position alone), a wider initialisation, warm-up and cosine decay, and
-# smaller batches (more updates per second of compute).
+# smaller batches (more updates per second of compute). Tuned on validation only (README, Benchmarks: learning
+# rate, batch, warm-up, depth and width pilots kept this recipe).
 BASELINE = {"model": "torch_encoder", "config": {"n_layer": 2, "d_model": 64, "n_head": 4},
             "lr": 3e-3, "warmup": 0, "decay_steps": 0, "batch_size": 128}
 OURS = {"model": "transformer",
