@@ -272,16 +272,28 @@ def format_capacity(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def memory_table(rows: list[dict]) -> dict:
-    """{preset: {d: mean population error}} of linear-memory runs (error = 1 - exact match on the test split)."""
+def memory_table(rows: list[dict], intervals: bool = False) -> dict:
+    """{preset: {d: mean population error}} of linear-memory runs (error = 1 - exact match on the test split).
+    With `intervals`, each value is (error, lo, hi): the 95 % interval of its configuration's exact match (over seeds
+    and examples) turned into one of the error; (error, None, None) where several configurations share a point."""
     rows = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and r.get("d_model") not in ("", None)
             and not is_baseline(r)]
     if not rows:
         raise ConfigError("the results table has no overall test rows with a memory size d")
     acc = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        acc[r.get("preset") or r["model"]][int(float(r["d_model"]))].append(1 - float(r["exact_match"]))
-    return {p: {d: float(np.mean(v)) for d, v in sorted(ds.items())} for p, ds in sorted(acc.items())}
+        acc[r.get("preset") or r["model"]][int(float(r["d_model"]))].append(r)
+
+    def error(group: list[dict]):
+        err = float(np.mean([1 - float(r["exact_match"]) for r in group]))
+        if not intervals:
+            return err
+        _, lo, hi = point(group[0], "exact_match")
+        if len(group) > 1 or np.isnan(lo) or np.isnan(hi):
+            return err, None, None
+        return err, 1 - hi, 1 - lo
+
+    return {p: {d: error(group) for d, group in sorted(ds.items())} for p, ds in sorted(acc.items())}
 
 
 def published_by_d(paper: dict | None) -> dict[str, dict]:

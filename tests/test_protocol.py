@@ -306,3 +306,19 @@ def test_bootstrap_many_equals_one_at_a_time():
     for (num, den), got in zip(pairs[:4], together):
         np.testing.assert_allclose(got, intervals.bootstrap(num, den), rtol=1e-5)
     assert all(np.isnan(v) for v in together[4])
+
+
+def test_memory_errors_carry_the_interval_of_their_exact_match():
+    from testbed.tables import memory_table
+
+    def row(preset, d, em, lo, hi):
+        return {"split": "test", "slice": "all", "d_model": str(d), "model": "linear_memory", "preset": preset,
+                "exact_match": str(em), "exact_match_lo": str(lo), "exact_match_hi": str(hi)}
+
+    rows = [row("adam", 10, 0.96, 0.95, 0.97), row("sgd", 10, 0.9, 0.8, 0.95), row("sgd", 10, 0.7, 0.6, 0.8)]
+    assert memory_table(rows) == {"adam": {10: pytest.approx(0.04)}, "sgd": {10: pytest.approx(0.2)}}
+    table = memory_table(rows, intervals=True)
+    assert table["adam"][10] == pytest.approx((0.04, 0.03, 0.05))  # error = 1 - exact match, so the bounds swap
+    assert table["sgd"][10][1:] == (None, None)  # two configurations at one point: their intervals do not combine
+    rows[0]["exact_match_lo"] = ""  # a table without the interval keeps the mean alone
+    assert memory_table(rows[:1], intervals=True)["adam"][10][1:] == (None, None)

@@ -157,6 +157,8 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
     if name in ("test-time-compute", "depth-staircase", "p1-comparison", "p2-depth-sweep", "p2-lookahead"):
         baselines = {p["series"].split("baseline:")[1] for p in points if "baseline:" in p["series"]}
         assert len(baselines) >= 2  # every depth table sets two trivial predictors or more beside the models
+    if name == "cabannes-optimizers":  # every error with its interval, from its exact match's
+        assert all(float(p["ours_lo"]) <= float(p["ours"]) <= float(p["ours_hi"]) for p in points if p["ours"])
     if name == "depth-extrapolation":  # weight-tied models read out at iterations = k, far beyond training's k = 4
         tied = {int(p["k"]) for p in points if p["series"].endswith("(iterations = k)")}
         assert {8, 16} <= tied and {p["published"] for p in points if p["k"] == "16"} >= {"target >= 0.80"}

@@ -48,7 +48,8 @@ class MemoryLaw(Figure):
 class OptimizerMemories(Figure):
     def compare(self, res, paper):
         rows = res.rows
-        ours = {(preset, d): err for preset, ds in tables.memory_table(rows).items() for d, err in ds.items()}
+        ours = {(preset, d): err for preset, ds in tables.memory_table(rows, intervals=True).items()
+                for d, err in ds.items()}
         return compare_series(ours, paper, "d")
 
     def draw(self, rows, points, out, title, paper):
