@@ -9,11 +9,7 @@ runs of one method differ by their seed alone); the difference of two methods is
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-from scipy import stats
-
+from .intervals import t_interval
 from .store import validation_history
 
 CURVE_COLUMNS = ["phase", "update", "seed", "step", "learned", "retained"]
@@ -30,17 +26,6 @@ def curves(runs: list[tuple[dict, object]]) -> list[dict]:
                 out.append({"phase": config["preset"], "update": config["train"]["update"], "seed": config["seed"],
                             "step": step, "learned": learned, "retained": retained[step]})
     return out
-
-
-def t_interval(values, bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float, float]:
-    """(mean, low, high): the 95 % Student t interval of a mean over seeds (the mean alone for one value), cut to
-    the values the quantity can take (an accuracy's [0, 1], a difference's [-1, 1])."""
-    v = np.asarray(values, float)
-    m = float(v.mean())
-    if len(v) < 2:
-        return m, math.nan, math.nan
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return m, max(bounds[0], m - half), min(bounds[1], m + half)
 
 
 def _by_run(rows: list[dict]) -> dict:

@@ -221,6 +221,10 @@ def test_memory_law_command(tmp_path):
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader((tmp_path / "e.csv").open()))
     assert {r["scheme"] for r in rows} == {"fill", "frequency", "threshold"} and len(rows) == 9
+    # every error with its 95 % interval over the trials (random embeddings), printed as it is written
+    assert all(float(r["error_lo"]) <= float(r["error"]) <= float(r["error_hi"]) for r in rows)
+    r = rows[-1]
+    assert f"error {float(r['error']):.4f} [{float(r['error_lo']):.4f}, {float(r['error_hi']):.4f}]" in res.output
     assert "fitted log-log slope, threshold" in res.output and (tmp_path / "e.png").stat().st_size > 5000
     res = run("memory-law", "joint", "--n", 60, "--d", "12,24", "--samples", "10,1000", "--trials", 2,
               "--out", tmp_path / "j.csv")

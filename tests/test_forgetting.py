@@ -11,7 +11,7 @@ import torch
 from helpers import one_line_error, run
 
 import generators
-from testbed import forgetting
+from testbed import forgetting, intervals
 from testbed import spec as specs
 from testbed.sweep import launch_waves, resolve_all, waves
 from testbed.training import Interrupted
@@ -157,7 +157,7 @@ def test_the_comparison_is_at_the_learning_every_method_reaches():
     assert points["sparse"]["final_learned"] == pytest.approx(0.625) and "difference" not in points["all"]
     lo, hi = points["sparse"]["difference_lo"], points["sparse"]["difference_hi"]
     assert lo < points["sparse"]["difference"] < hi
-    assert forgetting.t_interval([0.9, 1.0, 1.0])[2] == 1.0  # an accuracy's interval stops at 1
+    assert intervals.t_interval([0.9, 1.0, 1.0])[2] == 1.0  # an accuracy's interval stops at 1
 
 
 def test_forgetting_bad_input(tmp_path, tiny_spec):

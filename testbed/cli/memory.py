@@ -103,7 +103,9 @@ def memory_law_cmd(
     for r in rows:
         pub = dict(zip(published["d"], published.get(key(r), []))).get(r["d"]) if published else None
         extra = f"   published {pub:<7}  ratio {r['error'] / pub:.2f}" if pub else ""
-        typer.echo(f"{key(r):<10} d={r['d']:<5} error {r['error']:.4f} ± {r['std']:.4f}{extra}")
+        interval = (f"[{r['error_lo']:.4f}, {r['error_hi']:.4f}]" if math.isfinite(r["error_lo"])
+                    else "(one trial: no interval)")
+        typer.echo(f"{key(r):<10} d={r['d']:<5} error {r['error']:.4f} {interval}{extra}")
     if figure == "error-vs-d":
         for scheme in ("frequency", "threshold"):
             typer.echo(f"fitted log-log slope, {scheme}: {law.fitted_slope(rows, scheme):.3f}")

@@ -37,7 +37,8 @@ class MemoryLaw(Figure):
     def compare(self, res, paper):
         rows = res.rows
         joint = any(r.get("T") not in ("", None) for r in rows)
-        ours = {((f"T={r['T']}" if joint else r["scheme"]), int(r["d"])): float(r["error"]) for r in rows}
+        ours = {((f"T={r['T']}" if joint else r["scheme"]), int(r["d"])):
+                (float(r["error"]), float(r["error_lo"]), float(r["error_hi"])) for r in rows}
         return compare_series(ours, {k: v for k, v in paper.items() if k in ("d",) or (k.startswith("T=") == joint)},
                               "d")
 
