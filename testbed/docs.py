@@ -142,9 +142,9 @@ def page(fig, meta: dict, points: list[dict], paired: list[dict], rows: list[dic
              f"{str(meta['git_commit'])[:10]}, {meta['finished'][:10]})"
              + "".join(f"; with --set {k}={v}" for k, v in (meta.get("sets") or {}).items()) + ".", "", fig.note, "",
              f"![{title}]({picture}.png)", "", *plateau(list(rows)), *seeds_short(list(rows)),
-             "Ours beside the published numbers; a value in brackets is its 95 % interval over seeds and held-out "
-             "rules (over rules alone where one seed was run); `baseline:` series are trivial predictors scored on "
-             "the same examples:", "", *comparison_table(points), *paired_table(paired), ""]
+             f"Ours beside the published numbers; a value in brackets is its 95 % interval {fig.intervals}; "
+             "`baseline:` series are trivial predictors scored on the same examples:", "", *comparison_table(points),
+             *paired_table(paired), ""]
     return "\n".join(lines)
 
 

@@ -189,3 +189,15 @@ def test_the_radius1_class_counts_in_the_readme_are_the_code_s():
 def test_the_readme_python_blocks_exist(marker):
     assert python_block(marker)
     assert np  # the generator example itself runs in tests/test_registry.py
+
+
+def test_a_page_says_what_its_intervals_are_over():
+    from testbed.figures import FIGURES
+
+    meta = {"preset": "cpu", "wall_minutes": 1.0, "cores": 2, "cpu": "AMD EPYC (AVX2)", "torch": "2.13.0",
+            "git_commit": "abc", "finished": "2026-12-05T03:00:00"}
+    depth = docs.page(FIGURES["quickstart"], {**meta, "figure": "quickstart"}, [], [])
+    law = docs.page(FIGURES["cabannes-joint"], {**meta, "figure": "cabannes-joint"}, [], [])
+    assert "95 % interval over seeds and held-out rules" in depth and "Student t" not in depth
+    assert "95 % interval over the random draws of embeddings (and samples), Student t" in law
+    assert "on 2 CPU cores of AMD EPYC (AVX2)" in law  # and where it ran

@@ -71,6 +71,7 @@ class Figure:
     note: str = ""  # an honest word on what differs from the paper and why
     trains = True  # False: computed in closed form, no runs
     reference = ""  # COLUMN=VALUE: the configuration every other is paired against (res.paired), e.g. a family
+    intervals = "over seeds and held-out rules (over rules alone where one seed was run)"  # what a page's [lo, hi] is
 
     def check_preset(self, preset: str) -> None:
         if preset not in self.presets:

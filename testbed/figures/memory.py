@@ -19,6 +19,7 @@ class MemoryLaw(Figure):
     """Closed-form memories: error against d per scheme (100 trials), or the thresholded scheme over (d, T)."""
 
     trains = False
+    intervals = "over the random draws of embeddings (and samples), Student t"
 
     def results(self, ctx):
         from .. import spec as specs
@@ -47,6 +48,8 @@ class MemoryLaw(Figure):
 
 
 class OptimizerMemories(Figure):
+    intervals = "over seeds and test examples"
+
     def compare(self, res, paper):
         rows = res.rows
         ours = {(preset, d): err for preset, ds in tables.memory_table(rows, intervals=True).items()
@@ -86,6 +89,8 @@ class FactsCapacity(Figure):
 class FactsForgetting(Figure):
     """Retained (stored facts a fine-tuning should keep) against learned (the new facts), per fine-tuning method,
     compared at the learned accuracy every method reaches."""
+
+    intervals = "over seeds, Student t"
 
     def results(self, ctx):
         from .. import forgetting
