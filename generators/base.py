@@ -70,7 +70,12 @@ class Generator:
     name: str = ""
     Config: type = type(None)
     version: int = 1
-    cluster_key: str | None = None  # per-example key of the unit intervals resample (e.g. rule_id); None: examples
+    cluster_key: str | None = None  # per-example key of the unit intervals are over (CA: class_id); None: examples
+    member_key: str | None = None  # per-example key of what a cluster is made of (CA: rule_id), counted in results
+
+    def clusters_of_members(self, members: np.ndarray) -> np.ndarray:
+        """The clusters of member ids: outcomes recorded before the cluster key existed are read with it."""
+        return np.asarray(members)
 
     def __init__(self, config):
         self.config = config

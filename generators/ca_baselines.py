@@ -10,7 +10,10 @@ read against. All vectorised over examples, numpy only.
                       used with perfect depth (a ceiling for inference, not a floor)
 
 A target state is trivial when it equals one of the given states: a rule-free predictor (copy_last, or period,
-whose continuation is always a given state) can get it right. Depth curves are read on the non-trivial stratum.
+whose continuation is always a given state) can get it right. Depth curves are read on the non-trivial stratum. A
+target is fresh when it equals no state of its orbit before it, given or passed through on the way (s_0 .. s_{t-1}
+for the target s_t): on a small periodic grid orbits fall into cycles, and a far target that repeats a nearer one
+measures the period, not the depth. Fresh targets are non-trivial.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ca_rules import evolve, neighbourhoods, radius_of
+from .rng import pack_bits
 
 RULE_FREE = ("copy_last", "period")
 
@@ -85,3 +89,13 @@ def predict(name: str, given: np.ndarray, k: np.ndarray, tables: np.ndarray | No
 def trivial(given: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """(n, R) bool: target state r of example i equals one of its given states."""
     return (given[:, None, :, :] == targets[:, :, None, :]).all(-1).any(-1)
+
+
+def fresh(states: np.ndarray, target_index: np.ndarray) -> np.ndarray:
+    """(n, R) bool: target r of example i, the state states[i, target_index[i, r]], equals none of the states before
+    it in the orbit. States are compared as packed words (64 cells a word), not cell by cell."""
+    words = pack_bits(np.ascontiguousarray(states, np.uint8))  # (n, T, n_words)
+    targets = np.take_along_axis(words, target_index[..., None], axis=1)  # (n, R, n_words)
+    same = (words[:, None, :, :] == targets[:, :, None, :]).all(-1)  # (n, R, T)
+    before = np.arange(words.shape[1])[None, None, :] < target_index[..., None]
+    return ~(same & before).any(-1)

@@ -2,8 +2,10 @@
 
 The task's fields, their checks and its vocabulary are in ca_config.py; rules, their symmetry classes and the
 symmetry-disjoint train / val / test split in ca_rules.py; the baseline predictors every depth curve is read against,
-and the triviality of each target, in ca_baselines.py. Every example carries `trivial` (per position: 1 on the cells
-of a target state that equals a given state) and `rule_id`.
+and the triviality and freshness of each target, in ca_baselines.py. Every example carries `trivial` (per position:
+1 on the cells of a target state that equals a given state), `fresh` (per position: 1 on the cells of a target state
+that equals no earlier state of its orbit), `rule_id` and `class_id` (its symmetry class's canonical member: the
+unit intervals are taken over, since a rule and its mirror, complement and mirror-complement move together).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .ca_config import (  # noqa: F401  (re-exported)
 )
 from .ca_rules import (  # noqa: F401  (re-exported: the module's public face)
     SPLIT_CODE,
+    canonical,
     evolve,
     radius1_split,
     rule_number,
@@ -52,7 +55,8 @@ class CellularAutomata(Generator):
     """Orbits of random radius-r rules, formatted as one of the tasks O-S, O-O, O-SR, RO-S, RO-O."""
 
     version = 2  # 2: symmetry-disjoint splits and the `trivial` metadata
-    cluster_key = "rule_id"  # the unit of generalisation: intervals resample rules
+    cluster_key = "class_id"  # the unit of generalisation: a rule's symmetry class
+    member_key = "rule_id"
 
     def __init__(self, config: CAConfig):
         super().__init__(config)
@@ -103,6 +107,19 @@ class CellularAutomata(Generator):
         if tables.shape[1] <= 32:
             return (tables.astype(np.int64) << np.arange(tables.shape[1], dtype=np.int64)).sum(1)
         return (table_hash(pack_bits(tables)) >> np.uint64(1)).astype(np.int64)
+
+    def class_ids(self, tables: np.ndarray) -> np.ndarray:
+        """The rule id of each table's class's canonical member (the smallest rule number in the class)."""
+        return self.rule_ids(canonical(tables))
+
+    def clusters_of_members(self, rule_ids: np.ndarray) -> np.ndarray:
+        """Class ids of rule ids (outcomes recorded when rules were the clusters); rule ids of radius >= 3 are
+        fingerprints, each taken as its own class (a drawn rule almost surely is)."""
+        rule_ids = np.asarray(rule_ids, np.int64)
+        if self.config.table_size > 32:
+            return rule_ids
+        tables = ((rule_ids[:, None] >> np.arange(self.config.table_size)) & 1).astype(np.uint8)
+        return self.class_ids(tables)
 
     # --- tasks ------------------------------------------------------------------------------------------------
 
@@ -177,9 +194,10 @@ class CellularAutomata(Generator):
     def rollout(self, predict, split: str, seed: int, n: int, steps: int, batch_size: int) -> dict[str, np.ndarray]:
         """P2's autoregressive rollout: a model trained to predict the next state is fed its own predictions, the
         oldest given state dropped each time. Returns per rollout step j and example: `correct` cells (steps, n),
-        `exact` (steps, n), `trivial` (steps, n: the true state equals a given one), the cells per state, the rule
-        ids, and `baselines` {name: {correct, exact}}: each baseline predicting j steps ahead of the given states. A
-        non-bit prediction counts as wrong and is fed back as 0."""
+        `exact` (steps, n), `trivial` (steps, n: the true state equals a given one), `fresh` (steps, n: it equals no
+        earlier state of its orbit), the cells per state, the rule and class ids, and `baselines` {name: {correct,
+        exact}}: each baseline predicting j steps ahead of the given states. A non-bit prediction counts as wrong and
+        is fed back as 0."""
         c = self.config
         if steps < 1:
             raise ConfigError(f"--rollout must be at least 1, got {steps}")
@@ -199,12 +217,14 @@ class CellularAutomata(Generator):
                 window = np.concatenate([window[:, 1:], (pred == 1).astype(np.uint8)[:, None]], axis=1)
         given, truth = states[:, : c.n_input], states[:, c.n_input : c.n_input + steps]
         ahead = np.broadcast_to(np.arange(1, steps + 1), (n, steps))
+        fresh = ca_baselines.fresh(states[:, : c.n_input + steps], c.n_input - 1 + ahead).T  # (steps, n)
         baselines = {}
         for name in BASELINES[c.task]:
             right = ca_baselines.predict(name, given, ahead, tables, c.table_size) == truth  # (n, steps, W)
             baselines[name] = {"correct": right.sum(-1).T, "exact": right.all(-1).T}
-        return {"correct": correct, "exact": exact, "trivial": ca_baselines.trivial(given, truth).T,
-                "cells": c.width, "rule_id": self.rule_ids(tables), "baselines": baselines}
+        return {"correct": correct, "exact": exact, "trivial": ca_baselines.trivial(given, truth).T, "fresh": fresh,
+                "cells": c.width, "rule_id": self.rule_ids(tables), "class_id": self.class_ids(tables),
+                "baselines": baselines}
 
     def format(self, states: np.ndarray, tables: np.ndarray, k: np.ndarray | int | None = None) -> dict:
         """Task sequences from orbits, e.g. those of an interchange file (used by `testbed eval --data`)."""
@@ -243,14 +263,22 @@ class CellularAutomata(Generator):
             step[:, plan["rule_out"]] = 0
         trivial = np.zeros(inputs.shape, np.int8)  # 1 on the cells of target states that equal a given state
         trivial[:, plan["target"]] = np.repeat(ca_baselines.trivial(states[:, : c.n_input], future), w, axis=1)
+        if c.task in MULTI_STATE:  # where each target state lies in the orbit
+            at = np.broadcast_to(np.arange(c.n_input, c.n_input + c.m), (n, c.m))
+        else:
+            at = (c.n_input - 1 + k)[:, None]
+        fresh = np.ones(inputs.shape, np.int8)  # 1 also on O-SR's rule bits: not a state, never a repeat
+        fresh[:, plan["target"]] = np.repeat(ca_baselines.fresh(states[:, : int(at.max()) + 1], at), w, axis=1)
         return {
             "inputs": inputs,
             "targets": targets,
             "loss_mask": step >= 0,
             "step": step,
             "trivial": trivial,
+            "fresh": fresh,
             "k": np.full(n, c.m, np.int64) if c.task in MULTI_STATE else k.copy(),
             "rule_id": self.rule_ids(tables),
+            "class_id": self.class_ids(tables),
         }
 
     def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

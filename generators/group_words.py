@@ -5,6 +5,9 @@ tracking p_t needs t compositions in sequence, which fixed-depth transformers an
 only shortcut for solvable groups (Z_m, S_3, S_4, A_4); for the non-solvable A_5 and S_5 the problem is
 NC^1-complete, so their depth must grow with t, while a recurrent network carries p_t in its state.
 
+A product the walk has not been at before (nor any baseline gets) is `fresh`: a repeat could be answered by recalling
+an earlier position instead of tracking.
+
 Elements are permutations (Z_m as the rotations of m points), a product is composition, (a b)(i) = a(b(i)) (b
 first), and elements are tokens: the vocabulary is the group, in a fixed order. Prefix products come from a
 log-depth parallel scan over the multiplication table, vectorised across examples.
@@ -81,6 +84,21 @@ def prefix_products(words: np.ndarray, table: np.ndarray) -> np.ndarray:
         p[:, shift:] = table[p[:, :-shift], p[:, shift:]]  # earlier segment on the left: products keep their order
         shift *= 2
     return p
+
+
+def first_visits(products: np.ndarray, order: int) -> np.ndarray:
+    """(n, L) int8: 1 where the prefix product is an element the walk has not been at before (the identity, the empty
+    product, counts as visited): a repeat could be answered by recalling an earlier position rather than tracking.
+    The loop runs over positions, each step vectorised over examples."""
+    n, length = products.shape
+    rows = np.arange(n)
+    seen = np.zeros((n, order), bool)
+    seen[:, 0] = True  # the identity is element 0
+    out = np.zeros((n, length), np.int8)
+    for t in range(length):
+        out[:, t] = ~seen[rows, products[:, t]]
+        seen[rows, products[:, t]] = True
+    return out
 
 
 def window_products(words: np.ndarray, table: np.ndarray, m: int) -> np.ndarray:
@@ -167,6 +185,7 @@ class GroupWords(Generator):
         examples = {"inputs": words, "targets": targets, "loss_mask": loss_mask, "step": step}
         right = [pred == targets for pred in self.baselines(examples).values()]
         examples["trivial"] = np.logical_or.reduce(right).astype(np.int8)  # a baseline gets it: no tracking needed
+        examples["fresh"] = first_visits(targets, self.order) & ~examples["trivial"].astype(bool)
         return examples
 
     def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,13 +1,23 @@
-"""Outcomes (metrics.py) into rows of results with 95 % intervals (intervals.py): per seed (over rules) and over
-seeds (over seeds and rules), overall and on the non-trivial stratum, and paired differences between two
-configurations scored on the same seeds and examples.
+"""Outcomes (metrics.py) into rows of results with 95 % intervals (intervals.py): per seed (over held-out classes)
+and over seeds (over seeds and classes), overall and on the non-trivial and fresh strata, and paired differences
+between two configurations scored on the same seeds and examples.
 
 A row is one configuration (or baseline) x split x iteration count x example set x slice value; its columns:
 
     exact_match, exact_match_lo, exact_match_hi                   every unit
-    exact_match_nontrivial, exact_match_nontrivial_lo, ..._hi     units a rule-free predictor misses
-    cell_accuracy[_nontrivial][_lo | _hi]                         the same for per-cell accuracy
-    n, n_nontrivial, nontrivial_fraction, n_rules, n_seeds, seeds, mean_steps
+    exact_match_nontrivial, exact_match_nontrivial_lo, ..._hi     units whose target is no given state (a
+                                                                  rule-free predictor misses them)
+    exact_match_fresh, exact_match_fresh_lo, ..._hi               units whose target is no state the orbit showed
+                                                                  before it, given or passed through (tasks with a
+                                                                  depth axis; empty elsewhere)
+    cell_accuracy[_nontrivial | _fresh][_lo | _hi]                the same for per-cell accuracy
+    n, n_nontrivial, nontrivial_fraction, n_fresh                 examples in each stratum (of one seed)
+    n_classes, n_classes_nontrivial, n_classes_fresh, n_rules     held-out symmetry classes (the intervals' unit)
+                                                                  and rules they rest on (tasks with rules)
+    n_seeds, seeds, mean_steps
+
+A stratum of fewer than MIN_UNITS examples or MIN_CLASSES classes is reported without an interval: the method's
+coverage is checked from six classes on (tests/test_intervals.py), and two or three classes say little about the next.
 """
 
 from __future__ import annotations
@@ -18,9 +28,12 @@ from . import intervals
 from .metrics import select
 
 METRICS = {"exact_match": ("exact", None), "cell_accuracy": ("correct", "cells")}
-STRATA = ("", "_nontrivial")
+STRATA = {"": None, "_nontrivial": lambda u: ~u["trivial"], "_fresh": lambda u: u["fresh"]}
+STRATUM_NAMES = {"all": "", "nontrivial": "_nontrivial", "fresh": "_fresh"}  # as options name them
 METRIC_COLUMNS = [f"{m}{s}{b}" for m in METRICS for s in STRATA for b in ("", "_lo", "_hi")]
-COUNT_COLUMNS = ["n", "n_nontrivial", "nontrivial_fraction", "n_rules", "n_seeds", "seeds", "mean_steps"]
+COUNT_COLUMNS = ["n", "n_nontrivial", "nontrivial_fraction", "n_fresh", "n_classes", "n_classes_nontrivial",
+                 "n_classes_fresh", "n_rules", "n_seeds", "seeds", "mean_steps"]
+MIN_UNITS, MIN_CLASSES = 20, 5  # a stratum with fewer examples or held-out classes gets no interval
 
 
 def keys(units: dict) -> list[tuple]:
@@ -57,26 +70,46 @@ def groups(units: dict) -> dict[tuple, np.ndarray]:
     return out
 
 
+def has_classes(units: dict) -> bool:
+    """Whether the task's clusters are classes of rules (cellular automata), not its examples."""
+    return "member" in units and bool((units["member"] >= 0).any())
+
+
+def supported(units: dict, keep) -> bool:
+    """Whether a stratum of one seed's units holds enough examples (and held-out classes) for an interval."""
+    selected = keep(units) if keep is not None else np.ones(len(units["exact"]), bool)
+    if int(selected.sum()) < MIN_UNITS:
+        return False
+    return not has_classes(units) or np.unique(units["cluster"][selected]).size >= MIN_CLASSES
+
+
 def stats(units_by_seed: list[dict]) -> dict:
-    """The metric and count columns of one row from every seed's units of it, resampled over seeds and rules."""
+    """The metric and count columns of one row from every seed's units of it, over seeds and held-out classes."""
     row = {}
-    index, columns = intervals.cluster_index(units_by_seed)  # every column on the same cells: the same draws
-    names, pairs = [], []
-    for metric, (score, count) in METRICS.items():
-        for stratum in STRATA:
-            keep = (lambda u: ~u["trivial"]) if stratum else None
-            names.append(f"{metric}{stratum}")
-            pairs.append(intervals.sums(units_by_seed, index, columns, score, count, keep))
-    for name, (est, lo, hi) in zip(names, intervals.bootstrap_many(pairs)):
-        row[name], row[f"{name}_lo"], row[f"{name}_hi"] = est, lo, hi
     first = units_by_seed[0]
+    classes = has_classes(first)
+    for stratum, keep in STRATA.items():
+        if stratum == "_fresh" and "fresh" not in first:  # a task without a depth axis (or outcomes from before)
+            row.update({f"{m}{stratum}{b}": "" for m in METRICS for b in ("", "_lo", "_hi")})
+            continue
+        enough = stratum == "" or supported(first, keep)
+        for metric, (score, count) in METRICS.items():
+            est, lo, hi = intervals.ratio(units_by_seed, score, count, keep)
+            row[f"{metric}{stratum}"] = est
+            row[f"{metric}{stratum}_lo"], row[f"{metric}{stratum}_hi"] = (lo, hi) if enough else ("", "")
+        if classes:
+            selected = keep(first) if keep is not None else slice(None)
+            row[f"n_classes{stratum}"] = int(np.unique(first["cluster"][selected]).size)
     nontrivial = int((~first["trivial"]).sum())
     steps = np.concatenate([u["steps"] for u in units_by_seed])
     cells = sum(int(u["cells"].sum()) for u in units_by_seed)
     n = len(first["exact"])
     row.update(n=n, n_nontrivial=nontrivial, nontrivial_fraction=nontrivial / max(n, 1),
-               n_rules=int(np.unique(first["cluster"]).size), n_seeds=len(units_by_seed),
+               n_fresh=int(first["fresh"].sum()) if "fresh" in first else "",
+               n_rules=int(np.unique(first["member"]).size) if classes else "", n_seeds=len(units_by_seed),
                mean_steps=float(np.nansum(steps) / cells) if np.isfinite(steps).any() else "")
+    for stratum in STRATA:
+        row.setdefault(f"n_classes{stratum}", "")
     return row
 
 
@@ -104,16 +137,16 @@ def aligned(a: list[dict], b: list[dict], key_a: tuple, key_b: tuple) -> bool:
 
 
 def paired_difference(a: list[dict], b: list[dict], key_a: tuple, key_b: tuple, metric: str = "exact_match",
-                      nontrivial: bool = True) -> dict:
+                      stratum: str = "_nontrivial") -> dict:
     """Configuration a minus configuration b, seed by seed on the same examples (common random numbers):
     {difference, lo, hi, n_seeds}. `a` and `b` hold the units of the same seeds, in the same order."""
     if len(a) != len(b) or not aligned(a, b, key_a, key_b):
         raise ValueError("a paired difference needs the same seeds and test examples on both sides")
     score, count = METRICS[metric]
+    keep = STRATA[stratum]
 
-    def sums(units, key):
-        return intervals.cell_sums(units, score, count,
-                                   lambda u: of_key(u, key) & (~u["trivial"] if nontrivial else True))
+    def selected(key):
+        return lambda u: of_key(u, key) & (keep(u) if keep is not None else True)
 
-    est, lo, hi = intervals.paired(sums(a, key_a), sums(b, key_b))
+    est, lo, hi = intervals.paired(a, b, score, count, selected(key_a), selected(key_b))
     return {"difference": est, "lo": lo, "hi": hi, "n_seeds": len(a)}

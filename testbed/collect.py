@@ -99,12 +99,24 @@ def scan(runs_root: Path, run_ids=None, warn=None) -> list[dict]:
     return runs
 
 
+def upgraded(units: dict, config: dict) -> dict:
+    """Outcomes recorded before clusters were symmetry classes (and members were kept) read with today's unit: their
+    clusters were the members (CA: rules), whose classes the task's generator computes."""
+    if "member" in units:
+        return units
+    gen = task(config)
+    if gen.member_key is None:
+        return {**units, "member": np.full(len(units["cluster"]), -1, np.int64)}
+    return {**units, "member": units["cluster"], "cluster": gen.clusters_of_members(units["cluster"])}
+
+
 def load_units(run: dict) -> tuple[dict | None, dict[str, dict]]:
     """(the model's units, {baseline: units}) of a run's outcomes.npz, without the source column (32 characters a
     unit); (None, {}) for a run recorded before outcomes existed."""
     units = read_outcomes(run["run_dir"])
     if units is None:
         return None, {}
+    units = upgraded(units, run["config"])
     out = {}
     sources, first = np.unique(units["source"], return_index=True)
     for source in sources[np.argsort(first)].tolist():  # in order of appearance
@@ -295,7 +307,8 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
     """Every configuration minus the one of the same task whose `COLUMN=VALUE` (e.g. model=transformer), on the
     same seeds and test examples: paired differences with their 95 % intervals (aggregate.paired_difference)."""
     column, value = parse_against(against)
-    base_metric, nontrivial = metric.removesuffix("_nontrivial"), metric.endswith("_nontrivial")
+    stratum = next((s for s in aggregate.STRATA if s and metric.endswith(s)), "")
+    base_metric = metric.removesuffix(stratum)
     if base_metric not in aggregate.METRICS:
         valid = ", ".join(m + s for m in aggregate.METRICS for s in aggregate.STRATA)
         raise ConfigError(f"unknown metric {metric!r}; valid: {valid}")
@@ -332,7 +345,10 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
             partner = (0, k, name, v)  # against the base at its own iteration count
             if name == "all" or not all(aggregate.of_key(u, partner).any() for u in b):
                 continue
-            diff = aggregate.paired_difference(a, b, key, partner, base_metric, nontrivial)
+            if stratum == "_fresh" and "fresh" not in a[0]:
+                raise ConfigError(f"--metric {metric}: the runs of {cid} have no fresh stratum (a task without a "
+                                  "depth axis, or outcomes recorded before fresh targets were)")
+            diff = aggregate.paired_difference(a, b, key, partner, base_metric, stratum)
             rows.append({"config_id": cid, "model": c["meta"]["model"], "layers": c["meta"]["layers"],
                          "loops": c["meta"]["loops"], "task": c["meta"]["task"],
                          "against": f"{column}={value} ({bases[tid]})", "split": "test", "iterations": r or "",

@@ -59,16 +59,18 @@ def score(model, generator, examples: dict, batch_size: int, iterations=(), by: 
           set_k: int = 0, baselines: bool = True) -> dict:
     """Outcomes of the model (at its own iteration count, and at `iterations` for weight-tied models) and of the
     task's baselines on one set of examples."""
-    key = generator.cluster_key
+    key, member = generator.cluster_key, generator.member_key
     parts = []
     for r, (pred, steps) in predictions(model, examples, batch_size).items():
-        parts.append(tagged(metrics.outcomes(pred, examples, key, by, steps=steps), MODEL, r, set_k))
+        parts.append(tagged(metrics.outcomes(pred, examples, key, by, steps=steps, member_key=member), MODEL, r,
+                            set_k))
     if iterations and model.tied:
         for r, (pred, _) in predictions(model, examples, batch_size, iterations).items():
-            parts.append(tagged(metrics.outcomes(pred, examples, key, by), MODEL, r, set_k))
+            parts.append(tagged(metrics.outcomes(pred, examples, key, by, member_key=member), MODEL, r, set_k))
     if baselines:
         for name, pred in generator.baselines(examples).items():
-            parts.append(tagged(metrics.outcomes(pred, examples, key, by), f"baseline:{name}", 0, set_k))
+            parts.append(tagged(metrics.outcomes(pred, examples, key, by, member_key=member), f"baseline:{name}", 0,
+                                set_k))
     return metrics.concat(parts)
 
 
@@ -131,7 +133,8 @@ def predictor(model):
 
 def rollout_outcomes(model, generator, eval_cfg: EvalConfig, steps: int) -> dict:
     """Outcomes per rollout step j = 1..steps (slice "k", value j) of the j-th state the model predicts from its own
-    earlier predictions, on held-out rules, and of the baselines predicting j steps ahead of the same orbits."""
+    earlier predictions, on held-out rules, and of the baselines predicting j steps ahead of the same orbits (the
+    true state's triviality and freshness as at look-ahead j)."""
     model.eval()
     n = eval_cfg.test_size
     out = generator.rollout(predictor(model), "test", eval_cfg.seed, n, steps, eval_cfg.batch_size)
@@ -140,7 +143,8 @@ def rollout_outcomes(model, generator, eval_cfg: EvalConfig, steps: int) -> dict
     def units(correct, exact, source):
         return metrics.concat([tagged({
             "slice": np.full(n, "k", dtype="<U16"), "value": np.full(n, j + 1, np.int64), "index": index,
-            "cluster": out["rule_id"], "trivial": out["trivial"][j], "exact": exact[j],
+            "cluster": out["class_id"], "member": out["rule_id"], "trivial": out["trivial"][j],
+            "fresh": out["fresh"][j], "exact": exact[j],
             "correct": correct[j].astype(np.int32), "cells": cells, "steps": np.full(n, np.nan, np.float32),
         }, source) for j in range(steps)])
 

@@ -2,8 +2,10 @@
 
 A slice groups the scored positions of an example (for CA: how many steps ahead a target cell lies, k; for MQAR:
 the number of pairs); the `all` slice groups every scored position of the example. Each unit records its example
-index, its cluster (the unit of generalisation that intervals resample: the rule, for CA), whether it is trivial
-(a rule-free predictor gets it), the correct and scored cells, exact match (every cell right) and the compute steps
+index, its cluster (the unit of generalisation intervals are taken over: the rule's symmetry class, for CA; the
+example elsewhere), its member (the rule, for CA; -1 where a task has none), whether it is trivial (its target is a
+given state: a rule-free predictor gets it), whether it is fresh (its target is no state the orbit showed before it;
+tasks with a depth axis only), the correct and scored cells, exact match (every cell right) and the compute steps
 an adaptive model spent on it. Rates are taken from the outcomes at the end, so units from many batches, processes
 or seeds add up exactly, and intervals can resample them (intervals.py).
 """
@@ -15,6 +17,7 @@ import numpy as np
 from generators import ConfigError
 
 UNIT_FIELDS = ("slice", "value", "index", "cluster", "trivial", "exact", "correct", "cells", "steps")
+OPTIONAL_FIELDS = ("member", "fresh")  # absent from outcomes recorded before they existed (store.read_outcomes)
 
 
 def slice_groups(arrays: dict, by: str | None = None) -> tuple[str, np.ndarray]:
@@ -34,7 +37,7 @@ def slice_groups(arrays: dict, by: str | None = None) -> tuple[str, np.ndarray]:
     return "all", np.where(mask, 0, -1)
 
 
-def _units(right, groups, trivial, steps, slice_name: str, cluster, index) -> dict[str, np.ndarray]:
+def _units(right, groups, trivial, fresh, steps, slice_name: str, cluster, member, index) -> dict[str, np.ndarray]:
     """One unit per (example, group value) with at least one scored position."""
     scored = groups >= 0
     row_value = np.where(scored, groups, -1).max(axis=1)
@@ -54,7 +57,9 @@ def _units(right, groups, trivial, steps, slice_name: str, cluster, index) -> di
             "value": row_value[has] if g is None else np.full(int(has.sum()), g, np.int64),
             "index": index[has],
             "cluster": cluster[has],
+            "member": member[has],
             "trivial": (trivial[has] & m).any(axis=1) if trivial is not None else np.zeros(int(has.sum()), bool),
+            **({"fresh": (fresh[has] | ~m).all(axis=1)} if fresh is not None else {}),
             "exact": (right[has] | ~m).all(axis=1),
             "correct": (right[has] & m).sum(axis=1).astype(np.int32),
             "cells": m.sum(axis=1).astype(np.int32),
@@ -65,20 +70,25 @@ def _units(right, groups, trivial, steps, slice_name: str, cluster, index) -> di
 
 
 def outcomes(pred: np.ndarray, arrays: dict, cluster_key: str | None = None, by: str | None = None,
-             index: np.ndarray | None = None, steps: np.ndarray | None = None) -> dict[str, np.ndarray]:
+             index: np.ndarray | None = None, steps: np.ndarray | None = None,
+             member_key: str | None = None) -> dict[str, np.ndarray]:
     """Units of a batch of predictions (n, L): those of the `all` slice and those of the task's own slices (or of
-    the per-example key `by`). `index` numbers the examples (default 0..n-1); `steps` (n, L): compute steps per
-    position of an adaptive model."""
+    the per-example key `by`). `cluster_key` and `member_key` name the per-example keys of the cluster and its
+    members (CA: class_id and rule_id); `index` numbers the examples (default 0..n-1); `steps` (n, L): compute
+    steps per position of an adaptive model."""
     targets, mask = np.asarray(arrays["targets"]), np.asarray(arrays["loss_mask"])
     n = len(targets)
     index = np.arange(n) if index is None else np.asarray(index)
     cluster = np.asarray(arrays[cluster_key], np.int64) if cluster_key else index.astype(np.int64)
+    member = np.asarray(arrays[member_key], np.int64) if member_key else np.full(n, -1, np.int64)
     trivial = np.asarray(arrays["trivial"]).astype(bool) if "trivial" in arrays else None
+    fresh = np.asarray(arrays["fresh"]).astype(bool) if "fresh" in arrays else None
     right = np.asarray(pred) == targets
     name, groups = slice_groups(arrays, by)
-    every = _units(right, np.where(mask, 0, -1), trivial, steps, "all", cluster, index)
+    every = _units(right, np.where(mask, 0, -1), trivial, fresh, steps, "all", cluster, member, index)
     every["value"] = np.full(len(every["value"]), -1, np.int64)
-    return concat([every, _units(right, groups, trivial, steps, name, cluster, index)] if name != "all" else [every])
+    return concat([every, _units(right, groups, trivial, fresh, steps, name, cluster, member, index)]
+                  if name != "all" else [every])
 
 
 def concat(parts: list[dict]) -> dict[str, np.ndarray]:
@@ -99,6 +109,10 @@ def rate_row(units: dict[str, np.ndarray]) -> dict:
         "exact_match_nontrivial": float(units["exact"][nt].mean()) if nt.any() else None,
         "n_nontrivial": int(nt.sum()),
     }
+    if "fresh" in units:  # a task with a depth axis: targets no state the orbit showed before them
+        fr = units["fresh"]
+        row["exact_match_fresh"] = float(units["exact"][fr].mean()) if fr.any() else None
+        row["n_fresh"] = int(fr.sum())
     if np.isfinite(units["steps"]).any():  # an adaptive model: mean compute steps per scored cell
         row["mean_steps"] = float(np.nansum(units["steps"]) / units["cells"].sum())
     return row

@@ -13,7 +13,7 @@ from generators.io import atomic_write
 from . import aggregate
 
 NUMERIC = {"params", "state_size", "layers", "loops", "d_model", "iterations", "value", "k", *aggregate.METRIC_COLUMNS,
-           "n", "n_nontrivial", "nontrivial_fraction", "n_rules", "n_seeds", "mean_steps", "fit_seconds",
+           *(set(aggregate.COUNT_COLUMNS) - {"seeds"}), "fit_seconds",
            "cell_accuracy", "exact_match", "d", "T", "error", "error_lo", "error_hi", "std", "val_exact_match",
            "val_cell_accuracy", "val_late_rise"}
 

@@ -84,6 +84,11 @@ def test_baselines_and_trivial_flags_by_hand():
     # trivial where a baseline is right: the first two positions (window), and coincidences beyond
     assert ex["trivial"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
     assert ex["step"].tolist() == [[1, 2, 3, 4]] * 2  # the prefix length is the depth
+    # fresh: a product the walk has not been at (the identity counts as visited) that no baseline gets
+    assert ex["fresh"].tolist() == [[0, 0, 0, 0], [0, 0, 0, 0]]
+    walk = gen.format(np.array([[1, 1, 1, 1], [1, 4, 4, 2]]))  # products 1 2 3 4; 1 0 4 1 (the last: a window's)
+    assert walk["trivial"].tolist() == [[1, 1, 0, 0], [1, 1, 0, 1]]
+    assert walk["fresh"].tolist() == [[0, 0, 1, 1], [0, 0, 1, 0]]
 
 
 @pytest.mark.parametrize("group, size, moved", [("S5", 11, 2), ("A5", 21, 3), ("S3", 4, 2), ("Z5", 2, None)])

@@ -9,7 +9,6 @@ import torch
 import generators
 from generators import ca_baselines, ca_rules
 from generators.cellular_automata import CellularAutomata, rule_number, rule_table
-from testbed import intervals
 from testbed import spec as specs
 from testbed.models import MODELS, build_model
 
@@ -87,6 +86,74 @@ def test_trivial_flags_by_hand():
     assert ((ex["trivial"] == 1) <= ex["loss_mask"]).all()  # only scored positions are ever marked
 
 
+@pytest.mark.parametrize("task, extra", [("RO-S", {"k": 6, "mixed_k": True}), ("O-S", {"k": 5}),
+                                         ("O-O", {"m": 4}), ("RO-O", {"m": 3})])
+def test_fresh_flags_against_a_brute_force_walk_of_each_orbit(task, extra):
+    """A target is fresh when it equals no earlier state of its orbit (given or passed through); on a width-5 grid
+    orbits cycle quickly, so all three cases occur: trivial, non-trivial but a repeat, and fresh."""
+    gen = generators.make("ca", {"radius": 1, "width": 5, "steps": 12, "n_input": 2, "task": task, **extra})
+    idx = np.arange(300)
+    ex = gen.sample("test", 0, idx)
+    states, _ = gen.orbits("test", 0, idx, steps=12)
+    n_rows = extra.get("m", 1)
+    fresh = ex["fresh"][:, ex["loss_mask"][0]].reshape(300, n_rows, 5)[:, :, 0]
+    trivial = ex["trivial"][:, ex["loss_mask"][0]].reshape(300, n_rows, 5)[:, :, 0]
+    for i in range(300):
+        for j in range(n_rows):
+            at = 2 + j if task in ("O-O", "RO-O") else 1 + int(ex["k"][i])
+            want = all(states[i, at].tolist() != states[i, t].tolist() for t in range(at))
+            assert bool(fresh[i, j]) == want, (i, j)
+    assert not (fresh & trivial).any()  # fresh targets are non-trivial
+    assert 0 < fresh.sum() < (1 - trivial).sum()  # some repeats are non-trivial: the strata differ
+
+
+def test_class_ids_are_the_canonical_members():
+    gen = generators.make("ca", {"radius": 1})
+    tables = np.stack([rule_table(n, 1) for n in range(256)])
+    smallest = {m: c for c, ms in ca_rules.radius1_classes() for m in ms}
+    assert gen.class_ids(tables).tolist() == [smallest[n] for n in range(256)]
+    assert gen.clusters_of_members(np.arange(256)).tolist() == [smallest[n] for n in range(256)]
+    two = generators.make("ca", {"radius": 2})
+    images = ca_rules.images(np.random.default_rng(0).integers(0, 2, (50, 32)).astype(np.uint8))  # (50, 4, 32)
+    ids = two.class_ids(images.reshape(-1, 32)).reshape(50, 4)
+    assert (ids == ids[:, :1]).all() and len(np.unique(ids[:, 0])) == 50
+    assert (two.clusters_of_members(two.rule_ids(images.reshape(-1, 32))).reshape(50, 4) == ids).all()
+
+
+def test_rows_are_over_classes_and_a_thin_stratum_gets_no_interval():
+    """Units of three seeds on the same examples: rows count classes and rules, the interval's unit is the class
+    (four rules of one class move together), and a stratum of fewer than MIN_CLASSES classes has no interval."""
+    from testbed import aggregate
+
+    n = 400
+    member = np.arange(n) % 40  # 40 rules, 4 per class: 10 classes
+    cluster = member // 4
+    rng = np.random.default_rng(0)
+    solved = rng.random(10) < 0.5
+    units = [{"slice": np.full(n, "all"), "value": np.full(n, -1), "index": np.arange(n), "cluster": cluster,
+              "member": member, "trivial": np.zeros(n, bool), "fresh": cluster < 3,
+              "exact": solved[cluster] & (rng.random(n) < 0.9), "correct": np.ones(n, np.int32),
+              "cells": np.ones(n, np.int32), "steps": np.full(n, np.nan)} for _ in range(3)]
+    row = aggregate.stats(units)
+    assert (row["n_classes"], row["n_rules"], row["n_fresh"], row["n_classes_fresh"]) == (10, 40, 120, 3)
+    assert row["exact_match_lo"] < row["exact_match"] < row["exact_match_hi"]
+    assert row["exact_match_fresh_lo"] == row["exact_match_fresh_hi"] == ""  # 3 classes: no interval
+    as_rules = [{**u, "cluster": u["member"]} for u in units]  # rules taken as independent: too narrow
+    wrong = aggregate.stats(as_rules)
+    assert wrong["exact_match_hi"] - wrong["exact_match_lo"] < 0.8 * (row["exact_match_hi"] - row["exact_match_lo"])
+
+
+def test_outcomes_recorded_with_rules_as_clusters_are_read_with_classes(tmp_path, tiny_spec):
+    from testbed.collect import upgraded
+
+    resolved = specs.resolve(tiny_spec(as_dict=True))
+    rules = np.array([30, 86, 135, 149, 110, 124])
+    old = {"cluster": rules, "exact": np.ones(6)}
+    new = upgraded(old, resolved)
+    assert new["member"].tolist() == rules.tolist() and new["cluster"].tolist() == [30] * 4 + [110] * 2
+    assert upgraded(new, resolved) is new
+
+
 def test_symmetry_classes_of_the_elementary_rules():
     def numbers(tables):
         return [rule_number(t) for t in tables]
@@ -115,54 +182,6 @@ def test_symmetric_rules_share_a_split_at_radius_two():
         canon = ca_rules.canonical(gen.rules(split, 0, np.arange(3000, dtype=np.uint64)))
         classes[split] = {t.tobytes() for t in canon}
     assert not classes["train"] & classes["test"] and not classes["train"] & classes["val"]
-
-
-def test_bootstrap_interval_of_a_known_mean():
-    rng = np.random.default_rng(0)
-    scores = (rng.random(2000) < 0.3).astype(float)[None]
-    est, lo, hi = intervals.bootstrap(scores, np.ones_like(scores))
-    half = 1.96 * np.sqrt(0.3 * 0.7 / 2000)  # the normal approximation of a binomial proportion
-    assert est == pytest.approx(scores.mean())
-    assert (hi - lo) / 2 == pytest.approx(half, rel=0.15) and lo < est < hi
-    from scipy import stats
-
-    ref = stats.bootstrap((scores[0],), np.mean, method="percentile", n_resamples=2000, random_state=0)
-    assert lo == pytest.approx(ref.confidence_interval.low, abs=0.006)
-    assert hi == pytest.approx(ref.confidence_interval.high, abs=0.006)
-
-
-def test_many_clusters_are_pooled_into_groups_with_the_same_interval(monkeypatch):
-    """50,000 i.i.d. examples as clusters: pooled into MAX_CLUSTERS groups (bounded memory), the interval matches
-    the unpooled bootstrap's."""
-    rng = np.random.default_rng(2)
-    n = 50_000
-    units = [{"cluster": np.arange(n), "exact": (rng.random(n) < 0.9).astype(float)} for _ in range(2)]
-    num, den = intervals.cell_sums(units, "exact", None)
-    assert num.shape == (2, intervals.MAX_CLUSTERS) and den.sum() == 2 * n and num.sum() == sum(u["exact"].sum()
-                                                                                                   for u in units)
-    est, lo, hi = intervals.bootstrap(num, den)
-    monkeypatch.setattr(intervals, "MAX_CLUSTERS", 2 * n)  # no pooling
-    _, lo_full, hi_full = intervals.bootstrap(*intervals.cell_sums(units, "exact", None), replicates=200)
-    assert (hi - lo) == pytest.approx(hi_full - lo_full, rel=0.25)
-    assert lo < est < hi
-
-
-def test_seed_variation_widens_the_interval_and_pairing_narrows_a_difference():
-    rng = np.random.default_rng(1)
-    rules = rng.random(500) < 0.5  # per rule: solved by a good model or not
-    same = np.stack([rules, rules, rules]).astype(float)  # three seeds that agree: no seed variation
-    shifted = np.stack([rules & (rng.random(500) < f) for f in (0.5, 0.8, 1.0)]).astype(float)  # seeds that differ
-    ones = np.ones((3, 500))
-    _, lo_s, hi_s = intervals.bootstrap(same, ones)
-    _, lo_d, hi_d = intervals.bootstrap(shifted, ones)
-    assert hi_d - lo_d > hi_s - lo_s
-    # b is a, less a few rules: the difference is small and certain when paired, invisible from two intervals
-    b = same * (rng.random((1, 500)) > 0.05)
-    diff, lo, hi = intervals.paired((same, ones), (b, ones))
-    _, lo_b, hi_b = intervals.bootstrap(b, ones)
-    assert 0 < lo <= diff <= hi and hi - lo < 0.5 * (hi_s - lo_s)
-    assert lo_s < hi_b  # the two intervals overlap
-    assert intervals.paired((same, ones), (same, ones))[1:] == (0.0, 0.0)
 
 
 def test_training_and_selection_never_draw_a_test_example(tmp_path, monkeypatch, tiny_spec):
@@ -295,17 +314,6 @@ def test_a_data_option_added_later_leaves_the_task_the_same(tiny_spec):
     assert resolved["data"]["path"] is False and task_id(older) == task_id(resolved)
     assert specs.run_id(older) == specs.run_id(resolved)
     assert task_id({**resolved, "data": {**resolved["data"], "path": True}}) != task_id(resolved)
-
-
-def test_bootstrap_many_equals_one_at_a_time():
-    """A row's columns are resampled together, with the draws each would get alone."""
-    rng = np.random.default_rng(3)
-    pairs = [(rng.integers(0, 5, (3, 40)).astype(float), np.full((3, 40), 5.0)) for _ in range(4)]
-    pairs.append((np.zeros((3, 40)), np.zeros((3, 40))))  # an empty stratum: no estimate, no interval
-    together = intervals.bootstrap_many(pairs)
-    for (num, den), got in zip(pairs[:4], together):
-        np.testing.assert_allclose(got, intervals.bootstrap(num, den), rtol=1e-5)
-    assert all(np.isnan(v) for v in together[4])
 
 
 def test_memory_errors_carry_the_interval_of_their_exact_match():

@@ -140,7 +140,7 @@ def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
     for run_dir in run_dirs:
         cached, config = run_dir / "rollout.npz", read_config(run_dir)
         units = load(cached)[0] if cached.is_file() else None
-        if units is None or int(units["value"].max()) < steps:
+        if units is None or int(units["value"].max()) < steps or "fresh" not in units:  # (or from before fresh)
             echo(f"rolling out {run_dir.name} ({config['data']['task']}), {steps} steps")
             resolved, model, generator = open_run(run_dir)
             ecfg = build_config(EvalConfig, resolved["eval"], where="[eval]")
