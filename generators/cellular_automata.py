@@ -149,10 +149,11 @@ class CellularAutomata(Generator):
 
     def check_depth(self, k: int) -> None:
         c = self.config
-        if c.task in MULTI_STATE or not 1 <= k <= (c.k if c.mixed_k else K_MAX) or c.n_input + k > c.steps:
+        # a mixed-k task names k with a k-token: only the k it was trained on; otherwise any k its orbits reach
+        if c.task in MULTI_STATE or not 1 <= k <= (c.k if c.mixed_k else c.steps - c.n_input):
             raise ConfigError(
                 f"cannot evaluate k = {k} on this task ({c.task}, k = {c.k}, mixed_k = {c.mixed_k}, "
-                f"steps = {c.steps}): valid k are 1..{c.k if c.mixed_k else min(K_MAX, c.steps - c.n_input)}"
+                f"steps = {c.steps}): valid k are 1..{c.k if c.mixed_k else c.steps - c.n_input}"
                 + (f" ({c.task} predicts the next m states; read its per-step rows)" if c.task in MULTI_STATE else "")
             )
 
@@ -314,7 +315,9 @@ class CellularAutomata(Generator):
                 pos += count
                 return list(range(pos - count, pos))
 
-            extra_row = c.n_input + n_target_rows  # row of rule bits and special tokens
+            # row of rule bits and special tokens; with the rule given and a k-token, the k-token and the rule marker
+            # share its separator-column cell (told apart by their tokens; kept so stored checkpoints keep positions)
+            extra_row = c.n_input + n_target_rows
             if c.mixed_k:
                 plan["k_token"] = take(1, extra_row, sep_col)[0]
             if c.task in RULE_GIVEN:

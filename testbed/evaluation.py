@@ -153,10 +153,12 @@ def rollout_outcomes(model, generator, eval_cfg: EvalConfig, steps: int) -> dict
 
 
 def file_outcomes(model, generator, arrays: dict[str, np.ndarray], ks: list[int] | None,
-                  batch_size: int = 512) -> dict:
+                  batch_size: int = 512, iterations=()) -> dict:
     """Outcomes of the model and the baselines on the examples of an interchange file, formatted with the run's own
-    task settings (one example set per k where the task has a depth axis)."""
+    task settings (one example set per k where the task has a depth axis); a weight-tied model also read out after
+    each of `iterations`, so that a shared file tests depth extrapolation too."""
     sets = generator.examples_from_file(arrays, ks)
     if not sets or not len(sets[0][1]["inputs"]):
         raise ConfigError("the file holds no examples")
-    return metrics.concat([score(model, generator, examples, batch_size, set_k=k or 0) for k, examples in sets])
+    return metrics.concat([score(model, generator, examples, batch_size, iterations, set_k=k or 0)
+                           for k, examples in sets])

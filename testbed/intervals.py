@@ -47,6 +47,7 @@ import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
+METHOD = "t over seeds and held-out clusters, moment estimates, Satterthwaite df"  # reproductions record it
 
 
 def _share(group: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from generators import ConfigError  # noqa: E402
 from generators.io import atomic_write  # noqa: E402
 
 from .tables import (  # noqa: E402
+    HEADLINE,
     SOLVED_LO,
     SOLVED_MEAN,
     by_layers,
@@ -31,6 +32,7 @@ METRIC_NAMES = {
     "exact_match": "exact match, every example",
     "cell_accuracy": "per-cell accuracy",
     "cell_accuracy_nontrivial": "per-cell accuracy, non-trivial examples",
+    "exact_match_fresh": "exact match, fresh targets",
 }
 BASELINE_STYLES = ["--", ":", "-.", (0, (1, 3))]
 
@@ -67,7 +69,7 @@ def _baselines(ax, curves: dict) -> None:
 
 def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None,
                metrics=("exact_match_nontrivial", "exact_match"), xlabel: str = "steps ahead k") -> None:
-    """Each metric against k, one line per model with its 95 % interval (over seeds and rules), the baselines on
+    """Each metric against k, one line per model with its 95 % interval (over seeds and classes), the baselines on
     the same examples in grey; against layers as well (one line per k) when one family varies its depth. The
     published numbers of a spec's [paper] table are drawn beside ours (dashed) on the panel of their metric."""
     axis, published = published_series(paper)
@@ -113,12 +115,13 @@ def plot_depth(rows: list[dict], out: str | Path, title: str = "", paper: dict |
     finish(fig, out, title)
 
 
-def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
-    """Test-time compute: exact match on the non-trivial stratum against iterations (log scale), one panel per
-    model, one line per k with its 95 % band; the best of the baselines at each k dotted in the same colour (a model
-    above it is above every one of them; the legend names them); the training iteration count marked."""
-    table = iterations_table(rows)
-    _, baselines = depth_table(rows)
+def plot_iterations(rows: list[dict], out: str | Path, title: str = "", metric: str = HEADLINE) -> None:
+    """Test-time compute: exact match on a stratum (the non-trivial one by default) against iterations (log scale),
+    one panel per model, one line per k with its 95 % band; the best of the baselines at each k dotted in the same
+    colour (a model above it is above every one of them; the legend names them); the training iteration count
+    marked."""
+    table = iterations_table(rows, metric)
+    _, baselines = depth_table(rows, metric)
     best = {k: max(c[k][0] for c in baselines.values() if k in c) for k in {k for c in baselines.values() for k in c}}
     labels = sorted(table)
     fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 3.8), squeeze=False)
@@ -134,7 +137,8 @@ def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
         if trained:
             ax.axvline(trained[0], color="gray", ls=":", lw=1, label="training iterations")
         ax.set_xscale("log", base=2)
-        ax.set(xlabel="iterations at test time", ylabel="exact match, non-trivial (held-out rules)", ylim=(-0.02, 1.02))
+        ax.set(xlabel="iterations at test time", ylabel=f"{METRIC_NAMES[metric]} (held-out rules)",
+               ylim=(-0.02, 1.02))
         ax.set_title(textwrap.fill(label, 40), fontsize=10)  # long labels would run into the next panel
         ax.grid(alpha=0.3)
         names = ", ".join(b.removeprefix("baseline:") for b in sorted(baselines))
@@ -142,11 +146,12 @@ def plot_iterations(rows: list[dict], out: str | Path, title: str = "") -> None:
     finish(fig, out, title)
 
 
-def plot_extrapolation(rows: list[dict], out: str | Path, title: str = "", trained_k: int = 0) -> None:
+def plot_extrapolation(rows: list[dict], out: str | Path, title: str = "", trained_k: int = 0,
+                       metrics=(HEADLINE, "exact_match")) -> None:
     """Exact match against k with weight-tied models iterated k times, the baselines in grey, the largest k seen in
     training marked: does more test-time iteration reach further than training did?"""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, metric in zip(axes, ("exact_match_nontrivial", "exact_match")):
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
         curves, baselines = extrapolation_table(rows, metric)
         for i, label in enumerate(sorted(curves)):
             ks = list(curves[label])
@@ -158,7 +163,7 @@ def plot_extrapolation(rows: list[dict], out: str | Path, title: str = "", train
         ax.set(xlabel="steps ahead k", ylabel=f"{METRIC_NAMES.get(metric, metric)} (held-out rules)",
                ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7)
     finish(fig, out, title)
 
 
@@ -177,11 +182,11 @@ def plot_probe(rows: list[dict], out: str | Path, title: str = "") -> None:
     finish(fig, out, title)
 
 
-def _heatmap(ax, rows: list[dict], by: str):
-    """Draw the (depth, k) heat map of exact match on the non-trivial stratum into ax, the baselines as rows of
-    their own below a white line; returns the image (for a colour bar)."""
-    depths, ks, mean, half = heatmap_table(rows, by)
-    _, baselines = depth_table(rows)
+def _heatmap(ax, rows: list[dict], by: str, metric: str = HEADLINE):
+    """Draw the (depth, k) heat map of exact match on a stratum (the non-trivial one by default) into ax, the
+    baselines as rows of their own below a white line; returns the image (for a colour bar)."""
+    depths, ks, mean, half = heatmap_table(rows, by, metric)
+    _, baselines = depth_table(rows, metric)
     names = sorted(baselines)
     grid = np.vstack([np.array([[baselines[b].get(k, (np.nan,))[0] for k in ks] for b in names]).reshape(-1, len(ks)),
                       mean])
@@ -206,13 +211,14 @@ def _heatmap_size(rows: list[dict], by: str) -> tuple[int, int]:
     return len(ks), len(depths) + len(depth_table(rows)[1])
 
 
-def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "layers") -> None:
-    """Exact match on the non-trivial stratum of held-out rules as a (depth, k) heat map, each cell with its 95 %
-    half-width, the baselines as rows of their own below: which depth solves which look-ahead."""
+def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "layers",
+                 metric: str = HEADLINE) -> None:
+    """Exact match on a stratum of held-out rules (the non-trivial one by default) as a (depth, k) heat map, each
+    cell with its 95 % half-width, the baselines as rows of their own below: which depth solves which look-ahead."""
     n_k, n_rows = _heatmap_size(rows, by)
     fig, ax = plt.subplots(figsize=(1.4 * n_k + 2.8, 0.5 * n_rows + 1.8))
-    im = _heatmap(ax, rows, by)
-    fig.colorbar(im, ax=ax, label="exact match, non-trivial (held-out rules)")
+    im = _heatmap(ax, rows, by, metric)
+    fig.colorbar(im, ax=ax, label=f"{METRIC_NAMES[metric]} (held-out rules)")
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -13,6 +13,24 @@ from generators import ConfigError
 
 HEADLINE = "exact_match_nontrivial"  # what depth figures lead with: exact match where a rule-free guess fails
 PROTOCOL_COLUMNS = ("exact_match_nontrivial", "exact_match_lo", "exact_match_hi", "n_seeds")
+STRATA = {"all": "exact_match", "nontrivial": "exact_match_nontrivial", "fresh": "exact_match_fresh"}
+STRATUM_TITLES = {"exact_match": "exact match, every example", "exact_match_nontrivial": "exact match, non-trivial "
+                  "stratum", "exact_match_fresh": "exact match, fresh targets"}
+
+
+def stratum_metric(stratum: str) -> str:
+    """The exact-match column of a stratum named as options name it: all, nontrivial (the default) or fresh."""
+    if stratum not in STRATA:
+        raise ConfigError(f"unknown stratum {stratum!r}; valid: {', '.join(STRATA)}")
+    return STRATA[stratum]
+
+
+def require_stratum(rows: list[dict], metric: str) -> None:
+    """A fresh stratum exists only for tasks with a depth axis (and runs collected since it was measured)."""
+    if metric.endswith("_fresh") and not any(r.get("n_fresh") not in ("", None) for r in rows):
+        raise ConfigError("--stratum fresh: the results table has no fresh stratum (fresh targets are measured on "
+                          "tasks with a depth axis, cellular automata and group words; collect their runs again if "
+                          "they were collected before it existed)")
 
 
 def require_protocol(rows: list[dict]) -> None:
@@ -21,6 +39,18 @@ def require_protocol(rows: list[dict]) -> None:
     if missing:
         raise ConfigError(f"this results table predates intervals and the non-trivial stratum (no {missing[0]} "
                           "column); collect the runs again: testbed collect RUNS_DIR --out results.csv")
+
+
+THIN = "too few"  # what a comparison point's interval cells say where its stratum was too thin for an interval
+
+
+def published_point(row: dict, metric: str) -> tuple:
+    """point() for a comparison table: where the row holds a value but its stratum was too thin for an interval
+    (aggregate.MIN_UNITS, MIN_CLASSES), the bounds say THIN instead of nan, so that the page says so."""
+    mean, lo, hi = point(row, metric)
+    if not np.isnan(mean) and row.get(f"{metric}_lo", "") in ("", None) and f"{metric}_lo" in row:
+        return mean, THIN, THIN
+    return mean, lo, hi
 
 
 def point(row: dict, metric: str) -> tuple[float, float, float]:
@@ -107,23 +137,33 @@ def fmt(p: tuple[float, float, float]) -> str:
     return f"{mean:.3f}" if np.isnan(lo) else f"{mean:.3f} ± {(hi - lo) / 2:.3f}"
 
 
-def format_table(rows: list[dict]) -> str:
-    """Plain-text table: one line per model and baseline, exact match on the non-trivial stratum and overall per k
-    (mean ± half-width of the 95 % interval over seeds and rules)."""
+def counts(rows: list[dict], column: str) -> str:
+    """The distinct values of a count column over the per-k rows, e.g. '9' or '6, 9' ('-' where none)."""
+    got = sorted({int(float(r[column])) for r in _k_rows(rows) if r.get(column) not in ("", None)})
+    return ", ".join(map(str, got)) or "-"
+
+
+def format_table(rows: list[dict], metric: str = HEADLINE) -> str:
+    """Plain-text table: one line per model and baseline, exact match on the chosen stratum and overall per k
+    (mean ± half-width of the 95 % interval over seeds and held-out classes; the mean alone where the stratum is
+    too thin for one)."""
+    require_stratum(rows, metric)
     lines = []
-    views = ((HEADLINE, "exact match, non-trivial stratum"), ("exact_match", "exact match, every example"))
-    for metric, title in views:
-        models, baselines = depth_table(rows, metric)
+    for view in dict.fromkeys((metric, "exact_match")):
+        models, baselines = depth_table(rows, view)
         ks = sorted({k for c in [*models.values(), *baselines.values()] for k in c})
         width = max(len(lab) for lab in [*models, *baselines]) + 2
-        lines += [f"{title} (mean ± 95 % half-width over seeds and held-out rules)",
+        lines += [f"{STRATUM_TITLES[view]} (mean ± 95 % half-width over seeds and held-out classes)",
                   "model".ljust(width) + "".join(f"k={k:<16}" for k in ks)]
         for label, c in [*sorted(models.items()), *sorted(baselines.items())]:
             lines.append(label.ljust(width) + "".join(f"{fmt(c[k]) if k in c else '':<18}" for k in ks))
     seeds = sorted({int(r["n_seeds"]) for r in _k_rows(rows) if not is_baseline(r)})
-    n_rules = sorted({int(r["n_rules"]) for r in _k_rows(rows) if r.get("n_rules") not in ("", None)})
-    lines.append(f"seeds per model: {', '.join(map(str, seeds))}; held-out rules per point: "
-                 f"{', '.join(map(str, n_rules))}")
+    stratum = metric.removeprefix("exact_match")
+    lines.append(f"seeds per model: {', '.join(map(str, seeds))}; held-out classes per point: "
+                 f"{counts(rows, 'n_classes')} ({counts(rows, 'n_rules')} rules)"
+                 + (f", in the {stratum.lstrip('_')} stratum: {counts(rows, 'n_classes' + stratum)}" if stratum else "")
+                 + (f"; fresh examples per point: {counts(rows, 'n_fresh')}" if stratum == "_fresh" else "")
+                 + "; a mean without ± rests on too few examples or classes for an interval")
     return "\n".join(lines)
 
 
@@ -154,12 +194,13 @@ def iterations_table(rows: list[dict], metric: str = HEADLINE) -> dict:
     return {lab: {k: dict(sorted(its.items())) for k, its in sorted(ks.items())} for lab, ks in table.items()}
 
 
-def format_iterations(rows: list[dict]) -> str:
-    table = iterations_table(rows)
+def format_iterations(rows: list[dict], metric: str = HEADLINE) -> str:
+    require_stratum(rows, metric)
+    table = iterations_table(rows, metric)
     lines = []
     for label, ks in sorted(table.items()):
         its = sorted({i for v in ks.values() for i in v})
-        lines.append(f"{label}: exact match on the non-trivial stratum per iteration count (± 95 % half-width)")
+        lines.append(f"{label}: {STRATUM_TITLES[metric]} per iteration count (± 95 % half-width)")
         lines.append("  k    " + "".join(f"{i:>16}" for i in its))
         for k, v in ks.items():
             lines.append(f"  k={k:<3}" + "".join(f"{fmt(v[i]) if i in v else '':>16}" for i in its))
@@ -206,13 +247,14 @@ def staircase(rows: list[dict], by: str = "layers", metric: str = HEADLINE) -> d
     return out
 
 
-def format_heatmap(rows: list[dict], by: str = "layers") -> str:
-    depths, ks, mean, half = heatmap_table(rows, by)
+def format_heatmap(rows: list[dict], by: str = "layers", metric: str = HEADLINE) -> str:
+    require_stratum(rows, metric)
+    depths, ks, mean, half = heatmap_table(rows, by, metric)
     lines = [f"{by:<10}" + "".join(f"k={k:<14}" for k in ks)]
     for i, d in enumerate(depths):
         lines.append(f"{d:<10}" + "".join(f"{fmt((mean[i, j], mean[i, j] - half[i, j], mean[i, j] + half[i, j])):<16}"
                                            for j in range(len(ks))))
-    lines.append("exact match on the non-trivial stratum of held-out rules (± 95 % half-width)")
+    lines.append(f"{STRATUM_TITLES[metric]}, held-out rules (± 95 % half-width over seeds and classes)")
     return "\n".join(lines)
 
 

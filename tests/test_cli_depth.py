@@ -49,6 +49,12 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
         assert out.read_bytes()[:4] == b"\x89PNG"
     res = run("plot", "iterations", results, "--out", tmp_path / "i.png")
     assert "non-trivial stratum per iteration count" in res.output
+    res = run("plot", "depth", results, "--out", tmp_path / "f.png", "--stratum", "fresh")
+    assert res.exit_code == 0, res.output
+    assert "exact match, fresh targets" in res.output and "fresh examples per point" in res.output
+    assert all(r["n_fresh"] != "" and r["n_classes"] != "" for r in table if r["slice"] == "k")
+    one_line_error(run("plot", "depth", results, "--stratum", "stale"), "unknown stratum 'stale'")
+    one_line_error(run("plot", "capacity", results, "--stratum", "fresh"), "--stratum applies to the depth views")
 
     rd = next(r["run_id"] for r in per_seed if r["model"] == "recurrent_depth")
     res = run("eval", runs / rd, "--iterations", "1,3,8", "--size", 16)
@@ -58,6 +64,23 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
     assert {r["value"] for r in rows} == {1, 2}
     plain = next(r["run_id"] for r in per_seed if r["model"] == "transformer")
     one_line_error(run("eval", runs / plain, "--iterations", "2"), "is not weight-tied")
+    # a shared file tests extrapolation too: read out after each iteration count, and after as many as the model
+    # was trained with, exactly its own prediction
+    shared = tmp_path / "shared.npz"
+    assert run("gen", "ca", "--radius", 1, "--width", 6, "--steps", 7, "--n-input", 3, "--n", 24, "--split", "test",
+               "--out", shared).exit_code == 0
+    looped = next(r["run_id"] for r in per_seed if r["model"] == "looped")
+    assert run("eval", runs / looped, "--data", shared, "--k", "1,2").exit_code == 0
+    res = run("eval", runs / looped, "--data", shared, "--k", "1,2", "--iterations", "1,2,4")
+    assert res.exit_code == 0, res.output
+    own = json.loads((runs / looped / "eval-shared.json").read_text())["rows"]
+    read = json.loads((runs / looped / "eval-shared-iterations.json").read_text())["rows"]
+    assert sorted({r["iterations"] for r in read}) == [1, 2, 4]
+    for r in own:
+        twin = [t for t in read if t["iterations"] == 2 and (t["slice"], t["value"], t.get("k")) ==
+                (r["slice"], r["value"], r.get("k"))]
+        assert len(twin) == 1 and twin[0]["exact_match"] == r["exact_match"], r
+    one_line_error(run("eval", runs / plain, "--data", shared, "--iterations", "2"), "is not weight-tied")
     res = run("eval", runs / plain, "--by", "rule_id", "--size", 64)  # which held-out rules are solved, per k
     assert res.exit_code == 0, res.output
     rows = json.loads((runs / plain / "eval-by-rule_id.json").read_text())["rows"]
@@ -114,6 +137,8 @@ def test_capacity_sweep_and_plot(tmp_path, tiny_spec):
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG" and "attention" in res.output
     one_line_error(run("plot", "capacity", tmp_path / "r.csv", "--out", tmp_path / "nodir" / "c.png"),
                    "does not exist")
+    one_line_error(run("plot", "depth", tmp_path / "r.csv", "--stratum", "fresh"), "no fresh stratum")
+    assert all(r["n_fresh"] == "" and r["n_classes"] == "" for r in rows)  # recall: no depth axis, no classes
 
 
 def test_capacity_is_the_largest_count_recalled_above_the_floor():

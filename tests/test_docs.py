@@ -58,9 +58,12 @@ def test_a_variant_of_a_figure_gets_its_own_page_linked_from_the_main_one(tmp_pa
     assert not (tmp_path / "out" / "facts-capacity+half.md").exists()
 
 
-def test_an_empty_stratum_is_a_dash_not_nan():
+def test_an_empty_stratum_is_a_dash_not_nan_and_a_thin_one_says_so():
     assert docs.cell({"ours": "nan", "ours_lo": "nan", "ours_hi": "nan"}, "ours") == "-"
     assert docs.cell({"ours": "0.5", "ours_lo": "0.4", "ours_hi": "0.6"}, "ours") == "0.500 [0.400, 0.600]"
+    assert docs.cell({"ours": "0.5", "ours_lo": "", "ours_hi": ""}, "ours") == "0.500"  # e.g. a count, not a rate
+    assert docs.cell({"ours": "0.5", "ours_lo": "too few", "ours_hi": "too few"}, "ours") == \
+        "0.500 (no interval: too few examples or classes)"
     assert docs.cell({"ours": "met"}, "ours") == "met"
     from testbed.figures.base import _cell
 
@@ -76,18 +79,70 @@ def test_late_rise_and_the_pages_plateau_line():
     assert late_rise([(999, 0.5)]) is None and late_rise([]) is None
     rows = [{"config_id": c, "model": "transformer", "layers": layers, "task": "RO-S", "val_late_rise": rise}
             for c, layers, rise in (("a", "1", "0.001"), ("b", "3", "0.08"), ("b", "3", "0.08"))]
-    line = docs.plateau(rows + [{"config_id": "x", "model": "baseline:copy_last", "val_late_rise": ""}])[0]
+    summary = docs.summary(rows + [{"config_id": "x", "model": "baseline:copy_last", "val_late_rise": ""}])
+    line = docs.plateau(summary)[0]
     assert line.startswith("Converged: 1 of 2 configurations") and "still rising: transformer L=3 (+0.080)" in line
-    assert docs.plateau([{**rows[0], "val_late_rise": ""}]) == []
+    assert docs.plateau(docs.summary([{**rows[0], "val_late_rise": ""}])) == []
 
 
 def test_the_page_names_configurations_that_lost_a_seed():
     rows = [{"config_id": c, "model": m, "layers": "2", "task": "RO-O", "n_seeds": n, "seeds": seeds}
             for c, m, n, seeds in (("a", "transformer", "3", "0,1,2"), ("b", "armt", "2", "0,2"),
                                    ("b", "armt", "2", "0,2"))]
-    line = docs.seeds_short(rows + [{"config_id": "x", "model": "baseline:period", "n_seeds": "1"}])[0]
+    line = docs.seeds_short(docs.summary(rows + [{"config_id": "x", "model": "baseline:period", "n_seeds": "1"}]))[0]
     assert line.startswith("Seeds: armt L=2 has 2 of 3 (seeds 0,2;") and "transformer" not in line
-    assert docs.seeds_short(rows[:1]) == []
+    assert docs.seeds_short(docs.summary(rows[:1])) == []
+
+
+def test_committed_pages_are_the_rendering_of_their_published_data(tmp_path):
+    """Every page under docs/figures is what `testbed docs` renders from the data published beside it and its
+    notes: no page is edited by hand, and no narrative quotes a number its data do not hold."""
+    import shutil
+
+    pages = tmp_path / "pages"
+    shutil.copytree(ROOT / "docs" / "figures", pages)
+    done = docs.render(pages)
+    assert len(done) >= 19
+    for name in done:
+        assert (pages / f"{name}.md").read_text() == (ROOT / "docs" / "figures" / f"{name}.md").read_text(), \
+            f"docs/figures/{name}.md is not its rendering; run `testbed docs`"
+
+
+def test_notes_placeholders_read_the_pages_data_and_fail_on_what_it_lacks():
+    points = [{"series": "looped", "k": "2", "ours": "0.935", "ours_lo": "0.888", "ours_hi": "0.975"},
+              {"series": "looped", "k": "4", "ours": "0.387", "ours_lo": "0.257", "ours_hi": "0.533"},
+              {"series": "thin", "k": "4", "ours": "0.5", "ours_lo": "too few", "ours_hi": "too few"}]
+    paired = [{"model": "looped", "value": "2", "difference": "0.356", "difference_lo": "0.253",
+               "difference_hi": "0.47"}]
+    text = docs.fill("at k = 2: {{ours | series=looped | k=2}}, {{paired: difference | model=looped | value=2}}; "
+                     "{{ours|series=thin|k=4.0}}; {{meta: wall_minutes}} min", points, paired, {"wall_minutes": 3},
+                     "notes")
+    assert text == ("at k = 2: 0.935 [0.888, 0.975], +0.356 [+0.253, +0.470]; 0.500 (no interval: too few "
+                    "examples or classes); 3 min")
+    for bad, why in (("{{ours | series=looped}}", "2 rows"), ("{{ours | series=gone | k=2}}", "no row"),
+                     ("{{nosuch | series=looped | k=2}}", "no column"), ("{{meta: nosuch}}", "no 'nosuch'"),
+                     ("{{ours | k}}", "KEY=VALUE")):
+        with pytest.raises(generators.ConfigError, match=why):
+            docs.fill(bad, points, paired, {}, "notes")
+
+
+def test_publishing_is_all_or_nothing(tmp_path):
+    """A reproduction whose page cannot be rendered (its notes quote a point it no longer has) changes no page."""
+    meta = {"figure": "quickstart", "preset": "cpu", "wall_minutes": 1.0, "runs": 6, "cores": 2, "torch": "2.13",
+            "git_commit": "abc", "finished": "2026-12-05T03:00:00"}
+    out = tmp_path / "pages"
+    out.mkdir()
+    (out / "quickstart.notes.md").write_text("three layers: {{ours | series=transformer L=3 | k=2}}\n")
+    (tmp_path / "in" / "quickstart").mkdir(parents=True)
+    (tmp_path / "in" / "quickstart" / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "in" / "quickstart" / "comparison.csv").write_text("series,k,ours\ntransformer L=3,2,0.4\n")
+    assert docs.publish(tmp_path / "in", out) == ["quickstart"]
+    assert "three layers: 0.400" in (out / "quickstart.md").read_text()
+    (tmp_path / "in" / "quickstart" / "comparison.csv").write_text("series,k,ours\ntransformer L=1,2,0.1\n")
+    with pytest.raises(generators.ConfigError, match="matches no row"):
+        docs.publish(tmp_path / "in", out)
+    assert "three layers: 0.400" in (out / "quickstart.md").read_text()
+    assert "L=3" in (out / "quickstart.csv").read_text()  # the data stayed with the page they render
 
 
 PLACEHOLDERS = {"NAME": "ca", "FIGURE": "quickstart", "RUN": "runs/run", "RUNS": "runs", "FILE.npz": "f.npz",
@@ -131,7 +186,11 @@ def test_every_command_line_of_the_readmes_parses():
             from testbed.cli.common import parse_extra_options
 
             generators.registry.GENERATORS.config(parsed.params["name"], parse_extra_options(parsed.args))
-        assert parsed is not None, (where, args)
+            continue
+        declared = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+        written = {w.split("=")[0] for w in rest if w.startswith("--")}
+        assert written <= declared, (where, args, written - declared)  # every option written is the command's
+        assert not parsed.args, (where, args, parsed.args)  # and every word of the line was consumed
 
 
 def python_block(marker: str) -> str:
@@ -196,8 +255,12 @@ def test_a_page_says_what_its_intervals_are_over():
 
     meta = {"preset": "cpu", "wall_minutes": 1.0, "cores": 2, "cpu": "AMD EPYC (AVX2)", "torch": "2.13.0",
             "git_commit": "abc", "finished": "2026-12-05T03:00:00"}
-    depth = docs.page(FIGURES["quickstart"], {**meta, "figure": "quickstart"}, [], [])
-    law = docs.page(FIGURES["cabannes-joint"], {**meta, "figure": "cabannes-joint"}, [], [])
-    assert "95 % interval over seeds and held-out rules" in depth and "Student t" not in depth
+    old = docs.page(FIGURES["quickstart"], {**meta, "figure": "quickstart"}, [], [], {})
+    law = docs.page(FIGURES["cabannes-joint"], {**meta, "figure": "cabannes-joint"}, [], [], {})
+    assert "95 % interval over seeds and held-out rules" in old and docs.PREDATES in old
+    new = docs.page(FIGURES["quickstart"], {**meta, "figure": "quickstart", "intervals": "t"}, [], [],
+                    {"seeds": [3], "classes": [6, 9], "rules": [22, 26]})
+    assert "95 % interval over 3 seeds and 6-9 held-out symmetry classes" in new and docs.PREDATES not in new
     assert "95 % interval over the random draws of embeddings (and samples), Student t" in law
+    assert docs.PREDATES not in law  # computed in closed form: its intervals never came from the bootstrap
     assert "on 2 CPU cores of AMD EPYC (AVX2)" in law  # and where it ran

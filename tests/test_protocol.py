@@ -269,6 +269,36 @@ def test_a_target_never_reaches_the_logits_that_score_it(name):
                 torch.testing.assert_close(a[:, mask & (rows == r)], b[:, mask & (rows == r)])
 
 
+@pytest.mark.parametrize("feedback", [False, True])
+def test_step_supervision_never_feeds_a_target_to_a_loop(feedback):
+    """The step-supervised looped block trains loop j's read-out on the state j steps ahead (path_targets), and with
+    feedback starts each loop from the embedding of the previous loop's read-out: its own prediction, never a target.
+    Flipping one path state (or the final target) changes no logit of any loop's read-out, but does change the
+    loss that scores them."""
+    gen = generators.make("ca", {"radius": 1, "width": 5, "steps": 6, "n_input": 2, "task": "RO-S", "k": 3,
+                                 "path": True})
+    torch.manual_seed(0)
+    model = build_model("looped", {"n_layer": 1, "n_head": 2, "d_model": 16, "loops": 3, "step_loss": True,
+                                   "feedback": feedback}, gen.layout())
+    batch = {k: torch.as_tensor(v) for k, v in gen.sample("train", 0, range(6)).items()}
+    mask = batch["loss_mask"]
+    assert batch["path_targets"].shape[1] == 3
+    base = logits_of(model, batch)
+    assert len(base) == 3 + 2 * feedback  # one read-out per loop, and with feedback each loop's re-embedded one
+    torch.manual_seed(1)
+    loss = model.training_loss(batch)[0].item()
+    for j in range(3):
+        path = batch["path_targets"].clone()
+        path[:, j] = torch.where(mask, 1 - path[:, j].clamp(max=1), path[:, j])
+        for perturbed in ({**batch, "path_targets": path},
+                          {**batch, "path_targets": path, "targets": torch.where(mask, 1 - batch["targets"].clamp(
+                              max=1), batch["targets"])}):
+            for a, b in zip(base, logits_of(model, perturbed)):
+                torch.testing.assert_close(a, b)
+            torch.manual_seed(1)
+            assert model.training_loss(perturbed)[0].item() != pytest.approx(loss)
+
+
 CAUSAL = ["transformer", "looped", "recurrent_depth", "act", "memory_tokens", "rmt", "armt", "cot", "lstm",
           "fast_weights", "mamba"]
 

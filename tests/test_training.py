@@ -54,19 +54,26 @@ def test_slice_groups_prefers_per_position_step():
     ("torch_encoder", {}),
 ])
 def test_masked_targets_never_leak_into_logits(model_name, extra):
+    """Targets are scored, never seen: every target position's input is the mask token, and flipping every target
+    changes the training loss but not one logit of the training pass that scores it."""
     gen = generators.make("ca", {"radius": 1, "width": 6, "steps": 6, "n_input": 3, "task": "O-O", "m": 2})
     cfg = {"n_layer": 2, "n_head": 2, "d_model": 16, **extra}
-    model = build_model(model_name, cfg, gen.layout()).eval()
-    batch = gen.sample("train", 0, range(4))
-    inputs = torch.as_tensor(batch["inputs"])
-    logits = model(inputs)
-    # the inputs carry no target: changing targets changes nothing the model sees
-    changed = batch["targets"].copy()
-    changed[batch["loss_mask"]] ^= 1
-    assert np.array_equal(gen.layout().vocab.index("?") * np.ones(batch["loss_mask"].sum()),
-                          batch["inputs"][batch["loss_mask"]])
-    torch.testing.assert_close(model(inputs), logits)
-    assert logits.shape == (4, gen.layout().seq_len, len(gen.layout().vocab))
+    model = build_model(model_name, cfg, gen.layout()).train()
+    batch = {k: torch.as_tensor(v) for k, v in gen.sample("train", 0, range(4)).items()}
+    mask = batch["loss_mask"]
+    assert (batch["inputs"][mask] == gen.layout().vocab.index("?")).all()
+    flipped = {**batch, "targets": torch.where(mask, 1 - batch["targets"].clamp(max=1), batch["targets"])}
+    assert (flipped["targets"][mask] != batch["targets"][mask]).all()
+    seen = []
+    hook = model.register_forward_hook(lambda m, a, out: seen.append(out.detach().clone()))
+    losses = []
+    for b in (batch, flipped):
+        torch.manual_seed(0)  # the same dropout draws in both passes
+        losses.append(model.training_loss(b)[0].item())
+    hook.remove()
+    assert len(seen) == 2 and seen[0].shape == (4, gen.layout().seq_len, len(gen.layout().vocab))
+    torch.testing.assert_close(seen[0], seen[1])
+    assert abs(losses[0] - losses[1]) > 1e-3  # the flipped targets were scored: the loss saw them
 
 
 def test_causal_model_ignores_the_future():

@@ -22,21 +22,26 @@ def register(app: typer.Typer) -> None:
 
 
 def _views() -> dict:
-    """view -> (draw(rows, out, title, published, by), text(rows, published, by))."""
+    """view -> (draw(rows, out, title, published, by, metric), text(rows, published, by, metric)); metric: the
+    exact-match column of the --stratum the depth views read."""
     from .. import plots, plots_memory, tables
 
     return {
-        "depth": (lambda rows, out, title, pub, by: plots.plot_depth(rows, out, title, pub),
-                  lambda rows, pub, by: tables.format_table(rows)),
-        "iterations": (lambda rows, out, title, pub, by: plots.plot_iterations(rows, out, title),
-                       lambda rows, pub, by: tables.format_iterations(rows)),
-        "heatmap": (lambda rows, out, title, pub, by: plots.plot_heatmap(rows, out, title, by),
-                    lambda rows, pub, by: tables.format_heatmap(rows, by)),
-        "capacity": (lambda rows, out, title, pub, by: _capacity(rows, out, title, pub, draw=True),
-                     lambda rows, pub, by: _capacity(rows, None, "", pub, draw=False)),
-        "memory": (lambda rows, out, title, pub, by: plots_memory.plot_memory(rows, out, title, pub),
-                   lambda rows, pub, by: tables.format_memory(rows, pub)),
+        "depth": (lambda rows, out, title, pub, by, m: plots.plot_depth(
+                      rows, out, title, pub, metrics=tuple(dict.fromkeys((m, "exact_match")))),
+                  lambda rows, pub, by, m: tables.format_table(rows, m)),
+        "iterations": (lambda rows, out, title, pub, by, m: plots.plot_iterations(rows, out, title, m),
+                       lambda rows, pub, by, m: tables.format_iterations(rows, m)),
+        "heatmap": (lambda rows, out, title, pub, by, m: plots.plot_heatmap(rows, out, title, by, m),
+                    lambda rows, pub, by, m: tables.format_heatmap(rows, by, m)),
+        "capacity": (lambda rows, out, title, pub, by, m: _capacity(rows, out, title, pub, draw=True),
+                     lambda rows, pub, by, m: _capacity(rows, None, "", pub, draw=False)),
+        "memory": (lambda rows, out, title, pub, by, m: plots_memory.plot_memory(rows, out, title, pub),
+                   lambda rows, pub, by, m: tables.format_memory(rows, pub)),
     }
+
+
+DEPTH_VIEWS = ("depth", "iterations", "heatmap")
 
 
 def _capacity(rows: list[dict], out, title: str, published: dict | None, draw: bool):
@@ -63,6 +68,9 @@ def plot(
     title: str = typer.Option("", help="figure title"),
     paper: Optional[Path] = typer.Option(None, help="a spec whose [paper] table is drawn beside our curves"),
     by: str = typer.Option("layers", help="heatmap rows: layers | loops | iterations"),
+    stratum: str = typer.Option("nontrivial", help="depth views: the examples exact match is read on: nontrivial "
+                                "(target no given state), fresh (target no earlier state of its orbit: tasks with a "
+                                "depth axis) or all"),
 ) -> None:
     """Draw a figure from a results table.
 
@@ -79,12 +87,19 @@ def plot(
         raise ConfigError(f"unknown view {view!r}{did_you_mean(view, VIEWS)}; valid: {', '.join(VIEWS)}")
     if out.suffix.lstrip(".").lower() not in IMAGE_FORMATS:
         raise ConfigError(f"cannot draw {str(out)!r}: the image must end in .png, .pdf or .svg")
+    from ..tables import require_stratum, stratum_metric
+
+    metric = stratum_metric(stratum)
+    if stratum != "nontrivial" and view not in DEPTH_VIEWS:
+        raise ConfigError(f"--stratum applies to the depth views ({', '.join(DEPTH_VIEWS)}), not to {view}")
     gio.check_writable(out)
     rows = read_csv(results)
+    if view in DEPTH_VIEWS:
+        require_stratum(rows, metric)
     published = specs.load(paper).get("paper") if paper else None
     draw, text = _views()[view]
-    draw(rows, out, title, published, by)
-    typer.echo(text(rows, published, by))
+    draw(rows, out, title, published, by, metric)
+    typer.echo(text(rows, published, by, metric))
     typer.echo(f"wrote {out}")
 
 
@@ -172,18 +187,28 @@ def quickstart(
 
 @friendly
 def docs(
-    reproductions: Path = typer.Argument(Path("reproductions"), help="what `testbed reproduce` wrote (OUT)"),
+    reproductions: Optional[Path] = typer.Argument(None, help="what `testbed reproduce` wrote (OUT); without it, "
+                                                   "the pages are rendered again from their published data"),
     to: Optional[Path] = typer.Option(None, help="pages directory (default: docs/figures of this clone)"),
 ) -> None:
-    """Results pages from reproductions: docs/figures/FIGURE.md (with its picture and comparison) for every figure
-    reproduced, FIGURE+VARIANT.md for every directory of that name (another preset or --set of the figure, e.g. a
-    link to another reproduction's OUT/FIGURE), linked from the figure's page, and the figure tables of README.md
-    and experiments/README.md regenerated from them."""
+    """Results pages from reproductions: each reproduced figure's data (meta, comparison, paired differences,
+    picture) published into docs/figures, then every page rendered from its data and its hand-written notes
+    (PAGE.notes.md, whose numbers are placeholders filled from the data): FIGURE.md, and FIGURE+VARIANT.md for
+    every directory of that name (another preset or --set of the figure), linked from the figure's page. The
+    figure tables of README.md and experiments/README.md are regenerated from the pages. All or nothing: a damaged
+    reproduction or a note that no longer finds its number changes no page."""
     from .. import docs as pages
 
     root = experiments_dir().parent
-    done = pages.publish(reproductions, to or root / "docs" / "figures")
+    target = to or root / "docs" / "figures"
+    if reproductions is not None:
+        done = pages.publish(reproductions, target)
+        typer.echo(f"published {len(done)} figures: {', '.join(done) or 'none'}")
+    elif not target.is_dir():
+        raise ConfigError(f"pages directory {str(target)!r} does not exist")
+    else:
+        done = pages.render(target)
+        typer.echo(f"rendered {len(done)} pages from their published data")
     for path, table in pages.tables_of(root).items():
         changed = pages.replace_table(path, table)
         typer.echo(f"{'updated' if changed else 'unchanged'} the figure table of {path}")
-    typer.echo(f"published {len(done)} figure pages: {', '.join(done) or 'none'}")

@@ -75,7 +75,7 @@ def eval_cmd(
     size: Optional[int] = typer.Option(None, "--size", help="test examples per k (default: the run's eval.test_size)"),
     iterations: Optional[str] = typer.Option(
         None, "--iterations", help="weight-tied models: comma-separated iteration counts, e.g. 1,2,4,8,16,32 "
-        "(one pass at the largest, read out after every iteration)"),
+        "(one pass at the largest, read out after every iteration); also on a --data file"),
     by: Optional[str] = typer.Option(None, "--by", help="slice by a per-example key instead, e.g. rule_id (which "
                                      "held-out rules are solved, per k)"),
     rollout: int = typer.Option(0, "--rollout", help="feed the model its own next-state predictions this many "
@@ -123,13 +123,13 @@ def eval_cmd(
         ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n}, where="[eval]")
         units, split, name = evaluation.rollout_outcomes(model, generator, ecfg, rollout), "rollout", "eval-rollout"
     elif data is not None:
-        if iters or by:
-            raise ConfigError("--iterations and --by apply to the held-out test split, not to --data files")
+        if by:
+            raise ConfigError("--by applies to the held-out test split, not to --data files")
         from ..limits import cap
 
         arrays, _ = gio.load(data, max_bytes=cap())
-        units, split = evaluation.file_outcomes(model, generator, arrays, ks), "file"
-        name = f"eval-{data.name.removesuffix('.npz')}"
+        units, split = evaluation.file_outcomes(model, generator, arrays, ks, iterations=iters), "file"
+        name = f"eval-{data.name.removesuffix('.npz')}" + ("-iterations" if iters else "")
     else:
         ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n, "k": ks or resolved["eval"]["k"],
                                          "iterations": iters}, where="[eval]")

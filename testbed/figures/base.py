@@ -70,8 +70,10 @@ class Figure:
     presets: dict = field(default_factory=lambda: {"cpu": ("cpu",), "paper": ("paper",)})
     note: str = ""  # an honest word on what differs from the paper and why
     trains = True  # False: computed in closed form, no runs
+    collected = True  # its intervals are collect's (intervals.py over seeds and clusters); False: its own
     reference = ""  # COLUMN=VALUE: the configuration every other is paired against (res.paired), e.g. a family
     intervals = "over seeds and held-out rules (over rules alone where one seed was run)"  # what a page's [lo, hi] is
+    # over, in the figure's own words (pages of CA figures reproduced with today's method count seeds and classes)
 
     def check_preset(self, preset: str) -> None:
         if preset not in self.presets:
@@ -216,17 +218,18 @@ def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 
     A call that reused every run only collected and drew again: it keeps the time an earlier call measured for
     the same runs and says when it recollected."""
     from ..environment import environment, usable_cores
+    from ..intervals import METHOD
     from ..store import read_json, write_json
 
     env = environment(0)
     meta = {"figure": fig.name, "preset": preset, "wall_minutes": round(seconds / 60, 2), "runs": runs,
             "runs_reused": reused, "cores": usable_cores(), "cpu": env["cpu"], "git_commit": env["git_commit"],
-            "torch": env["torch"], "finished": env["started"], "sets": sets or {}}
+            "torch": env["torch"], "finished": env["started"], "sets": sets or {}, "intervals": METHOD}
     try:
         earlier = read_json(out / "meta.json") if (out / "meta.json").is_file() else {}
     except ConfigError:  # a damaged file from an earlier call: nothing to keep
         earlier = {}
-    same = all(earlier.get(k) == meta[k] for k in ("figure", "preset", "runs", "sets"))
+    same = all(earlier.get(k) == meta[k] for k in ("figure", "preset", "runs", "sets", "intervals"))
     if runs and reused == runs and same and earlier.get("runs_reused", runs) < runs:
         meta = {**earlier, "recollected": {"git_commit": env["git_commit"], "finished": env["started"]}}
     write_json(out / "meta.json", meta)

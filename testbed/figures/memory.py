@@ -91,6 +91,7 @@ class FactsForgetting(Figure):
     compared at the learned accuracy every method reaches."""
 
     intervals = "over seeds, Student t"
+    collected = False  # its intervals are Student t over seeds (forgetting.py), not collect's
 
     def results(self, ctx):
         from .. import forgetting
