@@ -18,8 +18,9 @@ PAGE is the figure's name, or FIGURE+VARIANT for another preset or --set of it (
 
 A placeholder in PAGE.notes.md names one row of the page's data and one of its columns: `{{COLUMN | KEY=VALUE | ...}}`
 reads PAGE.csv (the value with its interval where it has one: 0.812 [0.791, 0.832]), `{{paired: COLUMN | ...}}`
-PAGE.paired.csv (a signed difference with its interval), `{{meta: KEY}}` PAGE.json. A placeholder that matches no
-row, or more than one, is an error: a narrative cannot quote a number its page does not hold. The figure tables of
+PAGE.paired.csv (a signed difference with its interval), `{{meta: KEY}}` PAGE.json, and `{{inside}}` how many of
+the published values lie inside our intervals ("11 of 21"). A placeholder that matches no row, or more than one,
+is an error: a narrative cannot quote a number its page does not hold. The figure tables of
 README.md and experiments/README.md are regenerated from the pages too.
 """
 
@@ -201,10 +202,19 @@ def _same(a, b) -> bool:
     return x == y if x is not None and y is not None else str(a).strip() == str(b).strip()
 
 
+def inside(points: list[dict]) -> str:
+    """How many published values lie inside our intervals: "11 of 21" (points with a number on both sides)."""
+    pairs = [(_num(p.get("published")), _num(p.get("ours_lo")), _num(p.get("ours_hi"))) for p in points]
+    pairs = [t for t in pairs if None not in t]
+    return f"{sum(lo <= pub <= hi for pub, lo, hi in pairs)} of {len(pairs)}"
+
+
 def fill(template: str, points: list[dict], paired: list[dict], meta: dict, where: str) -> str:
     """The notes with every placeholder replaced by the value it names (module docstring)."""
     def value(match: re.Match) -> str:
         text = " ".join(match.group(1).split())
+        if text == "inside":
+            return inside(points)
         source, _, spec = text.partition(":") if text.split(":", 1)[0] in ("paired", "meta") else ("", "", text)
         parts = [p.strip() for p in spec.split("|")]
         column, keys = parts[0], parts[1:]
@@ -224,7 +234,7 @@ def fill(template: str, points: list[dict], paired: list[dict], meta: dict, wher
             why = "no row" if not found else f"{len(found)} rows" if len(found) > 1 else f"no column {column!r}"
             raise ConfigError(f"{where}: {{{{{text}}}}} matches {why} of the page's "
                               f"{'paired differences' if source else 'comparison'}")
-        return cell(found[0], column, signed=source == "paired")
+        return cell(found[0], column, signed=source == "paired" or column == "difference" or column.startswith("vs "))
 
     return PLACEHOLDER.sub(value, template)
 

@@ -16,7 +16,8 @@ from testbed.cli import app
 from testbed.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
-READMES = [ROOT / "README.md", ROOT / "experiments" / "README.md", ROOT / "CONTRIBUTING.md"]
+READMES = [ROOT / "README.md", ROOT / "experiments" / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "docs" / "guide.md"]
+PROSE = [ROOT / "README.md", ROOT / "experiments" / "README.md", ROOT / "docs" / "guide.md"]  # no typed results
 
 
 def test_figure_tables_are_the_generated_ones():
@@ -119,6 +120,9 @@ def test_notes_placeholders_read_the_pages_data_and_fail_on_what_it_lacks():
                      "notes")
     assert text == ("at k = 2: 0.935 [0.888, 0.975], +0.356 [+0.253, +0.470]; 0.500 (no interval: too few "
                     "examples or classes); 3 min")
+    published = [{"ours_lo": "0.1", "ours_hi": "0.3", "published": "0.2"},
+                  {"ours_lo": "0.1", "ours_hi": "0.3", "published": "0.4"}, {"published": "0.2"}]
+    assert docs.fill("{{inside}} inside", published, [], {}, "notes") == "1 of 2 inside"
     for bad, why in (("{{ours | series=looped}}", "2 rows"), ("{{ours | series=gone | k=2}}", "no row"),
                      ("{{nosuch | series=looped | k=2}}", "no column"), ("{{meta: nosuch}}", "no 'nosuch'"),
                      ("{{ours | k}}", "KEY=VALUE")):
@@ -194,7 +198,43 @@ def test_every_command_line_of_the_readmes_parses():
 
 
 def python_block(marker: str) -> str:
-    return re.search(r"```python\n(" + re.escape(marker) + r".*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    return re.search(r"```python\n(" + re.escape(marker) + r".*?)```", (ROOT / "CONTRIBUTING.md").read_text(),
+                     re.S).group(1)
+
+
+def typed_numbers(text: str) -> list[tuple[str, list[str]]]:
+    """(decimal number, the results pages its paragraph links to) of every decimal in prose: outside fenced and inline
+    code, the generated figure table, link targets and arXiv identifiers."""
+    text = text[:text.find(docs.BEGIN)] + text[text.find(docs.END):] if docs.BEGIN in text else text
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    out = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        pages = re.findall(r"\(([^()\s]*figures/[\w.+-]+\.md)\)", paragraph)
+        prose = re.sub(r"`[^`]*`", "", paragraph)
+        prose = re.sub(r"\]\([^)]*\)", "]", prose)
+        prose = re.sub(r"arXiv \d+\.\d+", "", prose)
+        out += [(n, pages) for n in re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", prose)]
+    return out
+
+
+@pytest.mark.parametrize("path", PROSE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_number_in_the_prose_that_is_not_on_the_page_it_cites(path):
+    """Numbers are produced by the tool: a decimal in the READMEs or the guide must be on a results page the same
+    paragraph links to (pages are rendered from data, tested above)."""
+    for number, pages in typed_numbers(path.read_text()):
+        texts = [(path.parent / page).resolve().read_text() for page in pages if (path.parent / page).exists()]
+        where = path.relative_to(ROOT)
+        assert any(number in t for t in texts), f"{where}: {number} is on no page its paragraph cites ({pages})"
+
+
+def test_the_typed_number_check_can_fail():
+    text = "Three layers: 0.357 [0.250, 0.463] ([page](docs/figures/quickstart.md)); `lr = 3e-3` and `0.5` in code."
+    assert [n for n, _ in typed_numbers(text)] == ["0.357", "0.250", "0.463"]
+    assert typed_numbers("0.99 (arXiv 2404.05405), no page") == [("0.99", [])]
+
+
+def test_the_readme_is_a_short_guide():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300
 
 
 def test_the_adding_a_model_example_trains(tmp_path):

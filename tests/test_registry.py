@@ -74,8 +74,8 @@ def test_register_requires_frozen_config():
 
 
 def test_readme_worked_example_registers_a_working_generator():
-    """The README's 'Adding a generator' example runs as written and passes the registry contract."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    """CONTRIBUTING.md's 'Adding a generator' example runs as written and passes the registry contract."""
+    readme = (Path(__file__).parents[1] / "CONTRIBUTING.md").read_text()
     code = re.search(r"```python\n(# my_generators/parity\.py.*?)```", readme, re.S).group(1)
     namespace: dict = {}
     try:

@@ -94,17 +94,23 @@ def load_spec(path: Path, preset: Optional[str]) -> dict:
 
 
 def print_rows(rows: list[dict]) -> None:
-    """Rows of rates as a table; the non-trivial stratum (the examples a rule-free predictor misses) beside."""
+    """Rows of rates as a table; the non-trivial stratum (the examples a rule-free predictor misses) beside, and
+    the fresh one (targets no earlier state of their orbit) where the task has a depth axis."""
+    fresh = any("n_fresh" in r for r in rows)
     typer.echo(f"  {'split':<6} {'iters':>5} {'slice':<8} {'value':>8} {'cell acc':>9} {'exact':>7} {'n':>6} "
-               f"{'exact (non-trivial)':>20} {'steps':>6}")
+               f"{'exact (non-trivial)':>20}" + (f" {'exact (fresh)':>20}" if fresh else "") + f" {'steps':>6}")
+
+    def stratum(r, name):
+        v = r.get(f"exact_match_{name}")
+        return f"{v:.4f} of {r[f'n_{name}']}" if v is not None else "-"
+
     for r in rows:
         value = "" if r["value"] is None else r["value"]
         steps = f"{r['mean_steps']:.2f}" if r.get("mean_steps") is not None else ""
         value = f"{value}@k={r['k']}" if "k" in r else value
-        nt = r.get("exact_match_nontrivial")
-        nontrivial = f"{nt:.4f} of {r['n_nontrivial']}" if nt is not None else "-"
         typer.echo(f"  {r['split']:<6} {r.get('iterations') or '':>5} {r['slice']:<8} {value!s:>8} "
-                   f"{r['cell_accuracy']:>9.4f} {r['exact_match']:>7.4f} {r['n']:>6} {nontrivial:>20} {steps:>6}")
+                   f"{r['cell_accuracy']:>9.4f} {r['exact_match']:>7.4f} {r['n']:>6} {stratum(r, 'nontrivial'):>20}"
+                   + (f" {stratum(r, 'fresh'):>20}" if fresh else "") + f" {steps:>6}")
 
 
 SetOption = typer.Option(None, "--set", help="override a spec value: section.key=value (repeatable)")

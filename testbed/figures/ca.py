@@ -227,6 +227,13 @@ class DepthCurve(Figure):
         plots.plot_depth(rows, out, self.title, metrics=(tables.HEADLINE,), xlabel=self.xlabel)
 
 
+class Quickstart(DepthCurve):
+    """The quickstart's curve, and each depth's paired difference against the one-layer model (the same seeds and
+    examples): whether a deeper model is better is a paired question."""
+
+    reference = "layers=1"
+
+
 class WordLength(DepthCurve):
     """Group words: accuracy of the prefix product against the prefix length, per group and family."""
 
@@ -331,7 +338,7 @@ class DepthExtrapolation(Figure):
 
 
 FIGURES = [
-    DepthCurve("quickstart", "-", "exact match on held-out rules vs steps ahead k, one line per depth",
+    Quickstart("quickstart", "-", "exact match on held-out rules vs steps ahead k, one line per depth",
                "quickstart.toml", {"cpu": 5.0}, presets={"cpu": ("cpu",)},
                note="The first curve: small transformers of a few depths execute an unseen rule (given as input) k "
                     "steps ahead; three seeds, the baselines on the same examples."),
