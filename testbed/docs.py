@@ -142,12 +142,13 @@ def summary(rows: list[dict]) -> dict:
             if r.get("n_seeds") not in ("", None)}
     most = max((n for n, _ in kept.values()), default=0)
 
-    def distinct(column):
-        return sorted({int(float(r[column])) for r in rows if r.get(column) not in ("", None)})
+    def distinct(*columns):
+        return sorted({int(float(r[c])) for r in rows for c in columns if r.get(c) not in ("", None)})
 
     return {"configurations": len(rise), "rising": sorted([lab, v] for lab, v in rise.items() if v > PLATEAU),
             "short_seeds": sorted([lab, n, s] for lab, (n, s) in kept.items() if n < most), "most_seeds": most,
-            "seeds": sorted({n for n, _ in kept.values()}), "classes": distinct("n_classes"),
+            "seeds": sorted({n for n, _ in kept.values()}),
+            "classes": distinct("n_classes", "n_classes_nontrivial", "n_classes_fresh"),
             "rules": distinct("n_rules")}
 
 

@@ -216,11 +216,13 @@ class DepthCurve(Figure):
             if not _k(r):
                 continue
             point = {"series": r["model"] if tables.is_baseline(r) else names[r["config_id"]], "k": _k(r)}
-            for title, metric in (("exact match (non-trivial)", tables.HEADLINE),
-                                  ("exact match (fresh)", "exact_match_fresh"), ("exact match", "exact_match")):
+            for title, metric, classes in (("exact match (non-trivial)", tables.HEADLINE, "n_classes_nontrivial"),
+                                           ("exact match (fresh)", "exact_match_fresh", "n_classes_fresh"),
+                                           ("exact match", "exact_match", "n_classes")):
                 point[title], point[f"{title}_lo"], point[f"{title}_hi"] = tables.published_point(r, metric)
+                point[f"classes ({title.removeprefix('exact match').strip(' ()') or 'all'})"] = r.get(classes, "")
             out.append({**point, "non-trivial share": r["nontrivial_fraction"], "fresh": r.get("n_fresh", ""),
-                        "seeds": r["n_seeds"], "classes": r.get("n_classes", ""), "rules": r["n_rules"]})
+                        "seeds": r["n_seeds"], "rules": r["n_rules"]})
         return out
 
     def draw(self, rows, points, out, title, paper):
