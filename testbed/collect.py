@@ -313,6 +313,13 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
         valid = ", ".join(m + s for m in aggregate.METRICS for s in aggregate.STRATA)
         raise ConfigError(f"unknown metric {metric!r}; valid: {valid}")
     configs = configurations(_runs(runs_root, run_ids, warn))
+    if stratum == "_fresh":  # before any work: a task without a depth axis has no fresh targets to pair on
+        for cid, c in configs.items():
+            units = load_units(c["runs"][0])[0]
+            if units is not None and "fresh" not in units:
+                raise ConfigError(f"{metric}: the runs of {cid} ({c['meta']['task'] or c['meta']['name']}) have no "
+                                  "fresh stratum (a task without a depth axis, or outcomes recorded before fresh "
+                                  "targets were)")
     if column not in next(iter(configs.values()))["meta"]:
         raise ConfigError(f"unknown column {column!r} for --against; e.g. model, layers, loops, task or a cfg.* column")
     bases = {}
@@ -345,9 +352,6 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
             partner = (0, k, name, v)  # against the base at its own iteration count
             if name == "all" or not all(aggregate.of_key(u, partner).any() for u in b):
                 continue
-            if stratum == "_fresh" and "fresh" not in a[0]:
-                raise ConfigError(f"--metric {metric}: the runs of {cid} have no fresh stratum (a task without a "
-                                  "depth axis, or outcomes recorded before fresh targets were)")
             diff = aggregate.paired_difference(a, b, key, partner, base_metric, stratum)
             rows.append({"config_id": cid, "model": c["meta"]["model"], "layers": c["meta"]["layers"],
                          "loops": c["meta"]["loops"], "task": c["meta"]["task"],

@@ -55,6 +55,9 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
     assert all(r["n_fresh"] != "" and r["n_classes"] != "" for r in table if r["slice"] == "k")
     one_line_error(run("plot", "depth", results, "--stratum", "stale"), "unknown stratum 'stale'")
     one_line_error(run("plot", "capacity", results, "--stratum", "fresh"), "--stratum applies to the depth views")
+    res = run("collect", runs, "--out", tmp_path / "p.csv", "--against", "model=looped", "--stratum", "fresh")
+    assert res.exit_code == 0, res.output
+    assert {r["metric"] for r in csv.DictReader((tmp_path / "p.paired.csv").open())} == {"exact_match_fresh"}
 
     rd = next(r["run_id"] for r in per_seed if r["model"] == "recurrent_depth")
     res = run("eval", runs / rd, "--iterations", "1,3,8", "--size", 16)
@@ -138,6 +141,9 @@ def test_capacity_sweep_and_plot(tmp_path, tiny_spec):
     one_line_error(run("plot", "capacity", tmp_path / "r.csv", "--out", tmp_path / "nodir" / "c.png"),
                    "does not exist")
     one_line_error(run("plot", "depth", tmp_path / "r.csv", "--stratum", "fresh"), "no fresh stratum")
+    one_line_error(run("collect", runs, "--out", tmp_path / "p.csv", "--against", "model=transformer", "--stratum",
+                       "fresh"), "have no fresh stratum")
+    assert not (tmp_path / "p.csv").exists()
     assert all(r["n_fresh"] == "" and r["n_classes"] == "" for r in rows)  # recall: no depth axis, no classes
 
 

@@ -240,18 +240,22 @@ def collect(
     against: Optional[str] = typer.Option(None, "--against", help="also write OUT.paired.csv: every configuration "
                                           "minus the one of its task with COLUMN=VALUE (e.g. model=transformer, "
                                           "layers=2), paired on the same seeds and examples"),
+    stratum: str = typer.Option("nontrivial", help="with --against: the examples the paired exact match is read "
+                                "on: nontrivial, fresh (tasks with a depth axis) or all"),
 ) -> None:
-    """Results over seeds (mean and 95 % interval over seeds and held-out rules, overall and on the non-trivial
-    stratum; baselines as rows model = baseline:NAME) in OUT, one row per configuration x slice; per seed in
-    OUT.seeds.csv; with --against, paired differences in OUT.paired.csv."""
+    """Results over seeds (mean and 95 % interval over seeds and held-out symmetry classes, overall and on the
+    non-trivial and fresh strata; baselines as rows model = baseline:NAME) in OUT, one row per configuration x slice;
+    per seed in OUT.seeds.csv; with --against, paired differences in OUT.paired.csv."""
     from ..collect import collect as collect_runs
     from ..collect import paired
     from ..results_csv import paired_path, seeds_path, write_csv
+    from ..tables import stratum_metric
 
+    metric = stratum_metric(stratum)
     gio.check_writable(out)
     paired_rows = None
     if against is not None:  # first: a bad --against is an error before anything is written
-        paired_columns, paired_rows = paired(runs_dir, against, warn=lambda m: None)
+        paired_columns, paired_rows = paired(runs_dir, against, metric=metric, warn=lambda m: None)
     warn = lambda message: typer.echo(f"warning: {message}", err=True)  # noqa: E731
     columns, rows, seed_columns, seed_rows = collect_runs(runs_dir, warn=warn)
     write_csv(out, columns, rows)
