@@ -240,6 +240,7 @@ class WordLength(DepthCurve):
     """Group words: accuracy of the prefix product against the prefix length, per group and family."""
 
     title = "State tracking: the prefix product of a word, against its length"
+    intervals = "over seeds and test words (each word its own cluster)"
     xlabel = "prefix length (compositions in sequence)"
 
 
