@@ -129,9 +129,19 @@ class Generator:
         """Feed `predict` (inputs -> predicted tokens, numpy) its own predictions for `steps` steps."""
         raise ConfigError(f"--rollout needs a task that predicts the next state (cellular automata), not {self.name!r}")
 
+    def world_bytes(self) -> int:
+        """About how many bytes the task holds beside its examples (a world of facts and its orders): counted by
+        every size check before the first example is drawn."""
+        return 0
+
+    def check_export(self, given: set) -> None:
+        """Raise ConfigError where fields the user gave (`given`, their names) cannot hold together in what `testbed
+        gen` writes; checked before anything is generated (training checks the whole task when it formats
+        examples)."""
+
     def export_bytes(self, n: int) -> int:
         """About how many bytes `export(split, seed, n)` allocates (checked against the memory cap first)."""
-        return n * (40 * self.layout().seq_len + 64)
+        return n * (40 * self.layout().seq_len + 64) + self.world_bytes()
 
     def export(self, split: str, seed: int, n: int) -> dict[str, np.ndarray]:
         """The arrays `testbed gen` writes; by default the model-ready sample itself."""

@@ -347,6 +347,15 @@ class CellularAutomata(Generator):
 
     # --- interchange and display ------------------------------------------------------------------------------
 
+    def check_export(self, given: set) -> None:
+        """Plain orbits do not depend on the task's fields; but a task field given that the orbits cannot hold is
+        a mistake worth a word (n_input 30 with steps 20)."""
+        c = self.config
+        if given & {"n_input", "k", "m", "task"} and c.states_needed > c.steps:
+            ahead = f"m ({c.m})" if c.task in MULTI_STATE else f"k ({c.k})"
+            raise ConfigError(f"n_input ({c.n_input}) + {ahead} = {c.states_needed} states do not fit in steps = "
+                              f"{c.steps}; lower n_input/k/m or raise steps")
+
     def export_bytes(self, n: int) -> int:
         c = self.config  # the orbits, the tables, and the evolution's padded working copy
         return n * (2 * c.steps * (c.width + 2 * c.radius) + 3 * c.table_size + 16)

@@ -20,6 +20,7 @@ vocabulary is the whole world's in every subset, so a model trained on one can b
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,17 +127,30 @@ class Facts(Generator):
         weights = (np.ones(c.n_values) if c.law == "uniform" else
                    1.0 / np.arange(1, c.n_values + 1) ** c.zipf_alpha)
         self.probs = weights / weights.sum()
+        self._orders: dict = {}  # (split, seed, pass) -> that pass's order of the facts, the last few kept
+
+    @functools.cached_property
+    def asked(self) -> np.ndarray:
+        """The fact numbers e A + a the examples ask (built on first use: the size checks read n_facts first)."""
+        c = self.config
         entity, attribute = np.divmod(np.arange(c.n_entities * c.n_attributes), c.n_attributes)
         stored = entity < c.n_entities // 2
         asked = {"all": np.ones_like(stored), "stored": stored, "new": ~stored,
                  "rewritten": stored & (attribute == 0), "kept": stored & (attribute > 0)}
-        self.asked = np.flatnonzero(asked[c.subset])  # the fact numbers e A + a the examples ask
-        self._orders: dict = {}  # (split, seed, pass) -> that pass's order of the facts, the last few kept
+        return np.flatnonzero(asked[c.subset])
 
     @property
     def n_facts(self) -> int:
-        """The facts this subset asks (every fact of the world for subset = all)."""
-        return len(self.asked)
+        """The facts this subset asks (every fact of the world for subset = all), counted without building them."""
+        c = self.config
+        half = c.n_entities // 2
+        return {"all": c.n_entities * c.n_attributes, "stored": half * c.n_attributes,
+                "new": (c.n_entities - half) * c.n_attributes, "rewritten": half,
+                "kept": half * (c.n_attributes - 1)}[c.subset]
+
+    def world_bytes(self) -> int:
+        """The facts asked, their hashes and a pass's order (argsort's work space), and the few orders kept."""
+        return 64 * self.n_facts
 
     def recall_bits(self, exact_match: float) -> float | None:
         """The facts asked, recalled at this exact match (uniform values; a Zipf law's errors are not uniform, and

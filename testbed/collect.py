@@ -250,14 +250,18 @@ def _runs(runs_root: str | Path, run_ids, warn) -> list[dict]:
 
 def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], list[dict], list[str], list[dict]]:
     """(columns, rows over seeds, seed columns, rows per seed) of every finished run under runs_root (only those in
-    `run_ids`, when given)."""
+    `run_ids`, when given). Damaged runs are left out with a warning each, given once the collection succeeded;
+    when none could be collected the error says why."""
+    notes: list[str] = []
+    given, warn = warn or _warn, notes.append
     configs = configurations(_runs(runs_root, run_ids, warn))
     varying = next(iter(configs.values()))["varying"]
-    rows, seed_rows, tasks = [], [], set()
+    rows, seed_rows, tasks, collected = [], [], set(), 0
     for c in configs.values():
         loaded, meta = _loaded(c["runs"], warn), c["meta"]
         if not loaded:
             continue
+        collected += len(loaded)
         group = [run for run, _, _ in loaded]
         fit = round(sum(r["result"].get("fit_seconds") or 0.0 for r in group) / len(group), 1)
         seeds = ",".join(str(r["config"]["seed"]) for r in group)
@@ -288,6 +292,11 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
                 got = aggregate.rows([b])
                 rows += [{**bmeta, **row, "n_seeds": 0, "seeds": "-"} for row in got]
                 seed_rows += [{"run_id": "", **bmeta, "seed": "", **row, "n_seeds": 0, "seeds": "-"} for row in got]
+    if not collected:
+        more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
+        raise ConfigError(f"no run could be collected under {str(runs_root)!r}: {notes[0] if notes else 'none'}{more}")
+    for note in notes:
+        given(note)
     return COLUMNS + varying, rows, SEED_COLUMNS + varying, seed_rows
 
 

@@ -110,8 +110,9 @@ def read_meta(path: Path) -> dict:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{str(path)!r} is not a reproduction's meta.json ({e})") from None
-    missing = [k for k in ("figure", "preset", "wall_minutes", "cores") if k not in meta] \
-        if isinstance(meta, dict) else ["an object"]
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{str(path)!r} is not a reproduction's meta.json (not a JSON object)")
+    missing = [k for k in ("figure", "preset", "wall_minutes", "cores") if k not in meta]
     if missing:
         raise ConfigError(f"{str(path)!r} is not a reproduction's meta.json (no {missing[0]})")
     return meta

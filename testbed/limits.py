@@ -19,15 +19,17 @@ ENV = "TESTBED_MAX_MEMORY"
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
-def parse_size(text: str) -> int:
-    """Bytes of '8G', '512M', '1.5GiB', '2e9'."""
+def parse_size(text: str, where: str = "") -> int:
+    """Bytes of '8G', '512M', '1.5GiB', '2e9'; `where` names where the text came from in the error (an option, a
+    spec field, an environment variable)."""
     m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?)(i?B)?\s*", str(text), re.I)
     try:
         value = float(m.group(1)) * _UNITS[m.group(2).upper()] if m else float("nan")
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise ConfigError(f"memory size {text!r} is not a positive size such as 8G, 512M or 2e9 (bytes)")
+        raise ConfigError(f"memory size {text!r}{f' ({where})' if where else ''} is not a positive size such as 8G, "
+                          "512M or 2e9 (bytes)")
     return int(value)
 
 
@@ -43,7 +45,7 @@ def cap(gigabytes: float = 0.0) -> int:
     if gigabytes:
         return int(gigabytes * 2**30)
     if os.environ.get(ENV):
-        return parse_size(os.environ[ENV])
+        return parse_size(os.environ[ENV], f"${ENV}")
     return int(0.8 * machine_memory())
 
 
@@ -64,8 +66,8 @@ def check(what: str, estimate: float, knobs: str, gigabytes: float = 0.0) -> Non
 
 def examples_bytes(generator, n: int) -> int:
     """Model-ready examples: inputs, targets, masks and per-position metadata of `n` examples (about 40 bytes a
-    position)."""
-    return n * (40 * generator.layout().seq_len + 64)
+    position), and what the task holds beside them (Generator.world_bytes)."""
+    return n * (40 * generator.layout().seq_len + 64) + generator.world_bytes()
 
 
 def run_bytes(resolved: dict) -> tuple[int, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 from generators import ConfigError
@@ -16,6 +17,10 @@ NUMERIC = {"params", "state_size", "layers", "loops", "d_model", "iterations", "
            *(set(aggregate.COUNT_COLUMNS) - {"seeds"}), "fit_seconds",
            "cell_accuracy", "exact_match", "d", "T", "error", "error_lo", "error_hi", "std", "val_exact_match",
            "val_cell_accuracy", "val_late_rise"}
+
+
+WHOLE = {"k", "layers", "iterations", "d_model", "value", "n", "n_nontrivial", "n_fresh", "n_classes",
+         "n_classes_nontrivial", "n_classes_fresh", "n_rules", "n_seeds", "d", "T"}  # counts, sizes and depths
 
 
 def write_csv(path: str | Path, columns: list[str], rows: list[dict]) -> None:
@@ -49,16 +54,24 @@ def read_csv(path: str | Path, need=("k", "exact_match", "cell_accuracy")) -> li
             rows = list(csv.DictReader(f))
     except (UnicodeDecodeError, csv.Error) as e:
         raise ConfigError(f"{str(path)!r} is not a CSV results table ({e})") from None
-    if not rows or not set(need) <= set(rows[0]):
-        raise ConfigError(f"{str(path)!r} is not a results table from `testbed collect`")
+    if not rows:
+        raise ConfigError(f"{str(path)!r} is not a results table from `testbed collect` (no rows)")
+    missing = [c for c in need if c not in rows[0]]
+    if missing:
+        raise ConfigError(f"{str(path)!r} has no {missing[0]!r} column: not a results table from `testbed collect` "
+                          "(or one this view cannot read)")
     numeric = [c for c in rows[0] if c in NUMERIC or c.endswith(("_lo", "_hi"))]
     for i, row in enumerate(rows, 2):  # line numbers of the file (the header is line 1)
         if None in row or None in row.values():
             raise ConfigError(f"{str(path)!r} line {i}: the row has {'more' if None in row else 'fewer'} cells than "
                               "the header (a truncated or edited file?)")
         for c in numeric:
+            if row[c] == "":
+                continue
             try:
-                float(row[c]) if row[c] != "" else None
+                x = float(row[c])
             except ValueError:
                 raise ConfigError(f"{str(path)!r} line {i}: column {c} holds {row[c]!r}, not a number") from None
+            if c in WHOLE and not (math.isfinite(x) and x.is_integer()):
+                raise ConfigError(f"{str(path)!r} line {i}: column {c} holds {row[c]!r}, not a whole number")
     return rows

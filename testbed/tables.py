@@ -319,9 +319,10 @@ def memory_table(rows: list[dict], intervals: bool = False) -> dict:
     With `intervals`, each value is (error, lo, hi): the 95 % interval of its configuration's exact match (over seeds
     and examples) turned into one of the error; (error, None, None) where several configurations share a point."""
     rows = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and r.get("d_model") not in ("", None)
-            and not is_baseline(r)]
+            and r.get("model") == "linear_memory"]
     if not rows:
-        raise ConfigError("the results table has no overall test rows with a memory size d")
+        raise ConfigError("the results table has no linear-memory rows (overall, on the test split, with a memory size "
+                          "d): `plot memory` draws linear associative memories (linear_memory runs)")
     acc = defaultdict(lambda: defaultdict(list))
     for r in rows:
         acc[r.get("preset") or r["model"]][int(float(r["d_model"]))].append(r)

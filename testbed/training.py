@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import dataclasses
 import shutil
 import signal
 import threading
@@ -54,27 +55,33 @@ class DivergedRun(ConfigError):
 TRACKER_EXTRAS = {"tensorboard": ("tensorboardX", "TensorBoardLogger"), "wandb": ("wandb", "WandbLogger")}
 
 
-def loggers(tcfg: TrainConfig, run_dir: Path, attempt: int) -> list:
-    """Lightning loggers: CSV always (metrics.csv is part of the run directory), plus the tracker asked for."""
+def check_logger(tcfg: TrainConfig) -> None:
+    """The tracker asked for is installed (checked before a run directory is made)."""
     import importlib.util
-    import os
 
-    from lightning.pytorch import loggers as pl_loggers
-
-    version = f"attempt-{attempt}"  # a resume keeps earlier logs
-    out = [pl_loggers.CSVLogger(run_dir, name="logs", version=version)]
     if tcfg.logger in TRACKER_EXTRAS:
-        module, cls = TRACKER_EXTRAS[tcfg.logger]
+        module, _ = TRACKER_EXTRAS[tcfg.logger]
         if importlib.util.find_spec(module) is None and not (tcfg.logger == "tensorboard"
                                                              and importlib.util.find_spec("tensorboard")):
             raise ConfigError(f"train.logger = {tcfg.logger!r} needs the {module} package: "
                               f"pip install 'testbed[{tcfg.logger}]'")
-        if tcfg.logger == "tensorboard":
-            out.append(pl_loggers.TensorBoardLogger(run_dir, name="logs", version=version, sub_dir="tensorboard"))
-        else:  # offline unless the user has configured W&B (an API key or WANDB_MODE)
-            offline = not (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"))
-            out.append(pl_loggers.WandbLogger(save_dir=run_dir / "logs" / version, name=run_dir.name,
-                                              id=f"{run_dir.name}-{attempt}", offline=offline))
+
+
+def loggers(tcfg: TrainConfig, run_dir: Path, attempt: int) -> list:
+    """Lightning loggers: CSV always (metrics.csv is part of the run directory), plus the tracker asked for."""
+    import os
+
+    from lightning.pytorch import loggers as pl_loggers
+
+    check_logger(tcfg)
+    version = f"attempt-{attempt}"  # a resume keeps earlier logs
+    out = [pl_loggers.CSVLogger(run_dir, name="logs", version=version)]
+    if tcfg.logger == "tensorboard":
+        out.append(pl_loggers.TensorBoardLogger(run_dir, name="logs", version=version, sub_dir="tensorboard"))
+    elif tcfg.logger == "wandb":  # offline unless the user has configured W&B (an API key or WANDB_MODE)
+        offline = not (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"))
+        out.append(pl_loggers.WandbLogger(save_dir=run_dir / "logs" / version, name=run_dir.name,
+                                          id=f"{run_dir.name}-{attempt}", offline=offline))
     return out
 
 
@@ -122,7 +129,8 @@ class StopWhenAsked(L.Callback):
 def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=(), quiet: bool = False,
           share: int = 1):
     """Train (or skip, or resume) the run of a resolved config. Returns (run_dir, result, status). `share`: how
-    many runs share this machine's cores (a sweep's jobs)."""
+    many runs share this machine's cores (a sweep's jobs). Everything that can fail on the config (sizes, the
+    start's weights, the tracker, the model's fit to the recipe) fails before the run directory is made."""
     from .limits import check_run
 
     rid = run_id(resolved)
@@ -138,38 +146,54 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
         return run_dir, result, "skipped"
     if resolved["train"].get("init_from"):  # a run still to train: its start must be there and fit
         store.check_init(store.start_dir(resolved["train"]["init_from"], runs_root), resolved)
+    job = build(resolved, run_dir, share)
     run_dir.mkdir(parents=True, exist_ok=True)
     with store.RunLock(run_dir):
         if force:
             for name in ("result.json", "model.pt", "metrics.csv", "outcomes.npz", "checkpoints", "logs"):
                 path = run_dir / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        return _train_locked(resolved, rid, run_dir, callbacks, quiet, share)
+        store.write_json(run_dir / "config.json", resolved)
+        store.write_json(run_dir / "env.json", environment(job.threads, job.why))
+        trainer, fit_seconds, best_score = fit(job, callbacks, quiet)
+        if trainer.global_rank > 0:  # DDP launched as processes (strategy ddp): rank zero alone tests and writes
+            return run_dir, {"run_id": rid, "test": [], "params": job.model.num_params(),
+                             "steps": trainer.global_step}, "worker"
+        return run_dir, finalise(job, trainer, fit_seconds, best_score), "trained"
 
 
-def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
-    import os
+@dataclasses.dataclass
+class Job:
+    """One run, built and checked, nothing written yet: its configs, threads, generator, model (with its start's
+    weights), the LightningModule and the DataModule."""
 
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    rid: str
+    run_dir: Path
+    resolved: dict
+    tcfg: TrainConfig
+    ecfg: EvalConfig
+    threads: int
+    why: str
+    generator: object
+    model: torch.nn.Module
+    system: L.LightningModule
+    data: L.LightningDataModule
+    resumed: bool = False  # set by fit: whether it resumed from the run's last checkpoint
 
+
+def build(resolved: dict, run_dir: Path, share: int = 1) -> Job:
+    """Everything a run trains with, built from its config before its directory is made: a config the model or
+    the recipe cannot take, a damaged start or a missing tracker is an error that leaves nothing behind."""
     from .data import TaskData, fixed_batches
-    from .system import Diverged, TaskSystem
+    from .system import TaskSystem
 
-    store.write_json(run_dir / "config.json", resolved)
     tcfg = build_config(TrainConfig, resolved["train"], where="[train]")
     ecfg = build_config(EvalConfig, resolved["eval"], where="[eval]")
+    check_logger(tcfg)
     threads, why = choose_threads(tcfg.threads, share)
     torch.set_num_threads(threads)
-    store.write_json(run_dir / "env.json", environment(threads, why))
-
     L.seed_everything(resolved["seed"], verbose=False)
     generator, model = store.build(resolved)  # after seeding: the initial weights depend on the seed
-    last = run_dir / "checkpoints" / "last.ckpt"
-    resume = last.is_file()
-    if resume:
-        store.check_resumable(last, model)  # fail early, with a clear message, on a damaged file
-    done = store.attempts(run_dir)
-    attempt = int(done[-1].name.removeprefix("attempt-")) + 1 if done else 0
     reference = None
     if tcfg.init_from:  # the starting weights (a resumed run's own come from its checkpoint), and GRPO's reference
         store.load_weights(model, store.start_dir(tcfg.init_from, run_dir.parent) / "model.pt")  # checked by train()
@@ -181,6 +205,27 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         background = fixed_batches(source, "train", resolved["seed"], 16 * tcfg.batch_size, tcfg.batch_size)
     system = TaskSystem(model, tcfg, reference, ecfg.track, background)
     data = TaskData(generator, resolved["seed"], tcfg, ecfg, tuple(store.task(resolved, t) for t in ecfg.track))
+    return Job(run_id(resolved), run_dir, resolved, tcfg, ecfg, threads, why, generator, model, system, data)
+
+
+def fit(job: Job, callbacks=(), quiet: bool = False):
+    """Lightning's fit of a built run, resumed from its last checkpoint when there is one. Returns (trainer, fit
+    seconds, best validation exact match); a NaN loss is recorded as the run's outcome, Ctrl-C as an interruption."""
+    import os
+
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from .system import Diverged
+
+    run_dir, tcfg, model, rid = job.run_dir, job.tcfg, job.model, job.rid
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume = last.is_file()
+    if resume:
+        store.check_resumable(last, model)  # fail early, with a clear message, on a damaged file
+    job.resumed = resume
+    done = store.attempts(run_dir)
+    attempt = int(done[-1].name.removeprefix("attempt-")) + 1 if done else 0
+    system, data = job.system, job.data
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor="val/exact_match", mode="max",
         enable_version_counter=False, auto_insert_metric_name=False,
@@ -235,18 +280,23 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
             raise DivergedRun(f"run {rid} diverged: {e}; the last good checkpoint is kept in "
                               f"{run_dir / 'checkpoints'}") from None
     fit_seconds = time.perf_counter() - t0
-    if trainer.global_rank > 0:  # DDP launched as processes (strategy ddp): rank zero alone tests and writes
-        return run_dir, {"run_id": rid, "test": [], "params": model.num_params(),
-                         "steps": trainer.global_step}, "worker"
+    if trainer.global_rank > 0:
+        return trainer, fit_seconds, None
     store.merge_logs(run_dir)
     if flag.get("stop") or trainer.interrupted:
         saved = f"the last checkpoint is {last}" if last.is_file() else "no checkpoint was saved yet"
         raise Interrupted(f"run {rid} interrupted at step {trainer.global_step}; {saved}; run the same command "
                           "again to resume")
+    return trainer, fit_seconds, best.best_model_score
 
+
+def finalise(job: Job, trainer, fit_seconds: float, best_score) -> dict:
+    """The trained run's outcome: its best checkpoint's weights saved and scored on the test split (read once, here),
+    its result.json written last."""
+    run_dir, tcfg, model, rid, generator, system = job.run_dir, job.tcfg, job.model, job.rid, job.generator, job.system
     # Read the outcome from the checkpoints on disk, not from the trainer: with spawned DDP workers (ddp_spawn)
     # this process's trainer and callbacks never saw the training, the workers' rank zero wrote the files.
-    best_file, steps, best_score = run_dir / "checkpoints" / "best.ckpt", trainer.global_step, best.best_model_score
+    best_file, steps = run_dir / "checkpoints" / "best.ckpt", trainer.global_step
     if best_file.is_file():
         ckpt = store.load_checkpoint(best_file)
         model.load_state_dict(store.model_state(ckpt))
@@ -262,7 +312,7 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
     val_cells = [float(r["val/cell_accuracy"]) for r in logged if r.get("val/cell_accuracy")]
     atomic_write(run_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
     model.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU: test where it trained
-    units = evaluation.test_outcomes(model, generator, ecfg)
+    units = evaluation.test_outcomes(model, generator, job.ecfg)
     store.write_outcomes(run_dir, units)
     rows = evaluation.rows(units, "test")
     baselines = {s: evaluation.rows(units, "test", s) for s in evaluation.sources(units) if s != evaluation.MODEL}
@@ -280,9 +330,9 @@ def _train_locked(resolved, rid, run_dir, callbacks, quiet, share):
         "best_val_cell_accuracy": max(val_cells) if val_cells else None,  # breaks ties when choosing on validation
         "fit_seconds": fit_seconds,
         "train_tokens_per_s": system.train_tokens / system.train_seconds if system.train_seconds else None,
-        "resumed": resume,
+        "resumed": job.resumed,
         "test": rows,
         "baselines": baselines,
     }
     store.write_json(run_dir / "result.json", result)
-    return run_dir, result, "trained"
+    return result

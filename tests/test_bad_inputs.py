@@ -126,8 +126,37 @@ CASES = [
     (["capacity", "--trials", "0"], "must be at least 1"),
     (["bench", "generators", "--width", str(10**9)], "memory cap"),
     (["bench", "generators", "--n", "0"], "--n must be positive"),
-    (["bench", "train", "--budget", "-1"], "--budget must be positive"),
+    (["bench", "train", "--budget", "-1"], "--budget must be a finite positive number"),
     (["bench", "train", "--seeds", "0,x"], "--seeds"),
+    # the second battery (issue 33): newer commands held to the same standard
+    (["probe", "{run}", "--out", "map.xyz"], "must end in .png, .pdf or .svg"),
+    (["probe", "{run}", "--out", "nowhere/map.png"], "does not exist"),
+    (["probe", "{run}", "--k", str(10**9)], "--k"),
+    (["memory-law", "error-vs-d", "--plot", "fig.xyz"], "must end in .png, .pdf or .svg"),
+    (["memory-law", "error-vs-d", "--trials", BIG], "memory cap"),
+    (["capacity", "--plot", "fig.xyz"], "must end in .png, .pdf or .svg"),
+    (["docs", "rep-damaged", "--to", "pages"], "is not a reproduction's meta.json"),
+    (["docs", "rep-list", "--to", "pages"], "not a JSON object"),
+    (["docs", "rep-binary", "--to", "pages"], "is not a CSV table"),
+    (["docs", "rep-variant", "--to", "pages"], "is not a reproduction's meta.json"),
+    (["plot", "capacity", "nosplit.csv"], "no 'split' column"),
+    (["plot", "memory", "nosplit.csv"], "no 'split' column"),
+    (["plot", "depth", "k15.csv"], "k holds '1.5', not a whole number"),
+    (["plot", "heatmap", "kbig.csv"], "not a whole number"),
+    (["plot", "iterations", "kinf.csv"], "not a whole number"),
+    (["plot", "depth", "knan.csv"], "not a whole number"),
+    (["plot", "memory", "depth.csv"], "no linear-memory rows"),
+    (["reproduce", "cabannes-joint", "--set", "model.nosuch=1"], "computed in closed form"),
+    (["reproduce", "p2-lookahead", "--max-parallel", "0"], "--max-parallel must be at least 1"),
+    (["reproduce", "p2-lookahead", "--set", "train.init_from=nowhere"], "train.init_from"),
+    (["collect", "damaged-runs"], "no run could be collected"),
+    (["bench", "train", "--budget", "nan"], "--budget must be a finite positive number"),
+    (["gen", "ca", "--n-input", "30", "--steps", "20"], "n_input"),
+    (["gen", "facts", "--n-entities", str(10**9), "--name-tokens", "2"], "memory cap"),
+    (["train", "{spec}", "--set", "train.update=sparse"], "memory slots"),
+    (["train", "{spec}", "--set", "train.algorithm=grpo", "--set", "train.init_from=broken-run"], "model.pt"),
+    (["train", "{spec}", "--set", "train.max_steps=5", "--logger", "wandb"], "needs the wandb package"),
+    (["gen", "ca", "--n", "3", "{env:TESTBED_MAX_MEMORY=banana}"], "'banana' ($TESTBED_MAX_MEMORY)"),
     (["list", "colours"], "unknown listing"),
     (["list", "rules", "--radius", "9"], "radius must be in 1..4"),
     (["--max-memory", "banana", "list"], "not a positive size"),
@@ -156,14 +185,38 @@ def prepare(root: Path, run_id: str) -> None:
     (root / "short.csv").write_text(header + "a,transformer,test,k,1,1\n")
     (root / "old.csv").write_text("run_id,model,split,slice,value,k,exact_match,cell_accuracy\n"
                                   "a,transformer,test,k,1,1,0.5,0.9\n")
+    depth = header.replace("exact_match_hi,", "exact_match_hi,exact_match_nontrivial_lo,exact_match_nontrivial_hi,"
+                           "d_model,iterations,layers,")
+    for name, k in (("k15", "1.5"), ("kbig", "1e400"), ("kinf", "inf"), ("knan", "nan")):
+        (root / f"{name}.csv").write_text(depth + f"a,transformer,test,k,1,{k},0.5,0.5,0.5,0.4,0.6,0.4,0.6,64,2,2,3\n")
+    (root / "depth.csv").write_text(depth + "a,transformer,test,k,1,1,0.5,0.5,0.5,0.4,0.6,0.4,0.6,64,,2,3\n")
+    (root / "nosplit.csv").write_text("config_id,model,slice,value,k,exact_match,cell_accuracy,d_model\n"
+                                      "a,transformer,n_pairs,2,,0.5,0.9,64\n")
+    meta = {"figure": "quickstart", "preset": "cpu", "wall_minutes": 1.0, "runs": 6, "cores": 2, "torch": "2",
+            "git_commit": "abc", "finished": "2026-12-05T03:00:00"}
+    for name, content in (("rep-damaged", "{not json"), ("rep-list", "[1, 2]"), ("rep-binary", json.dumps(meta)),
+                          ("rep-variant", json.dumps(meta))):
+        (root / name / "quickstart").mkdir(parents=True)
+        (root / name / "quickstart" / "meta.json").write_text(content)
+    (root / "rep-binary" / "quickstart" / "comparison.csv").write_bytes(b"\xff\xfe\x00garbage\x81")
+    (root / "rep-variant" / "quickstart+bad").mkdir()
+    (root / "rep-variant" / "quickstart+bad" / "meta.json").write_text("{}")
+    damaged = root / "damaged-runs" / run_id
+    shutil.copytree(root / "runs" / run_id, damaged)
+    (damaged / "outcomes.npz").write_bytes(b"not an archive")
+    broken = root / "broken-run"
+    shutil.copytree(root / "runs" / run_id, broken)
+    (broken / "model.pt").write_bytes(b"not a checkpoint")
 
 
 @pytest.mark.parametrize("args, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_bad_input_is_one_line_exit_2_and_leaves_nothing(work, args, message):
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(work, args, message, monkeypatch):
     root, run_id = work
     prepare(root, run_id)
     before = files(root)
-    args = [a.format(spec="tiny.toml", run=f"runs/{run_id}", dir=".") for a in args]
+    for env in [a for a in args if a.startswith("{env:")]:  # an environment variable the case sets
+        monkeypatch.setenv(*env[5:-1].split("=", 1))
+    args = [a.format(spec="tiny.toml", run=f"runs/{run_id}", dir=".") for a in args if not a.startswith("{env:")]
     res = run(*args)
     assert res.exit_code == 2, res.output
     assert message in res.output, res.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -54,8 +55,9 @@ def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int
     from ..bench import BASELINE, OURS, has_bf16_matmul_units, time_to_accuracy_seeds, training_throughput
     from ..sweep import parse_seeds
 
-    if budget <= 0 or not 0 < target <= 1:
-        raise ConfigError("--budget must be positive and --target in (0, 1]")
+    if not (math.isfinite(budget) and budget > 0) or not 0 < target <= 1:
+        raise ConfigError(f"--budget must be a finite positive number of seconds and --target in (0, 1]; got "
+                          f"{budget} and {target}")
     if threads < 0:
         raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
     seed_list = parse_seeds(seeds)

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from generators import ConfigError
+from generators import io as gio
 from generators.registry import did_you_mean
 
 
@@ -93,6 +94,19 @@ def load_spec(path: Path, preset: Optional[str]) -> dict:
     return specs.with_preset(specs.load(path), preset)
 
 
+IMAGE_FORMATS = ("png", "pdf", "svg")
+
+
+def check_image(path: Optional[Path], option: str = "--out") -> Optional[Path]:
+    """An image a command will draw: its suffix one matplotlib writes here and its directory writable, checked
+    before any work (None: no image asked)."""
+    if path is None:
+        return None
+    if path.suffix.lstrip(".").lower() not in IMAGE_FORMATS:
+        raise ConfigError(f"cannot draw {str(path)!r} ({option}): the image must end in .png, .pdf or .svg")
+    return gio.check_writable(path)
+
+
 def print_rows(rows: list[dict]) -> None:
     """Rows of rates as a table; the non-trivial stratum (the examples a rule-free predictor misses) beside, and
     the fresh one (targets no earlier state of their orbit) where the task has a depth axis."""
@@ -138,6 +152,11 @@ def launcher_for(launcher: str, jobs: int, max_parallel: int, cluster, partition
     if launcher not in launchers:
         raise ConfigError(f"unknown launcher {launcher!r}{did_you_mean(launcher, launchers)}; valid: local, submitit")
     positive(jobs, "--jobs")
+    positive(max_parallel, "--max-parallel")
+    positive(cpus_per_task, "--cpus-per-task")
+    positive(timeout_min, "--timeout-min")
+    if gpus_per_node < 0:
+        raise ConfigError(f"--gpus-per-node must be >= 0, got {gpus_per_node}")
     if launcher == "local":
         return functools.partial(run_all, jobs=jobs)
     try:

@@ -96,6 +96,7 @@ def gen(
     """
     options = parse_extra_options(ctx.args)
     generator = generators.make(name, options)
+    generator.check_export(set(options))
     split = generators.check_split(split)
     generators.check_seed(seed)
     if n < 1:

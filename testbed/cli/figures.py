@@ -8,10 +8,9 @@ from typing import Optional
 import typer
 
 from generators import ConfigError
-from generators import io as gio
 from generators.registry import did_you_mean
 
-from .common import SeedsOption, SetOption, experiments_dir, friendly, launcher_options, quiet_lightning
+from .common import SeedsOption, SetOption, check_image, experiments_dir, friendly, launcher_options, quiet_lightning
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +41,8 @@ def _views() -> dict:
 
 
 DEPTH_VIEWS = ("depth", "iterations", "heatmap")
+VIEW_COLUMNS = {view: ("split", "slice", "k", "exact_match", "cell_accuracy") for view in DEPTH_VIEWS} | {
+    "capacity": ("split", "slice", "value", "model"), "memory": ("split", "slice", "model", "d_model", "exact_match")}
 
 
 def _capacity(rows: list[dict], out, title: str, published: dict | None, draw: bool):
@@ -57,7 +58,6 @@ def _capacity(rows: list[dict], out, title: str, published: dict | None, draw: b
 
 
 VIEWS = ("depth", "iterations", "heatmap", "capacity", "memory")
-IMAGE_FORMATS = ("png", "pdf", "svg")
 
 
 @friendly
@@ -85,15 +85,13 @@ def plot(
 
     if view not in VIEWS:
         raise ConfigError(f"unknown view {view!r}{did_you_mean(view, VIEWS)}; valid: {', '.join(VIEWS)}")
-    if out.suffix.lstrip(".").lower() not in IMAGE_FORMATS:
-        raise ConfigError(f"cannot draw {str(out)!r}: the image must end in .png, .pdf or .svg")
     from ..tables import require_stratum, stratum_metric
 
     metric = stratum_metric(stratum)
     if stratum != "nontrivial" and view not in DEPTH_VIEWS:
         raise ConfigError(f"--stratum applies to the depth views ({', '.join(DEPTH_VIEWS)}), not to {view}")
-    gio.check_writable(out)
-    rows = read_csv(results)
+    check_image(out)
+    rows = read_csv(results, need=VIEW_COLUMNS[view])
     if view in DEPTH_VIEWS:
         require_stratum(rows, metric)
     published = specs.load(paper).get("paper") if paper else None
@@ -138,10 +136,15 @@ def reproduce(
     quiet_lightning()  # after --list, which trains nothing and need not load Lightning
     fig = figures.figure(figure)
     fig.check_preset(preset)
+    if not fig.trains and (sets or seeds):
+        raise ConfigError(f"figure {fig.name} is computed in closed form: it trains no runs for --set or --seeds to "
+                          "change (testbed memory-law and testbed capacity take its sizes)")
     from .. import spec as specs
 
     ctx = figures.Context(preset, runs or out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds),
                           specs.parse_sets(sets))
+    if fig.trains:
+        fig.check(ctx)  # every run's config, before a directory is made
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

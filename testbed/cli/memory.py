@@ -11,7 +11,7 @@ from generators import ConfigError
 from generators import io as gio
 from generators.registry import coerce, did_you_mean
 
-from .common import experiments_dir, friendly
+from .common import check_image, experiments_dir, friendly
 
 
 def register(app: typer.Typer) -> None:
@@ -45,8 +45,7 @@ def capacity_cmd(
     floats = trials * (6 * big_s * big_d + 2 * (6 * big_d) ** 2 + big_s * big_s)
     check("the memories", 4 * floats, "--d, --pairs or --trials")
     gio.check_writable(out)
-    if plot_out is not None:
-        gio.check_writable(plot_out)
+    check_image(plot_out, "--plot")
     rows = capacity_rows([f.strip() for f in families.split(",")], ds, ps, trials, seed, rewrite)
     write_csv(out, BASE_COLUMNS, rows)
     typer.echo(tables.format_capacity(rows))
@@ -88,16 +87,19 @@ def memory_law_cmd(
     if n < m or m < 1 or not math.isfinite(alpha) or alpha <= 0 or trials < 0:
         raise ConfigError(f"need N >= M >= 1, a finite alpha > 0 and trials >= 0, got N = {n}, M = {m}, "
                           f"alpha = {alpha}")
+    ts = list(coerce(tuple[int, ...], samples, "--samples")) if figure == "joint" else []
+    if figure == "joint" and (not ts or min(ts) < 1):
+        raise ConfigError("--samples must be positive numbers of samples")
+    # every trial's embeddings and memories are kept until its point is summarised: trials x (N + M) x d floats
+    check("the trials' embeddings", 8 * (trials or 100) * (n + m) * max(ds) * max(1, len(ts)), "--trials, --n or --d")
+    paper = specs.load(experiments_dir() / "cabannes_scaling.toml")["paper"]  # before anything is written
     gio.check_writable(out)
-    if plot_out is not None:
-        gio.check_writable(plot_out)
+    check_image(plot_out, "--plot")
     if figure == "error-vs-d":
         rows = law.error_vs_d_rows(ds, n, m, alpha, trials or 100)
     else:
-        ts = list(coerce(tuple[int, ...], samples, "--samples"))
         rows = law.joint_rows(ds, ts, n, m, alpha, trials or 20)
     write_csv(out, list(rows[0]), rows)
-    paper = specs.load(experiments_dir() / "cabannes_scaling.toml")["paper"]
     published = paper if (n, m, alpha) == tuple(paper["setting"][k] for k in ("n", "m", "alpha")) else None
     key = (lambda r: f"T={r['T']}") if figure == "joint" else (lambda r: r["scheme"])
     for r in rows:

@@ -16,6 +16,7 @@ from .common import (
     PresetOption,
     SeedsOption,
     SetOption,
+    check_image,
     friendly,
     launcher_options,
     load_spec,
@@ -174,8 +175,11 @@ def probe(
         raise ConfigError(f"--size must be at least 4 (two halves), got {size}")
     if not ridge > 0:
         raise ConfigError(f"--ridge must be positive, got {ridge}")
+    if k < 1:
+        raise ConfigError(f"--k must be at least 1, got {k}")
+    check_image(out)  # before the probes are fitted and their JSON written
     resolved, model, generator = open_run(run_dir)
-    check("the probe set", examples_bytes(generator, size) * (k + 1), "--size")
+    check("the probe set", examples_bytes(generator, size) * (k + 1), "--k or --size")
     rows = probes.probe(model, generator, k, size, resolved["eval"]["seed"], resolved["eval"]["batch_size"], ridge)
     write_json(run_dir / f"probe-k{k}.json", {"k": k, "size": size, "ridge": ridge, "rows": rows})
     typer.echo(f"{resolved['model']['name']}: per-cell accuracy of a linear probe for the state j steps ahead "

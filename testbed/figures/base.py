@@ -92,12 +92,26 @@ class Figure:
             out.update({specs.run_id(r): r for r in resolve_all(specs.with_preset(spec, p), sets or {}, seeds)})
         return list(out.values())
 
+    def check(self, ctx: Context) -> list[dict]:
+        """Every run's resolved config, checked before anything is written or started: sizes against the memory cap,
+        and a start named by its path (a start named run:ID is trained first, in an earlier wave)."""
+        from ..limits import check_run
+        from ..store import check_init, start_dir
+
+        resolved = ctx.runs(self)
+        for r in resolved:
+            check_run(r)
+            init = r["train"].get("init_from")
+            if init and not init.startswith(specs.RUN_START):
+                check_init(start_dir(init, ctx.runs_dir), r)
+        return resolved
+
     def results(self, ctx: Context) -> Results:
         """Train what is missing, collect: our numbers over seeds and per seed."""
         from ..collect import collect
         from ..sweep import launch_waves
 
-        resolved = ctx.runs(self)
+        resolved = self.check(ctx)
         ctx.echo(f"{self.name}: {len(resolved)} runs ({ctx.preset} preset) in {ctx.runs_dir}")
         reused = sum((Path(ctx.runs_dir) / specs.run_id(r) / "result.json").is_file() for r in resolved)
         failure = None
@@ -106,6 +120,8 @@ class Figure:
         except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
             failure = str(e)
         ids = {specs.run_id(r) for r in resolved}
+        if failure and not any((Path(ctx.runs_dir) / i / "result.json").is_file() for i in ids):
+            raise ConfigError(failure)  # nothing finished: the runs' own error, not an empty collection's
         res = Results(*collect(ctx.runs_dir, run_ids=ids), failure=failure, runs=len(resolved), reused=reused,
                       configs=resolved)
         if self.reference:
