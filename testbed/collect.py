@@ -21,9 +21,9 @@ from generators import ConfigError
 from . import aggregate
 from .evaluation import MODEL
 from .spec import config_id, hashed_view
-from .store import read_config, read_outcomes, read_result, start_dir, task, validation_history
+from .store import read_config, read_outcomes, read_result, start_dir, validation_history
 
-META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "layers", "loops",
+META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "n_layer", "loops",
                 "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
 # memorisation tasks (Generator.recall_bits): bits the test exact match recalls, and the validation one (what
@@ -37,7 +37,7 @@ SEED_COLUMNS = ["run_id", *META_COLUMNS, "seed", *ROW_COLUMNS, *aggregate.METRIC
 BASE_COLUMNS = COLUMNS  # closed-form figures (capacity, memory law) write rows with these columns too
 
 
-def described(config: dict, result: dict) -> dict:
+def described(config, result: dict) -> dict:
     """The model's own description (layers, width, training iterations) as its run recorded it, and the parameters
     a query reads as the model's code counts them now (a count, not a measurement: a run recorded under an older
     count reads the current one); both from the model built on the meta device (no memory allocated)."""
@@ -48,7 +48,11 @@ def described(config: dict, result: dict) -> dict:
     with torch.device("meta"):
         model = build(config)[1]
     recorded = result.get("model") if isinstance(result.get("model"), dict) else model.describe()
-    return {**recorded, "active_params": model.active_params()}
+    renamed = {OLD_NAMES.get(k, k): v for k, v in recorded.items()}  # runs recorded before the spec's names
+    return {**renamed, "active_params": model.active_params()}
+
+
+OLD_NAMES = {"layers": "n_layer", "width": "d_model"}  # how result.json named these before they kept the spec's names
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -61,7 +65,7 @@ def flatten(config: dict, prefix: str = "") -> dict:
     return out
 
 
-def task_id(config: dict) -> str:
+def task_id(config) -> str:
     """What the baselines depend on: the data and evaluation settings (as ids see them: a data option added later
     at its default leaves the task the same)."""
     view = hashed_view(config)
@@ -99,12 +103,12 @@ def scan(runs_root: Path, run_ids=None, warn=None) -> list[dict]:
     return runs
 
 
-def upgraded(units: dict, config: dict) -> dict:
+def upgraded(units: dict, config) -> dict:
     """Outcomes recorded before clusters were symmetry classes (and members were kept) read with today's unit: their
     clusters were the members (CA: rules), whose classes the task's generator computes."""
     if "member" in units:
         return units
-    gen = task(config)
+    gen = config.task()
     if gen.member_key is None:
         return {**units, "member": np.full(len(units["cluster"]), -1, np.int64)}
     return {**units, "member": units["cluster"], "cluster": gen.clusters_of_members(units["cluster"])}
@@ -151,21 +155,21 @@ def with_bits(row: dict, gen) -> dict:
     return {**row, **bits}
 
 
-def _task_or_none(config: dict, warn):
+def _task_or_none(config, warn):
     try:
-        return task(config)
+        return config.task()
     except ConfigError as e:  # a config of an older generator: collected all the same, without bits
-        (warn or _warn)(f"no bits counted for {config.get('name')}: {e}")
+        (warn or _warn)(f"no bits counted for {config.name}: {e}")
         return None
 
 
 def _meta(run: dict, cfg_id: str) -> dict:
     config, result, info = run["config"], run["result"], run["info"]
-    return {"config_id": cfg_id, "name": config["name"], "preset": config.get("preset") or "",
-            "model": config["model"]["name"], "params": result.get("params", ""),
+    return {"config_id": cfg_id, "name": config.name, "preset": config.preset or "",
+            "model": config.model_name, "params": result.get("params", ""),
             "active_params": info.get("active_params", ""),
-            "state_size": result.get("state_size") or "", "layers": info.get("layers"), "loops": info.get("loops"),
-            "d_model": info.get("width"), "task": config["data"].get("task"), "val_exact_match": "",
+            "state_size": result.get("state_size") or "", "n_layer": info.get("n_layer"), "loops": info.get("loops"),
+            "d_model": info.get("d_model"), "task": getattr(config.data, "task", None), "val_exact_match": "",
             "val_cell_accuracy": "", "val_late_rise": ""}
 
 
@@ -208,14 +212,14 @@ def _without_start(run: dict) -> dict:
     configuration instead: the seeds of one fine-tuning recipe, each started from its own seed of one supervised
     configuration, are one configuration."""
     config = run["config"]
-    start = config.get("train", {}).get("init_from")
+    start = config.train.init_from
     if not start:
         return config
     try:
         start = f"configuration {config_id(read_config(start_dir(start, Path(run['run_dir']).parent)))}"
     except ConfigError:
         pass  # the start is gone: its path is all there is to group by
-    return {**config, "train": {**config["train"], "init_from": start}}
+    return config.replace(train={"init_from": start})
 
 
 def configurations(runs: list[dict]) -> dict[str, dict]:
@@ -227,11 +231,11 @@ def configurations(runs: list[dict]) -> dict[str, dict]:
         cid = config_id(key)
         configs.setdefault(cid, []).append(run)
         grouped.setdefault(cid, key)
-    flat = {cid: flatten({k: v for k, v in key.items() if k != "seed"}) for cid, key in grouped.items()}
+    flat = {cid: flatten({k: v for k, v in key.as_dict().items() if k != "seed"}) for cid, key in grouped.items()}
     varying = sorted(k for k in set().union(*flat.values()) if len({json.dumps(f.get(k)) for f in flat.values()}) > 1)
     out = {}
     for cid, group in configs.items():
-        group.sort(key=lambda r: r["config"]["seed"])
+        group.sort(key=lambda r: r["config"].seed)
         out[cid] = {"runs": group, "meta": {**_meta(group[0], cid), **_validation(group),
                                             **{f"cfg.{k}": flat[cid].get(k) for k in varying}},
                     "varying": [f"cfg.{k}" for k in varying]}
@@ -264,7 +268,7 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
         collected += len(loaded)
         group = [run for run, _, _ in loaded]
         fit = round(sum(r["result"].get("fit_seconds") or 0.0 for r in group) / len(group), 1)
-        seeds = ",".join(str(r["config"]["seed"]) for r in group)
+        seeds = ",".join(str(r["config"].seed) for r in group)
         units = [u for _, u, _ in loaded]
         gen = _task_or_none(group[0]["config"], warn)
         if all(u is not None for u in units):
@@ -272,12 +276,12 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
                      for row in aggregate.rows(units)]
             for run, u in zip(group, units):
                 seed_rows += [with_bits({"run_id": run["run_id"], **meta, **_validation([run]),
-                                         "seed": run["config"]["seed"], **row, "seeds": run["config"]["seed"],
+                                         "seed": run["config"].seed, **row, "seeds": run["config"].seed,
                                          "fit_seconds": round(run["result"].get("fit_seconds") or 0.0, 1)}, gen)
                               for row in aggregate.rows([u])]
         else:
             for run in group:
-                seed_rows += [with_bits({"run_id": run["run_id"], **meta, "seed": run["config"]["seed"], **row}, gen)
+                seed_rows += [with_bits({"run_id": run["run_id"], **meta, "seed": run["config"].seed, **row}, gen)
                               for row in _recorded_rows(run)]
             rows += [with_bits({**meta, **row, "seeds": seeds, "fit_seconds": fit}, gen)
                      for row in _recorded_rows(group[0])]
@@ -288,7 +292,7 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
             tasks.add(tid)
             for source, b in baselines.items():
                 bmeta = {**_meta(run, f"{source}@{tid}"), "model": source, "params": "", "active_params": "",
-                         "state_size": "", "layers": "", "loops": "", "d_model": "", **{k: "" for k in varying}}
+                         "state_size": "", "n_layer": "", "loops": "", "d_model": "", **{k: "" for k in varying}}
                 got = aggregate.rows([b])
                 rows += [{**bmeta, **row, "n_seeds": 0, "seeds": "-"} for row in got]
                 seed_rows += [{"run_id": "", **bmeta, "seed": "", **row, "n_seeds": 0, "seeds": "-"} for row in got]
@@ -300,14 +304,14 @@ def collect(runs_root: str | Path, run_ids=None, warn=None) -> tuple[list[str], 
     return COLUMNS + varying, rows, SEED_COLUMNS + varying, seed_rows
 
 
-PAIRED_COLUMNS = ["config_id", "model", "layers", "loops", "task", "against", "split", "iterations", "slice", "value",
+PAIRED_COLUMNS = ["config_id", "model", "n_layer", "loops", "task", "against", "split", "iterations", "slice", "value",
                   "k", "metric", "difference", "difference_lo", "difference_hi", "n_seeds", "seeds"]
 
 
 def parse_against(text: str) -> tuple[str, str]:
     column, eq, value = text.partition("=")
     if not eq or not column or not value:
-        raise ConfigError(f"--against takes COLUMN=VALUE, e.g. model=transformer or layers=2; got {text!r}")
+        raise ConfigError(f"--against takes COLUMN=VALUE, e.g. model=transformer or n_layer=2; got {text!r}")
     return column.strip(), value.strip()
 
 
@@ -330,7 +334,8 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
                                   "fresh stratum (a task without a depth axis, or outcomes recorded before fresh "
                                   "targets were)")
     if column not in next(iter(configs.values()))["meta"]:
-        raise ConfigError(f"unknown column {column!r} for --against; e.g. model, layers, loops, task or a cfg.* column")
+        raise ConfigError(f"unknown column {column!r} for --against; e.g. model, n_layer, loops, task or a cfg.* "
+                          "column")
     bases = {}
     for cid, c in configs.items():
         if str(c["meta"].get(column, "")) == value:
@@ -347,10 +352,10 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
         if cid in bases.values() or tid not in bases:
             continue
         base = configs[bases[tid]]
-        seeds = sorted({r["config"]["seed"] for r in c["runs"]} & {r["config"]["seed"] for r in base["runs"]})
+        seeds = sorted({r["config"].seed for r in c["runs"]} & {r["config"].seed for r in base["runs"]})
         try:
-            a = [load_units(r)[0] for r in c["runs"] if r["config"]["seed"] in seeds]
-            b = [load_units(r)[0] for r in base["runs"] if r["config"]["seed"] in seeds]
+            a = [load_units(r)[0] for r in c["runs"] if r["config"].seed in seeds]
+            b = [load_units(r)[0] for r in base["runs"] if r["config"].seed in seeds]
         except ConfigError as e:  # a damaged run: reported, its configuration left out of the comparison
             (warn or _warn)(f"skipped the paired difference of {cid}: {e}")
             continue
@@ -362,7 +367,7 @@ def paired(runs_root: str | Path, against: str, run_ids=None, metric: str = "exa
             if name == "all" or not all(aggregate.of_key(u, partner).any() for u in b):
                 continue
             diff = aggregate.paired_difference(a, b, key, partner, base_metric, stratum)
-            rows.append({"config_id": cid, "model": c["meta"]["model"], "layers": c["meta"]["layers"],
+            rows.append({"config_id": cid, "model": c["meta"]["model"], "n_layer": c["meta"]["n_layer"],
                          "loops": c["meta"]["loops"], "task": c["meta"]["task"],
                          "against": f"{column}={value} ({bases[tid]})", "split": "test", "iterations": r or "",
                          "slice": name, "value": v, "k": v if name == "k" else (k or ""), "metric": metric,

@@ -90,7 +90,8 @@ def paired_table(rows: list[dict], unit: str) -> list[str]:
     lines = ["", f"Paired differences (the same seeds and test examples; 95 % interval {unit}):", "",
              "| model | layers | slice | metric | difference | against |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['layers'] or '-'} | {r['slice']}={r['value']} | {r['metric']} | "
+        layers = r.get("n_layer", r.get("layers"))  # pages published before the column kept the spec's name
+        lines.append(f"| {r['model']} | {layers or '-'} | {r['slice']}={r['value']} | {r['metric']} | "
                      f"{cell(r, 'difference', signed=True)} | {r['against'].split(' (')[0]} |")
     return lines
 

@@ -15,15 +15,15 @@ from .store import validation_history
 CURVE_COLUMNS = ["phase", "update", "seed", "step", "learned", "retained"]
 
 
-def curves(runs: list[tuple[dict, object]]) -> list[dict]:
-    """Rows of CURVE_COLUMNS from (resolved config, run directory) of fine-tuning runs that track one set."""
+def curves(runs: list[tuple[object, object]]) -> list[dict]:
+    """Rows of CURVE_COLUMNS from (RunConfig, run directory) of fine-tuning runs that track one set."""
     out = []
-    for config, run_dir in runs:
-        track = f"val[{config['eval']['track'][0]}]/exact_match"
+    for cfg, run_dir in runs:
+        track = f"val[{cfg.eval.track[0]}]/exact_match"
         retained = dict(validation_history(run_dir, track))
         for step, learned in validation_history(run_dir):
             if step in retained:
-                out.append({"phase": config["preset"], "update": config["train"]["update"], "seed": config["seed"],
+                out.append({"phase": cfg.preset, "update": cfg.train.update, "seed": cfg.seed,
                             "step": step, "learned": learned, "retained": retained[step]})
     return out
 

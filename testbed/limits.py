@@ -70,43 +70,42 @@ def examples_bytes(generator, n: int) -> int:
     return n * (40 * generator.layout().seq_len + 64) + generator.world_bytes()
 
 
-def run_bytes(resolved: dict) -> tuple[int, str]:
-    """(bytes, what dominates) of training a resolved config: weights with gradients and AdamW moments, the
-    activations of one batch, the validation and test sets."""
+def run_bytes(cfg) -> tuple[int, str]:
+    """(bytes, what dominates) of training a RunConfig: weights with gradients and AdamW moments, the activations
+    of one batch, the validation and test sets."""
     import torch
 
     from .store import build
 
     try:
         with torch.device("meta"):  # shapes only: nothing is allocated
-            generator, model = build(resolved)
+            generator, model = build(cfg)
     except RuntimeError as e:  # a tensor whose byte count overflows: far beyond any cap
         if "overflow" in str(e):
             return float("inf"), "the parameters (model.* sizes)"
         raise
-    t, e = resolved["train"], resolved["eval"]
+    t, e = cfg.train, cfg.eval
     length = generator.layout().seq_len
     weights = 16 * model.num_params()  # fp32 weights, gradients, AdamW's two moments
-    activations = 4 * model.activation_floats(t["batch_size"], length)
-    data = examples_bytes(generator, t["val_size"] + e["test_size"] * max(1, len(e["k"])))
+    activations = 4 * model.activation_floats(t.batch_size, length)
+    data = examples_bytes(generator, t.val_size + e.test_size * max(1, len(e.k)))
     parts = {"the parameters (model.* sizes)": weights,
              "the activations (train.batch_size, model.* sizes)": activations,
              "the validation and test sets (train.val_size, eval.test_size)": data}
     return sum(parts.values()), max(parts, key=parts.get)
 
 
-def cost(resolved: dict) -> float:
+def cost(cfg) -> float:
     """A run's relative cost: the activations of a step times the steps (what a pool orders its runs by)."""
     import torch
 
     from .store import build
 
     with torch.device("meta"):
-        generator, model = build(resolved)
-    return float(model.activation_floats(resolved["train"]["batch_size"], generator.layout().seq_len)) * \
-        resolved["train"]["max_steps"]
+        generator, model = build(cfg)
+    return float(model.activation_floats(cfg.train.batch_size, generator.layout().seq_len)) * cfg.train.max_steps
 
 
-def check_run(resolved: dict) -> None:
-    total, worst = run_bytes(resolved)
-    check(f"training this run ({worst} the most)", total, "the sizes named", resolved["train"].get("max_memory_gb", 0))
+def check_run(cfg) -> None:
+    total, worst = run_bytes(cfg)
+    check(f"training this run ({worst} the most)", total, "the sizes named", cfg.train.max_memory_gb)

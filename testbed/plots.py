@@ -15,6 +15,7 @@ from generators import ConfigError  # noqa: E402
 from generators.io import atomic_write  # noqa: E402
 
 from .tables import (  # noqa: E402
+    AXIS_NAMES,
     HEADLINE,
     SOLVED_LO,
     SOLVED_MEAN,
@@ -202,7 +203,7 @@ def _heatmap(ax, rows: list[dict], by: str, metric: str = HEADLINE):
     if names:
         ax.axhline(len(names) - 0.5, color="white", lw=3)
     ax.set(xticks=range(len(ks)), xticklabels=ks, yticks=range(len(ylabels)), yticklabels=ylabels,
-           xlabel="steps ahead k", ylabel=f"{by} (baselines below the line)")
+           xlabel="steps ahead k", ylabel=f"{AXIS_NAMES.get(by, by)} (baselines below the line)")
     return im
 
 
@@ -211,7 +212,7 @@ def _heatmap_size(rows: list[dict], by: str) -> tuple[int, int]:
     return len(ks), len(depths) + len(depth_table(rows)[1])
 
 
-def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "layers",
+def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "n_layer",
                  metric: str = HEADLINE) -> None:
     """Exact match on a stratum of held-out rules (the non-trivial one by default) as a (depth, k) heat map, each
     cell with its 95 % half-width, the baselines as rows of their own below: which depth solves which look-ahead."""
@@ -226,7 +227,7 @@ def plot_heatmap(rows: list[dict], out: str | Path, title: str = "", by: str = "
 
 
 def plot_staircase(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None,
-                   by: str = "layers") -> None:
+                   by: str = "n_layer") -> None:
     """The heat map beside the staircase: the smallest depth that solves each k (tables.staircase), ours against
     the published one; a k no tested depth solves is drawn as an open marker above the deepest tested."""
     n_k, n_rows = _heatmap_size(rows, by)
@@ -244,7 +245,7 @@ def plot_staircase(rows: list[dict], out: str | Path, title: str = "", paper: di
     unsolved = [k for k in ks if steps[k] is None]
     if unsolved:
         ax2.plot([k + shift for k in unsolved], [deepest + 1] * len(unsolved), "o", mfc="none", color="C0",
-                 label=f"ours: not solved by {by} <= {deepest}")
+                 label=f"ours: not solved by {AXIS_NAMES.get(by, by)} <= {deepest}")
     if paper and paper.get("smallest_depth"):
         ax2.step(paper["k"], paper["smallest_depth"], where="mid", color="C3", marker="s", ls="--",
                  label=textwrap.fill(f"published ({paper.get('metric', 'its metric')} >= 0.9)", 40))

@@ -13,13 +13,14 @@ from generators.io import atomic_write
 
 from . import aggregate
 
-NUMERIC = {"params", "state_size", "layers", "loops", "d_model", "iterations", "value", "k", *aggregate.METRIC_COLUMNS,
+NUMERIC = {"params", "state_size", "n_layer", "layers", "loops", "d_model", "iterations", "value", "k",
+           *aggregate.METRIC_COLUMNS,
            *(set(aggregate.COUNT_COLUMNS) - {"seeds"}), "fit_seconds",
            "cell_accuracy", "exact_match", "d", "T", "error", "error_lo", "error_hi", "std", "val_exact_match",
            "val_cell_accuracy", "val_late_rise"}
 
 
-WHOLE = {"k", "layers", "iterations", "d_model", "value", "n", "n_nontrivial", "n_fresh", "n_classes",
+WHOLE = {"k", "n_layer", "layers", "iterations", "d_model", "value", "n", "n_nontrivial", "n_fresh", "n_classes",
          "n_classes_nontrivial", "n_classes_fresh", "n_rules", "n_seeds", "d", "T"}  # counts, sizes and depths
 
 

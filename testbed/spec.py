@@ -13,8 +13,12 @@
 
 A whole section given as a table (a sweep point's `model = { name = "looped", loops = 2 }`, or `--set model={...}`)
 is merged into the base section: fields it does not name keep the base's values; when it names another family (or
-generator), the base fields that family does not have are left out. The resolved config holds every default, so a
-run directory's config.json says exactly what ran.
+generator), the base fields that family does not have are left out.
+
+A spec resolves into a RunConfig: one frozen, typed object per run (its generator's and its model's own frozen
+configs, TrainConfig, EvalConfig, the seed), built once here and passed everywhere, so that a field keeps its name
+and type from the spec to the results table (`cfg.model.n_layer`, `cfg.seed`). It holds every default, and its
+`as_dict()` is the run directory's config.json, which says exactly what ran; ids hash that form.
 """
 
 from __future__ import annotations
@@ -173,6 +177,62 @@ class EvalConfig:
         generators.check_seed(self.seed)
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """One run, resolved and validated (`resolve`), or read back from its config.json (`from_dict`)."""
+
+    name: str
+    preset: str | None
+    seed: int
+    generator: str  # the registered generator ([data] generator)
+    data: Any  # the generator's frozen config: cfg.data.width, cfg.data.task, ...
+    model_name: str  # the registered model family ([model] name)
+    model: Any  # the model's frozen config: cfg.model.n_layer, cfg.model.d_model, ...
+    train: TrainConfig
+    eval: EvalConfig
+
+    @classmethod
+    def from_dict(cls, resolved: dict) -> "RunConfig":
+        """The typed config of a resolved dict (a config.json), every section validated by its own class."""
+        data, model = dict(resolved["data"]), dict(resolved["model"])
+        generator, model_name = data.pop("generator"), model.pop("name")
+        return cls(resolved.get("name", "run"), resolved.get("preset"), resolved["seed"], generator,
+                   GENERATORS.config(generator, data), model_name, MODELS.config(model_name, model),
+                   build_config(TrainConfig, resolved.get("train", {}), where="[train]"),
+                   build_config(EvalConfig, resolved.get("eval", {}), where="[eval]"))
+
+    def as_dict(self) -> dict:
+        """config.json: every section a plain table, the generator and the model named in theirs."""
+        return {"name": self.name, "preset": self.preset, "seed": self.seed,
+                "data": {"generator": self.generator, **to_dict(self.data)},
+                "model": {"name": self.model_name, **to_dict(self.model)},
+                "train": to_dict(self.train), "eval": to_dict(self.eval)}
+
+    def run_id(self) -> str:
+        return run_id(self)
+
+    def config_id(self) -> str:
+        return config_id(self)
+
+    def replace(self, **sections) -> "RunConfig":
+        """The same run with fields of its sections changed: replace(train={"threads": 2}, seed=1)."""
+        changes = {k: (dataclasses.replace(getattr(self, k), **v) if isinstance(v, dict) else v)
+                   for k, v in sections.items()}
+        return dataclasses.replace(self, **changes)
+
+    def task(self, variant: str = ""):
+        """The run's generator (with one data field=value changed: data_variant)."""
+        if not variant:
+            return GENERATORS.get(self.generator)(self.data)
+        data = data_variant(self.as_dict()["data"], variant, "data")
+        return generators.make(data.pop("generator"), data)
+
+
+def _plain(resolved) -> dict:
+    """The serialised form ids and comparisons read: a RunConfig's config.json, or a config.json as read."""
+    return resolved.as_dict() if isinstance(resolved, RunConfig) else resolved
+
+
 def load(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
@@ -289,27 +349,26 @@ def data_variant(data: dict, assignment: str, where: str) -> dict:
     return {"generator": gen_name, **to_dict(GENERATORS.config(gen_name, variant))}
 
 
-def resolve_start(spec: dict, resolved: dict, sets: dict, chain: tuple = ()) -> tuple[dict, list[dict]]:
+def resolve_start(spec: dict, resolved: RunConfig, sets: dict, chain: tuple = ()) -> tuple[RunConfig, list]:
     """(the config with a train.init_from = preset:NAME start named by its run, run:ID; the configs of that start
     and of its own starts, to train first). The start is the preset's base config at the same seed."""
-    start = resolved["train"]["init_from"]
+    start = resolved.train.init_from
     if not start.startswith(PRESET_START):
         return resolved, []
     name = start.removeprefix(PRESET_START)
-    if name in chain or name == resolved.get("preset"):
+    if name in chain or name == resolved.preset:
         raise ConfigError(f"train.init_from = {start}: the preset starts from itself ({' -> '.join((*chain, name))})")
     ref = with_preset(spec.get("_unmerged", spec), name)
     axes = sorted(k for k in ref.get("sweep", {}) if k != "seeds")
     if axes:
         raise ConfigError(f"train.init_from = {start}: that preset's sweep has {', '.join(axes)}; a start must be "
                           "one run per seed")
-    first, before = resolve_start(ref, resolve(ref, sets, seed=resolved["seed"]), sets, (*chain, name))
-    named = {**resolved, "train": {**resolved["train"], "init_from": RUN_START + run_id(first)}}
-    return named, [*before, first]
+    first, before = resolve_start(ref, resolve(ref, sets, seed=resolved.seed), sets, (*chain, name))
+    return resolved.replace(train={"init_from": RUN_START + first.run_id()}), [*before, first]
 
 
-def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | None = None) -> dict:
-    """Full config of one run: defaults filled in, every key validated, the task's layout checked (so that a
+def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | None = None) -> RunConfig:
+    """The typed config of one run: defaults filled in, every key validated, the task's layout checked (so that a
     task that cannot be formatted fails here, before any training). `overrides` use dotted keys."""
     spec = copy.deepcopy(spec)
     # whole sections first, so that a dotted key of the same point (model.d_model) applies to the new section
@@ -339,15 +398,8 @@ def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | Non
         data_variant(resolved_data, entry, "eval.track")
     if train.sparse_background:
         data_variant(resolved_data, train.sparse_background, "train.sparse_background")
-    return {
-        "name": spec.get("name", "run"),
-        "preset": spec.get("preset"),
-        "seed": run_seed,
-        "data": resolved_data,
-        "model": {"name": model_name, **to_dict(MODELS.config(model_name, model))},
-        "train": to_dict(train),
-        "eval": to_dict(evaluation),
-    }
+    return RunConfig(spec.get("name", "run"), spec.get("preset"), run_seed, gen_name, gen_cfg, model_name,
+                     MODELS.config(model_name, model), train, evaluation)
 
 
 def _config_classes(resolved: dict) -> dict[str, type]:
@@ -364,9 +416,11 @@ def _default(cls: type, name: str):
     return _defaults(cls)[name]
 
 
-def hashed_view(resolved: dict) -> dict:
+def hashed_view(resolved: RunConfig | dict) -> dict:
     """The config as ids see it: the name, the preset and execution details left out, and so are options added
-    later while they keep their defaults (`hash` in each field's metadata)."""
+    later while they keep their defaults (`hash` in each field's metadata). Read on the serialised form, so that a
+    config.json recorded before an option existed hashes as it did."""
+    resolved = _plain(resolved)
     hashed = copy.deepcopy({k: v for k, v in resolved.items() if k not in ("name", "preset")})
     for section, cls in _config_classes(resolved).items():
         for f in dataclasses.fields(cls):
@@ -376,19 +430,19 @@ def hashed_view(resolved: dict) -> dict:
     return hashed
 
 
-def run_id(resolved: dict) -> str:
+def run_id(resolved: RunConfig | dict) -> str:
     """12 hex digits of the hash of everything that determines the result (hashed_view). A generator past version
     1 adds its version, so that a change of its data changes the ids."""
     hashed = hashed_view(resolved)
-    version = GENERATORS.get(resolved["data"]["generator"]).version
+    version = GENERATORS.get(hashed["data"]["generator"]).version
     if version > 1:
         hashed["data"]["version"] = version
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def config_id(resolved: dict) -> str:
+def config_id(resolved: RunConfig | dict) -> str:
     """The run id without the seed: what the runs of one configuration, trained with several seeds, share."""
-    return run_id({**resolved, "seed": None})
+    return run_id({**_plain(resolved), "seed": None})
 
 
 def component_config(resolved: dict, section: str) -> tuple[str, dict]:

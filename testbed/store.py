@@ -54,8 +54,11 @@ def damaged(path: Path, what: str) -> ConfigError:
     return ConfigError(f"{str(path)!r} is damaged ({what}); retrain the run with --force, or delete {str(run)!r}")
 
 
-def read_config(run_dir: Path) -> dict:
-    """config.json of a run directory, checked to be a resolved config (every section present)."""
+def read_config(run_dir: Path):
+    """The RunConfig a run directory's config.json records (every section present and valid; options added since
+    it was written take their defaults)."""
+    from .spec import RunConfig
+
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{str(run_dir)!r} is not a run directory (no config.json)")
@@ -67,7 +70,10 @@ def read_config(run_dir: Path) -> dict:
             raise damaged(path, f"no [{section}] table" + (f" with a {key}" if key else ""))
     if not isinstance(config.get("seed"), int):
         raise damaged(path, "no integer seed")
-    return config
+    try:
+        return RunConfig.from_dict(config)
+    except ConfigError as e:
+        raise damaged(path, str(e)) from None
 
 
 def read_result(run_dir: Path) -> dict:
@@ -147,7 +153,7 @@ def start_dir(init_from: str, runs_root: str | Path) -> Path:
     return Path(runs_root) / init_from.removeprefix(RUN_START) if init_from.startswith(RUN_START) else Path(init_from)
 
 
-def check_init(init_dir: str | Path, resolved: dict) -> Path:
+def check_init(init_dir: str | Path, resolved) -> Path:
     """The run a config starts from (train.init_from): finished, not diverged, of the same task layout (vocabulary
     and length: its weights fit) and model."""
     init_dir = Path(init_dir)
@@ -158,13 +164,13 @@ def check_init(init_dir: str | Path, resolved: dict) -> Path:
     if result.get("status") != "done":
         raise ConfigError(f"train.init_from: run {str(init_dir)!r} {result.get('status', 'did not finish')}; start "
                           "from a run that trained")
-    layouts = [task(c).layout() for c in (config, resolved)]
-    if config["data"]["generator"] != resolved["data"]["generator"] or \
+    layouts = [c.task().layout() for c in (config, resolved)]
+    theirs, ours = config.as_dict()["data"], resolved.as_dict()["data"]
+    if config.generator != resolved.generator or \
             (layouts[0].vocab, layouts[0].seq_len) != (layouts[1].vocab, layouts[1].seq_len):
-        key = next((k for k in ("generator", *config["data"]) if config["data"].get(k) != resolved["data"].get(k)),
-                   "generator")
+        key = next((k for k in theirs if theirs.get(k) != ours.get(k)), "generator")
         raise ConfigError(f"train.init_from: run {str(init_dir)!r} is of another task (data.{key} = "
-                          f"{config['data'].get(key)!r}, this run {resolved['data'].get(key)!r})")
+                          f"{theirs.get(key)!r}, this run {ours.get(key)!r})")
     from .spec import hashed_view
 
     theirs, ours = hashed_view(config)["model"], hashed_view(resolved)["model"]  # options added later, at their
@@ -281,37 +287,25 @@ def read_outcomes(run_dir: Path) -> dict | None:
     return arrays
 
 
-def task(resolved: dict, variant: str = ""):
-    """The generator of a resolved config (with one data field=value changed: spec.data_variant)."""
-    import generators
+def build(cfg):
+    """(generator, model) of a RunConfig."""
+    from .models import MODELS
 
-    from .spec import component_config, data_variant
-
-    data = data_variant(resolved["data"], variant, "data") if variant else resolved["data"]
-    return generators.make(*component_config({"data": data}, "data"))
+    generator = cfg.task()
+    return generator, MODELS.get(cfg.model_name)(cfg.model, generator.layout())
 
 
-def build(resolved: dict):
-    """(generator, model) of a resolved config."""
-    from .models import build_model
-    from .spec import component_config
-
-    generator = task(resolved)
-    model_name, model_cfg = component_config(resolved, "model")
-    return generator, build_model(model_name, model_cfg, generator.layout())
-
-
-def open_run(run_dir: str | Path) -> tuple[dict, torch.nn.Module, object]:
-    """(resolved config, model with its best weights, generator) of a finished run directory."""
+def open_run(run_dir: str | Path) -> tuple:
+    """(RunConfig, model with its best weights, generator) of a finished run directory."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
         raise ConfigError(f"{str(run_dir)!r} is a file, not a run directory")
     if not run_dir.is_dir():
         raise ConfigError(f"run directory {str(run_dir)!r} does not exist")
-    resolved = read_config(run_dir)
+    cfg = read_config(run_dir)
     try:
-        generator, model = build(resolved)
+        generator, model = build(cfg)
     except ConfigError as e:
         raise damaged(run_dir / "config.json", str(e)) from None
     load_weights(model, run_dir / "model.pt")
-    return resolved, model, generator
+    return cfg, model, generator

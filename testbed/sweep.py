@@ -65,29 +65,29 @@ def points(spec: dict, seeds: list[int] | None = None) -> list[tuple[dict, int]]
     return [(c, s) for c in combos for s in seeds]
 
 
-def resolve_all(spec: dict, sets: dict, seeds: list[int] | None = None) -> list[dict]:
-    """Resolved configs of every sweep point (command-line --set applied last), validated before any training."""
+def resolve_all(spec: dict, sets: dict, seeds: list[int] | None = None) -> list[specs.RunConfig]:
+    """The RunConfigs of every sweep point (command-line --set applied last), validated before any training."""
     resolved, seen = [], set()
     for overrides, seed in points(spec, seeds):
         r, starts = specs.resolve_start(spec, specs.resolve(spec, {**overrides, **sets}, seed=seed), sets)
         for c in (*starts, r):  # a preset:NAME start is trained before the runs that start from it
-            rid = specs.run_id(c)
+            rid = c.run_id()
             if rid not in seen:
                 seen.add(rid)
                 resolved.append(c)
     return resolved
 
 
-def waves(resolved: list[dict]) -> list[list[dict]]:
+def waves(resolved: list) -> list[list]:
     """The configs in the order they can train: first those that start from no run of the list, then those whose
     start (train.init_from = run:ID) is in an earlier wave."""
-    ids = {specs.run_id(r): r for r in resolved}
+    ids = {r.run_id(): r for r in resolved}
     level: dict = {}
 
     def depth(r) -> int:
-        rid = specs.run_id(r)
+        rid = r.run_id()
         if rid not in level:
-            start = r["train"]["init_from"].removeprefix(specs.RUN_START)
+            start = r.train.init_from.removeprefix(specs.RUN_START)
             level[rid] = 1 + depth(ids[start]) if start in ids and start != rid else 0
         return level[rid]
 
@@ -97,7 +97,7 @@ def waves(resolved: list[dict]) -> list[list[dict]]:
     return [out[k] for k in sorted(out)]
 
 
-def launch_waves(launch, resolved: list[dict], runs_root, **kwargs) -> None:
+def launch_waves(launch, resolved: list, runs_root, **kwargs) -> None:
     """`launch` (run_all, run_submitit) one wave at a time; the failures of a wave are reported after the later
     waves ran (their runs that need a failed start fail with the reason); an interruption stops them all."""
     from .training import Interrupted
@@ -144,7 +144,7 @@ def orphan_guard(stop=None, poll_s: float = 2.0, grace_s: float = 120.0, leave=N
     threading.Thread(target=watch, daemon=True, name="orphan-guard").start()
 
 
-def _run_one(resolved: dict, runs_root: str, force: bool, threads: int = 0, share: int = 1):
+def _run_one(cfg, runs_root: str, force: bool, threads: int = 0, share: int = 1):
     import generators
 
     from .training import Interrupted, quiet_lightning, train
@@ -152,19 +152,19 @@ def _run_one(resolved: dict, runs_root: str, force: bool, threads: int = 0, shar
     generators.registry.load_plugins()  # a fresh worker process: installed plugins register again
     quiet_lightning(level=40)
     if threads:
-        resolved = {**resolved, "train": {**resolved["train"], "threads": threads}}
+        cfg = cfg.replace(train={"threads": threads})
 
     if _ORPHANED:  # the sweep that queued this run is gone: leave it to the next call
-        raise Interrupted(f"run {specs.run_id(resolved)} not started: its sweep was stopped")
-    _BUSY.append(resolved)
+        raise Interrupted(f"run {cfg.run_id()} not started: its sweep was stopped")
+    _BUSY.append(cfg)
     try:
-        run_dir, result, status = train(resolved, runs_root, force=force, quiet=True, share=share)
+        run_dir, result, status = train(cfg, runs_root, force=force, quiet=True, share=share)
     finally:
         _BUSY.clear()
     return str(run_dir), result, status
 
 
-def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: bool = False, echo=print) -> list:
+def run_all(resolved: list, runs_root: str | Path, jobs: int = 1, force: bool = False, echo=print) -> list:
     """Run every config (finished runs are skipped, runs another process is training are reported and left to
     it); a progress line per run. Each of `jobs` parallel runs takes its share of the free cores.
     Returns [(run_dir, result, status)]."""
@@ -179,7 +179,7 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
         except Interrupted:
             raise
         except RunLocked as e:  # another process trains it: not ours to report as a failure
-            echo(f"[{i}/{total}] locked  {specs.run_id(r)}: {str(e).split('; ')[0]}")
+            echo(f"[{i}/{total}] locked  {r.run_id()}: {str(e).split('; ')[0]}")
             return
         except catch as e:  # keep the other runs going; report this one
             _report_failure(echo, i, total, r, str(e), isinstance(e, DivergedRun), failed)
@@ -188,10 +188,10 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
         _report(echo, i, total, r, res)
 
     if jobs > 1 and not force:  # finished runs are skipped here: a pool's workers cost seconds of imports each
-        done = [r for r in resolved if (Path(runs_root) / specs.run_id(r) / "result.json").is_file()]
+        done = [r for r in resolved if (Path(runs_root) / r.run_id() / "result.json").is_file()]
         for i, r in enumerate(done, 1):
             finish(i, r, lambda r=r: _run_one(r, str(runs_root), force), ConfigError)
-        resolved = [r for r in resolved if not (Path(runs_root) / specs.run_id(r) / "result.json").is_file()]
+        resolved = [r for r in resolved if not (Path(runs_root) / r.run_id() / "result.json").is_file()]
         offset = len(done)
     else:
         offset = 0
@@ -225,20 +225,20 @@ def run_all(resolved: list[dict], runs_root: str | Path, jobs: int = 1, force: b
     return out
 
 
-def _report(echo, i: int, total: int, r: dict, res) -> None:
+def _report(echo, i: int, total: int, r, res) -> None:
     run_dir, result, status = res
     overall = [row for row in result["test"] if row["slice"] == "all"] or result["test"]
     em = sum(row["exact_match"] for row in overall) / max(1, len(overall))
-    echo(f"[{i}/{total}] {status:<7} {Path(run_dir).name}  {r['model']['name']}  "
+    echo(f"[{i}/{total}] {status:<7} {Path(run_dir).name}  {r.model_name}  "
          f"test exact match {em:.3f}  ({result.get('fit_seconds', 0):.0f} s)")
 
 
-def _report_failure(echo, i: int, total: int, r: dict, message: str, diverged: bool, failed: list, where: str = ""):
+def _report_failure(echo, i: int, total: int, r, message: str, diverged: bool, failed: list, where: str = ""):
     """A run that did not finish: a divergence is its recorded outcome, anything else a failure (collected)."""
     line = message.splitlines()[0] if message else ""
     if not diverged:
         failed.append(line)
-    echo(f"[{i}/{total}] {'diverged' if diverged else 'failed':<7} {specs.run_id(r)}: {line}{where}")
+    echo(f"[{i}/{total}] {'diverged' if diverged else 'failed':<7} {r.run_id()}: {line}{where}")
 
 
 def _last_line(error: BaseException) -> str:
@@ -268,7 +268,7 @@ def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int 
         raise ConfigError(f"submitit cannot use cluster {cluster!r}: {e}") from None
     # A multi-device run is one job of num_nodes x devices tasks: Lightning reads SLURM's variables and makes each
     # task a DDP rank. One array shares its resources, so every run of a sweep must ask for the same.
-    shapes = {(r["train"]["num_nodes"], r["train"]["devices"]) for r in resolved}
+    shapes = {(r.train.num_nodes, r.train.devices) for r in resolved}
     if len(shapes) > 1:
         raise ConfigError(f"runs of one submitit sweep must share train.num_nodes and train.devices, "
                           f"got {sorted(shapes)}")
@@ -287,7 +287,7 @@ def run_submitit(resolved: list[dict], runs_root: str | Path, max_parallel: int 
     from .training import DivergedRun
 
     for r in resolved:
-        if not force and (runs_root / specs.run_id(r) / "result.json").is_file():
+        if not force and (runs_root / r.run_id() / "result.json").is_file():
             done += 1
             try:
                 _report(echo, done, total, r, _run_one(r, str(runs_root), False, 0))  # reads the finished result

@@ -70,7 +70,7 @@ def labels(rows: list[dict]) -> dict[str, str]:
     configurations that would otherwise share a label."""
     by_config = {r["config_id"]: r for r in rows if not is_baseline(r)}
     vary_task = len({r["task"] for r in by_config.values()}) > 1
-    base = {cid: (f"{r['task']} " if vary_task else "") + (f"{r['model']} L={r['layers']}" if r.get("layers")
+    base = {cid: (f"{r['task']} " if vary_task else "") + (f"{r['model']} L={r['n_layer']}" if r.get("n_layer")
                                                               else r["model"]) for cid, r in by_config.items()}
     out = {}
     for cid, label in base.items():
@@ -125,8 +125,8 @@ def extrapolation_table(rows: list[dict], metric: str = HEADLINE) -> tuple[dict,
 
 def by_layers(rows: list[dict], metric: str) -> dict:
     """{(layers, k): (mean, lo, hi)} of one model family's per-k test rows."""
-    return {(int(r["layers"]), int(r["k"])): point(r, metric) for r in _k_rows(rows)
-            if not is_baseline(r) and r.get("layers") not in ("", None)}
+    return {(int(r["n_layer"]), int(r["k"])): point(r, metric) for r in _k_rows(rows)
+            if not is_baseline(r) and r.get("n_layer") not in ("", None)}
 
 
 def fmt(p: tuple[float, float, float]) -> str:
@@ -207,7 +207,8 @@ def format_iterations(rows: list[dict], metric: str = HEADLINE) -> str:
     return "\n".join(lines)
 
 
-HEATMAP_AXES = ("layers", "loops", "iterations")
+HEATMAP_AXES = ("n_layer", "loops", "iterations")
+AXIS_NAMES = {"n_layer": "layers"}  # how figures label a depth axis
 
 
 def heatmap_cells(rows: list[dict], by: str, metric: str = HEADLINE) -> dict[tuple[int, int], tuple]:
@@ -235,7 +236,7 @@ def heatmap_table(rows: list[dict], by: str, metric: str = HEADLINE) -> tuple[li
 SOLVED_MEAN, SOLVED_LO = 0.90, 0.85  # a (depth, k) cell is solved: mean and the 95 % lower bound at least these
 
 
-def staircase(rows: list[dict], by: str = "layers", metric: str = HEADLINE) -> dict[int, int | None]:
+def staircase(rows: list[dict], by: str = "n_layer", metric: str = HEADLINE) -> dict[int, int | None]:
     """{k: the smallest depth (or loop count) that solves k} (None: no tested depth does): solved means the mean
     exact match on the non-trivial stratum is >= SOLVED_MEAN and its 95 % lower bound >= SOLVED_LO, so one lucky
     seed does not make a step."""
@@ -247,7 +248,7 @@ def staircase(rows: list[dict], by: str = "layers", metric: str = HEADLINE) -> d
     return out
 
 
-def format_heatmap(rows: list[dict], by: str = "layers", metric: str = HEADLINE) -> str:
+def format_heatmap(rows: list[dict], by: str = "n_layer", metric: str = HEADLINE) -> str:
     require_stratum(rows, metric)
     depths, ks, mean, half = heatmap_table(rows, by, metric)
     lines = [f"{by:<10}" + "".join(f"k={k:<14}" for k in ks)]

@@ -26,7 +26,7 @@ from generators.io import atomic_write
 
 from . import evaluation, store
 from .environment import choose_threads, environment
-from .spec import EvalConfig, TrainConfig, build_config, run_id
+from .spec import RunConfig, TrainConfig
 
 
 def quiet_lightning(level: int = 30) -> None:
@@ -126,17 +126,17 @@ class StopWhenAsked(L.Callback):
             trainer.should_stop = True
 
 
-def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=(), quiet: bool = False,
+def train(cfg: RunConfig, runs_root: str | Path, force: bool = False, callbacks=(), quiet: bool = False,
           share: int = 1):
-    """Train (or skip, or resume) the run of a resolved config. Returns (run_dir, result, status). `share`: how
+    """Train (or skip, or resume) the run of a RunConfig. Returns (run_dir, result, status). `share`: how
     many runs share this machine's cores (a sweep's jobs). Everything that can fail on the config (sizes, the
     start's weights, the tracker, the model's fit to the recipe) fails before the run directory is made."""
     from .limits import check_run
 
-    rid = run_id(resolved)
+    rid = cfg.run_id()
     run_dir = Path(runs_root) / rid
-    check_run(resolved)  # before anything is written or allocated
-    check_accelerator(resolved["train"]["accelerator"])
+    check_run(cfg)  # before anything is written or allocated
+    check_accelerator(cfg.train.accelerator)
     if run_dir.is_file():
         raise ConfigError(f"{str(run_dir)!r} is a file where the run directory belongs; remove it")
     if (run_dir / "result.json").is_file() and not force:
@@ -144,16 +144,16 @@ def train(resolved: dict, runs_root: str | Path, force: bool = False, callbacks=
         if result.get("status") == "diverged":  # deterministic given the seed: report it again, do not retrain
             raise DivergedRun(f"run {rid} diverged ({result.get('error', 'no message')}); --force retrains it")
         return run_dir, result, "skipped"
-    if resolved["train"].get("init_from"):  # a run still to train: its start must be there and fit
-        store.check_init(store.start_dir(resolved["train"]["init_from"], runs_root), resolved)
-    job = build(resolved, run_dir, share)
+    if cfg.train.init_from:  # a run still to train: its start must be there and fit
+        store.check_init(store.start_dir(cfg.train.init_from, runs_root), cfg)
+    job = build(cfg, run_dir, share)
     run_dir.mkdir(parents=True, exist_ok=True)
     with store.RunLock(run_dir):
         if force:
             for name in ("result.json", "model.pt", "metrics.csv", "outcomes.npz", "checkpoints", "logs"):
                 path = run_dir / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        store.write_json(run_dir / "config.json", resolved)
+        store.write_json(run_dir / "config.json", cfg.as_dict())
         store.write_json(run_dir / "env.json", environment(job.threads, job.why))
         trainer, fit_seconds, best_score = fit(job, callbacks, quiet)
         if trainer.global_rank > 0:  # DDP launched as processes (strategy ddp): rank zero alone tests and writes
@@ -169,9 +169,7 @@ class Job:
 
     rid: str
     run_dir: Path
-    resolved: dict
-    tcfg: TrainConfig
-    ecfg: EvalConfig
+    cfg: RunConfig
     threads: int
     why: str
     generator: object
@@ -181,19 +179,18 @@ class Job:
     resumed: bool = False  # set by fit: whether it resumed from the run's last checkpoint
 
 
-def build(resolved: dict, run_dir: Path, share: int = 1) -> Job:
+def build(cfg: RunConfig, run_dir: Path, share: int = 1) -> Job:
     """Everything a run trains with, built from its config before its directory is made: a config the model or
     the recipe cannot take, a damaged start or a missing tracker is an error that leaves nothing behind."""
     from .data import TaskData, fixed_batches
     from .system import TaskSystem
 
-    tcfg = build_config(TrainConfig, resolved["train"], where="[train]")
-    ecfg = build_config(EvalConfig, resolved["eval"], where="[eval]")
+    tcfg, ecfg = cfg.train, cfg.eval
     check_logger(tcfg)
     threads, why = choose_threads(tcfg.threads, share)
     torch.set_num_threads(threads)
-    L.seed_everything(resolved["seed"], verbose=False)
-    generator, model = store.build(resolved)  # after seeding: the initial weights depend on the seed
+    L.seed_everything(cfg.seed, verbose=False)
+    generator, model = store.build(cfg)  # after seeding: the initial weights depend on the seed
     reference = None
     if tcfg.init_from:  # the starting weights (a resumed run's own come from its checkpoint), and GRPO's reference
         store.load_weights(model, store.start_dir(tcfg.init_from, run_dir.parent) / "model.pt")  # checked by train()
@@ -201,11 +198,11 @@ def build(resolved: dict, run_dir: Path, share: int = 1) -> Job:
             reference = copy.deepcopy(model).requires_grad_(False).eval()
     background = None
     if tcfg.update == "sparse":  # the data whose slot use is discounted: 16 batches of it
-        source = store.task(resolved, tcfg.sparse_background) if tcfg.sparse_background else generator
-        background = fixed_batches(source, "train", resolved["seed"], 16 * tcfg.batch_size, tcfg.batch_size)
+        source = cfg.task(tcfg.sparse_background) if tcfg.sparse_background else generator
+        background = fixed_batches(source, "train", cfg.seed, 16 * tcfg.batch_size, tcfg.batch_size)
     system = TaskSystem(model, tcfg, reference, ecfg.track, background)
-    data = TaskData(generator, resolved["seed"], tcfg, ecfg, tuple(store.task(resolved, t) for t in ecfg.track))
-    return Job(run_id(resolved), run_dir, resolved, tcfg, ecfg, threads, why, generator, model, system, data)
+    data = TaskData(generator, cfg.seed, tcfg, ecfg, tuple(cfg.task(t) for t in ecfg.track))
+    return Job(cfg.run_id(), run_dir, cfg, threads, why, generator, model, system, data)
 
 
 def fit(job: Job, callbacks=(), quiet: bool = False):
@@ -217,7 +214,7 @@ def fit(job: Job, callbacks=(), quiet: bool = False):
 
     from .system import Diverged
 
-    run_dir, tcfg, model, rid = job.run_dir, job.tcfg, job.model, job.rid
+    run_dir, tcfg, model, rid = job.run_dir, job.cfg.train, job.model, job.rid
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = last.is_file()
     if resume:
@@ -293,7 +290,8 @@ def fit(job: Job, callbacks=(), quiet: bool = False):
 def finalise(job: Job, trainer, fit_seconds: float, best_score) -> dict:
     """The trained run's outcome: its best checkpoint's weights saved and scored on the test split (read once, here),
     its result.json written last."""
-    run_dir, tcfg, model, rid, generator, system = job.run_dir, job.tcfg, job.model, job.rid, job.generator, job.system
+    run_dir, tcfg, model, rid, generator, system = job.run_dir, job.cfg.train, job.model, job.rid, job.generator, \
+        job.system
     # Read the outcome from the checkpoints on disk, not from the trainer: with spawned DDP workers (ddp_spawn)
     # this process's trainer and callbacks never saw the training, the workers' rank zero wrote the files.
     best_file, steps = run_dir / "checkpoints" / "best.ckpt", trainer.global_step
@@ -312,7 +310,7 @@ def finalise(job: Job, trainer, fit_seconds: float, best_score) -> dict:
     val_cells = [float(r["val/cell_accuracy"]) for r in logged if r.get("val/cell_accuracy")]
     atomic_write(run_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
     model.to(trainer.strategy.root_device)  # Lightning hands the model back on the CPU: test where it trained
-    units = evaluation.test_outcomes(model, generator, job.ecfg)
+    units = evaluation.test_outcomes(model, generator, job.cfg.eval)
     store.write_outcomes(run_dir, units)
     rows = evaluation.rows(units, "test")
     baselines = {s: evaluation.rows(units, "test", s) for s in evaluation.sources(units) if s != evaluation.MODEL}

@@ -42,7 +42,7 @@ def test_family_sweep_iterations_and_views(spec, tmp_path):
     # O-O is sliced by how many steps ahead each predicted state lies
     assert {r["k"] for r in table if r["model"] == "cot" and r["slice"] == "k"} == {"1", "2"}
 
-    for view, extra in (("depth", []), ("iterations", []), ("heatmap", ["--by", "layers"])):
+    for view, extra in (("depth", []), ("iterations", []), ("heatmap", ["--by", "n_layer"])):
         out = tmp_path / f"{view}.png"
         res = run("plot", view, results, "--out", out, *extra)
         assert res.exit_code == 0, res.output
@@ -175,7 +175,7 @@ def test_staircase_is_the_smallest_depth_whose_mean_and_lower_bound_clear_the_ba
 
     def row(layers, k, mean, lo):
         return {**{c: "" for c in PROTOCOL_COLUMNS}, "split": "test", "slice": "k", "k": str(k), "iterations": "",
-                "model": "transformer", "layers": str(layers), "exact_match_nontrivial": mean,
+                "model": "transformer", "n_layer": str(layers), "exact_match_nontrivial": mean,
                 "exact_match_nontrivial_lo": lo, "exact_match_nontrivial_hi": min(1.0, 2 * mean - lo)}
 
     rows = [row(1, 1, 0.95, 0.80),  # mean high but the interval too wide: one lucky seed is not a step

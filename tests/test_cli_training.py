@@ -48,7 +48,7 @@ def test_train_eval_collect_plot(spec, tmp_path):
     res = run("collect", runs, "--out", results)
     assert res.exit_code == 0, res.output
     table = list(csv.DictReader(results.open()))  # over seeds: one row per configuration (and baseline) x slice
-    for column in ("config_id", "model", "params", "layers", "k", "split", "cell_accuracy", "exact_match",
+    for column in ("config_id", "model", "params", "n_layer", "k", "split", "cell_accuracy", "exact_match",
                    "exact_match_lo", "exact_match_hi", "exact_match_nontrivial", "n_seeds", "n_rules"):
         assert column in table[0]
     assert {r["k"] for r in table} == {"1", "2"}

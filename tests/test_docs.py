@@ -78,7 +78,7 @@ def test_late_rise_and_the_pages_plateau_line():
     assert late_rise([(499, 0.2), (999, 0.5), (1499, 0.6), (1999, 0.7)]) == pytest.approx(0.2)
     assert late_rise([(499, 0.2), (999, 0.8), (1499, 0.79), (1999, 0.8)]) == pytest.approx(0.0)
     assert late_rise([(999, 0.5)]) is None and late_rise([]) is None
-    rows = [{"config_id": c, "model": "transformer", "layers": layers, "task": "RO-S", "val_late_rise": rise}
+    rows = [{"config_id": c, "model": "transformer", "n_layer": layers, "task": "RO-S", "val_late_rise": rise}
             for c, layers, rise in (("a", "1", "0.001"), ("b", "3", "0.08"), ("b", "3", "0.08"))]
     summary = docs.summary(rows + [{"config_id": "x", "model": "baseline:copy_last", "val_late_rise": ""}])
     line = docs.plateau(summary)[0]
@@ -87,7 +87,7 @@ def test_late_rise_and_the_pages_plateau_line():
 
 
 def test_the_page_names_configurations_that_lost_a_seed():
-    rows = [{"config_id": c, "model": m, "layers": "2", "task": "RO-O", "n_seeds": n, "seeds": seeds}
+    rows = [{"config_id": c, "model": m, "n_layer": "2", "task": "RO-O", "n_seeds": n, "seeds": seeds}
             for c, m, n, seeds in (("a", "transformer", "3", "0,1,2"), ("b", "armt", "2", "0,2"),
                                    ("b", "armt", "2", "0,2"))]
     line = docs.seeds_short(docs.summary(rows + [{"config_id": "x", "model": "baseline:period", "n_seeds": "1"}]))[0]
@@ -252,7 +252,7 @@ def test_the_adding_a_model_example_trains(tmp_path):
         })
         _, result, status = train(resolved, tmp_path, quiet=True)
         assert status == "trained" and result["steps"] == 3
-        assert result["model"] == {"layers": 1, "width": 8, "loops": None}
+        assert result["model"] == {"n_layer": 1, "d_model": 8, "loops": None}
         layout = generators.make("ca", {"radius": 1, "width": 6, "steps": 5, "n_input": 3}).layout()
         v, n, d = len(layout.vocab), layout.seq_len, 8
         assert result["params"] == v * d + n * d + (2 * d * 2 * d + 2 * d) + (2 * d * v + v)

@@ -46,12 +46,12 @@ def test_a_preset_start_is_the_base_of_that_preset_at_the_same_seed_and_trains_f
                                                    "sweep": {"seeds": [0, 1], "grid": {"train.update": ["all",
                                                                                                         "memory"]}}}})
     runs = resolve_all(specs.with_preset(spec, "new"), {"train.max_steps": 3})
-    stores = {r["seed"]: r for r in runs if not r["train"]["init_from"]}
+    stores = {r.seed: r for r in runs if not r.train.init_from}
     assert len(runs) == 6 and sorted(stores) == [0, 1]
     assert stores[0] == specs.resolve(specs.with_preset(spec, "store"), {"train.max_steps": 3}, seed=0)
     for r in runs:
-        if r["train"]["init_from"]:
-            assert r["train"]["init_from"] == "run:" + specs.run_id(stores[r["seed"]])
+        if r.train.init_from:
+            assert r.train.init_from == "run:" + stores[r.seed].run_id()
     first, second = waves(runs)
     assert {specs.run_id(r) for r in first} == {specs.run_id(r) for r in stores.values()} and len(second) == 4
 
@@ -117,8 +117,7 @@ def test_sparse_finetuning_changes_only_the_slots_it_selects(memory, tiny_spec, 
                               "train.warmup_steps": 0})
     L.seed_everything(0, verbose=False)
     gen, model = store.build(resolved)
-    tcfg = specs.build_config(specs.TrainConfig, resolved["train"])
-    system = TaskSystem(model, tcfg, background=fixed_batches(gen, "train", 1, 64, 16))
+    system = TaskSystem(model, resolved.train, background=fixed_batches(gen, "train", 1, 64, 16))
     table = system._slot_table[0]
     name = next(k for k, v in model.named_parameters() if v is table)
     start = {k: v.clone() for k, v in model.state_dict().items()}
@@ -219,7 +218,7 @@ def test_labels_name_the_preset_first_and_then_what_differs_within_it():
     from testbed.tables import labels
 
     def row(cid, preset, **cfg):
-        return {"config_id": cid, "model": "pkm_memory", "layers": "1", "task": "", "preset": preset,
+        return {"config_id": cid, "model": "pkm_memory", "n_layer": "1", "task": "", "preset": preset,
                 **{f"cfg.train.{k}": v for k, v in {"lr": 0.03, "update": "all", **cfg}.items()}}
     got = labels([row("a", "store"), row("b", "new", lr=0.001), row("c", "new", update="sparse"),
                   row("d", "rewrite", lr=0.001)])

@@ -241,7 +241,7 @@ def test_the_world_a_memory_stores_most_of_is_chosen_by_validation_bits_not_reca
 
     def row(n, bits, val_bits):
         return {"split": "test", "slice": "all", "model": "mlp_memory", "config_id": f"c{n}", "task": "",
-                "layers": "1", "cfg.data.n_entities": str(n), "bits_stored": str(bits), "bits_stored_lo": str(bits),
+                "n_layer": "1", "cfg.data.n_entities": str(n), "bits_stored": str(bits), "bits_stored_lo": str(bits),
                 "bits_stored_hi": str(bits), "val_bits_stored": str(val_bits), "params": "1000",
                 "active_params": "500", "world_bits": str(16 * n)}
     # the small world recalled whole (the best validation exact match) holds fewer bits than the larger one

@@ -340,10 +340,11 @@ def test_a_data_option_added_later_leaves_the_task_the_same(tiny_spec):
     from testbed.collect import task_id
 
     resolved = specs.resolve(tiny_spec(as_dict=True))
-    older = {**resolved, "data": {k: v for k, v in resolved["data"].items() if k != "path"}}
-    assert resolved["data"]["path"] is False and task_id(older) == task_id(resolved)
+    plain = resolved.as_dict()
+    older = {**plain, "data": {k: v for k, v in plain["data"].items() if k != "path"}}
+    assert resolved.data.path is False and task_id(older) == task_id(resolved)
     assert specs.run_id(older) == specs.run_id(resolved)
-    assert task_id({**resolved, "data": {**resolved["data"], "path": True}}) != task_id(resolved)
+    assert task_id(resolved.replace(data={"path": True})) != task_id(resolved)
 
 
 def test_memory_errors_carry_the_interval_of_their_exact_match():

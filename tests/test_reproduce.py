@@ -139,9 +139,8 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
         runs = full(fig, preset, experiments, *args)
         runs = runs[:: max(1, len(runs) // 4)][:4]
         small = {"max_steps": 2, "val_every": 2, "val_size": 16, "warmup_steps": 0, "threads": 1}
-        return [{**r, "train": {**r["train"], **small},
-                 "eval": {**r["eval"], "test_size": 16, "iterations": [  # the first three, and those read out at k
-                     i for j, i in enumerate(r["eval"]["iterations"]) if j < 3 or i in r["eval"]["k"]]}} for r in runs]
+        return [r.replace(train=small, eval={"test_size": 16, "iterations": tuple(  # the first three, and those
+            i for j, i in enumerate(r.eval.iterations) if j < 3 or i in r.eval.k)}) for r in runs]  # read out at k
 
     monkeypatch.setattr(Figure, "runs", shrunk)
     res = run("reproduce", name, "--out", tmp_path, "--jobs", "1")
@@ -176,7 +175,7 @@ def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tm
     def one_diverges(fig, preset, exp, *args):
         runs = full(fig, preset, exp, *args)
         bad = {"lr": 1e30, "warmup_steps": 0, "grad_clip": 0.0, "max_steps": 30}
-        return [{**runs[0], "train": {**runs[0]["train"], **bad}}] + runs[1:]
+        return [runs[0].replace(train=bad)] + runs[1:]
 
     monkeypatch.setattr(Figure, "runs", one_diverges)
     for attempt in range(2):  # the second call reports the recorded divergence without training it again
@@ -199,7 +198,7 @@ def test_p1_comparison_families_have_matched_parameter_counts(preset, families):
     from testbed.sweep import resolve_all
 
     spec = specs.with_preset(specs.load(testbed.cli.experiments_dir() / "p1_comparison.toml"), preset)
-    counts = {r["model"]["name"]: store.build(r)[1].num_params() for r in resolve_all(spec, {})}
+    counts = {r.model_name: store.build(r)[1].num_params() for r in resolve_all(spec, {})}
     assert len(counts) == families
     if preset == "paper":  # P1's Mamba is 4 x 128, as published, whatever its count
         assert counts.pop("mamba") < counts["transformer"]

@@ -118,13 +118,15 @@ def test_cached_training_set_cycles_through_fixed_examples():
 
 def test_spec_resolution_and_errors(tmp_path):
     r = specs.resolve(TINY)
-    assert r["model"]["d_ff"] == 0 and r["train"]["lr"] == 3e-3 and r["data"]["radius"] == 1
+    assert r.model.d_ff == 0 and r.train.lr == 3e-3 and r.data.radius == 1 and r.model.n_layer == 1
+    assert isinstance(r.model.n_layer, int) and isinstance(r.seed, int)  # typed from the spec on
     assert specs.run_id(r) == specs.run_id(specs.resolve(TINY))
     assert specs.run_id(r) != specs.run_id(specs.resolve(TINY, {"model.n_layer": 2}))
     assert specs.run_id(r) == specs.run_id(specs.resolve(TINY, {"train.threads": 2}))  # execution detail
     # an option added later keeps the ids of runs made before it, at its default, and changes them otherwise
-    assert r["model"]["init"] == "gpt2"
-    before = {**r, "model": {k: v for k, v in r["model"].items() if k != "init"}}
+    assert r.model.init == "gpt2"
+    plain = r.as_dict()
+    before = {**plain, "model": {k: v for k, v in plain["model"].items() if k != "init"}}
     assert specs.run_id(before) == specs.run_id(r)
     assert specs.run_id(specs.resolve(TINY, {"model.init": "torch"})) != specs.run_id(r)
     with pytest.raises(ConfigError, match="did you mean 'n_layer'"):
@@ -173,11 +175,12 @@ def test_train_skip_and_run_files(tmp_path):
     assert status == "trained" and result["steps"] == 6
     for name in ("config.json", "env.json", "metrics.csv", "result.json", "model.pt", "checkpoints/last.ckpt"):
         assert (run_dir / name).is_file(), name
-    assert json.loads((run_dir / "config.json").read_text()) == resolved
+    assert json.loads((run_dir / "config.json").read_text()) == resolved.as_dict()
+    assert specs.RunConfig.from_dict(resolved.as_dict()) == resolved  # config.json reads back as the same config
     env = json.loads((run_dir / "env.json").read_text())  # where it ran, the processor included
     assert env["torch"] == torch.__version__ and env["cpu"].endswith(f"({torch.backends.cpu.get_cpu_capability()})")
     assert {r["value"] for r in result["test"]} == {1, 2}
-    assert run_dir.name == specs.run_id(resolved)
+    assert run_dir.name == specs.run_id(resolved) == resolved.run_id() == specs.run_id(resolved.as_dict())
     _, again, status = train(resolved, tmp_path, quiet=True)
     assert status == "skipped" and again == result
 

@@ -67,7 +67,7 @@ def plot(
     out: Path = typer.Option(Path("figure.png"), help="image to write (png, pdf, svg)"),
     title: str = typer.Option("", help="figure title"),
     paper: Optional[Path] = typer.Option(None, help="a spec whose [paper] table is drawn beside our curves"),
-    by: str = typer.Option("layers", help="heatmap rows: layers | loops | iterations"),
+    by: str = typer.Option("n_layer", help="heatmap rows: n_layer | loops | iterations"),
     stratum: str = typer.Option("nontrivial", help="depth views: the examples exact match is read on: nontrivial "
                                 "(target no given state), fresh (target no earlier state of its orbit: tasks with a "
                                 "depth axis) or all"),

@@ -59,11 +59,11 @@ def train(
     quiet_lightning()
     sets = run_sets(sets, devices, num_nodes, strategy, logger)
     spec, overrides = load_spec(spec_file, preset), specs.parse_sets(sets)
-    resolved, starts = specs.resolve_start(spec, specs.resolve(spec, overrides, seed=seed), overrides)
+    cfg, starts = specs.resolve_start(spec, specs.resolve(spec, overrides, seed=seed), overrides)
     for start in starts:  # a preset:NAME start first (skipped when it is finished)
         start_dir, _, start_status = train_run(start, out)
         typer.echo(f"start {start_status}: {start_dir}")
-    run_dir, result, status = train_run(resolved, out, force=force)
+    run_dir, result, status = train_run(cfg, out, force=force)
     typer.echo(f"{status}: {run_dir}  ({result['params']} parameters, {result['steps']} steps)")
     print_rows(result["test"])
 
@@ -88,8 +88,9 @@ def eval_cmd(
 ) -> None:
     """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file; weight-tied models
     also at other iteration counts than they were trained with."""
+    import dataclasses
+
     from .. import evaluation
-    from ..spec import EvalConfig, build_config
     from ..store import open_run, write_json
 
     ks = list(coerce(tuple[int, ...], k, "--k")) if k else None
@@ -110,18 +111,18 @@ def eval_cmd(
         raise ConfigError("--split val applies to held-out examples per k, not to --rollout or --data")
     from ..limits import check, examples_bytes
 
-    resolved, model, generator = open_run(run_dir)
-    n_sets = max(1, len(ks or resolved["eval"]["k"]))
-    check("the evaluation set", examples_bytes(generator, (size or resolved["eval"]["test_size"]) * n_sets), "--size")
+    cfg, model, generator = open_run(run_dir)
+    n_sets = max(1, len(ks or cfg.eval.k))
+    check("the evaluation set", examples_bytes(generator, (size or cfg.eval.test_size) * n_sets), "--size")
     if iters and not model.tied:
-        raise ConfigError(f"model {resolved['model']['name']!r} is not weight-tied: --iterations needs looped or "
+        raise ConfigError(f"model {cfg.model_name!r} is not weight-tied: --iterations needs looped or "
                           "recurrent_depth")
-    n = size or resolved["eval"]["test_size"]
+    n = size or cfg.eval.test_size
     if rollout:
         if iters or by or data is not None or k:
             raise ConfigError("--rollout is scored on the held-out test split alone "
                               "(no --k, --iterations, --by, --data)")
-        ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n}, where="[eval]")
+        ecfg = dataclasses.replace(cfg.eval, test_size=n)
         units, split, name = evaluation.rollout_outcomes(model, generator, ecfg, rollout), "rollout", "eval-rollout"
     elif data is not None:
         if by:
@@ -132,8 +133,7 @@ def eval_cmd(
         units, split = evaluation.file_outcomes(model, generator, arrays, ks, iterations=iters), "file"
         name = f"eval-{data.name.removesuffix('.npz')}" + ("-iterations" if iters else "")
     else:
-        ecfg = build_config(EvalConfig, {**resolved["eval"], "test_size": n, "k": ks or resolved["eval"]["k"],
-                                         "iterations": iters}, where="[eval]")
+        ecfg = dataclasses.replace(cfg.eval, test_size=n, k=tuple(ks or cfg.eval.k), iterations=tuple(iters))
         units = evaluation.test_outcomes(model, generator, ecfg, by=by, split=split)
         name = "eval-iterations" if iters else f"eval-by-{by}" if by else "eval-test"
         name = name if split == "test" else f"{name}-{split}"
@@ -144,12 +144,12 @@ def eval_cmd(
         have = [s.removeprefix("baseline:") for s in baselines]
         unknown = [b for b in baseline if b not in have]
         if unknown:
-            raise ConfigError(f"task {resolved['data']['generator']!r} ({resolved['data'].get('task', '-')}) has no "
+            raise ConfigError(f"task {cfg.generator!r} ({getattr(cfg.data, 'task', '-')}) has no "
                               f"baseline {unknown[0]!r}; its baselines: {', '.join(have) or 'none'}")
         baselines = {f"baseline:{b}": baselines[f"baseline:{b}"] for b in baseline}
     name += ".json"
     write_json(run_dir / name, {"data": str(data) if data else f"{split} split", "rows": rows, "baselines": baselines})
-    typer.echo(f"{resolved['model']['name']}:")
+    typer.echo(f"{cfg.model_name}:")
     print_rows(rows)
     for source, got in baselines.items():
         typer.echo(f"{source} (the same examples):")
@@ -178,11 +178,11 @@ def probe(
     if k < 1:
         raise ConfigError(f"--k must be at least 1, got {k}")
     check_image(out)  # before the probes are fitted and their JSON written
-    resolved, model, generator = open_run(run_dir)
+    cfg, model, generator = open_run(run_dir)
     check("the probe set", examples_bytes(generator, size) * (k + 1), "--k or --size")
-    rows = probes.probe(model, generator, k, size, resolved["eval"]["seed"], resolved["eval"]["batch_size"], ridge)
+    rows = probes.probe(model, generator, k, size, cfg.eval.seed, cfg.eval.batch_size, ridge)
     write_json(run_dir / f"probe-k{k}.json", {"k": k, "size": size, "ridge": ridge, "rows": rows})
-    typer.echo(f"{resolved['model']['name']}: per-cell accuracy of a linear probe for the state j steps ahead "
+    typer.echo(f"{cfg.model_name}: per-cell accuracy of a linear probe for the state j steps ahead "
                f"({size - size // 2} scored examples; control: shuffled labels)")
     typer.echo(f"  {'hidden state':<14}{'step':>5}{'accuracy':>10}{'control':>9}{'selectivity':>13}{'majority':>10}")
     for r in rows:
@@ -191,7 +191,7 @@ def probe(
     if out is not None:
         from ..plots import plot_probe
 
-        plot_probe(rows, out, f"linear probes of {resolved['model']['name']} (k = {k})")
+        plot_probe(rows, out, f"linear probes of {cfg.model_name} (k = {k})")
         typer.echo(f"wrote {out}")
     typer.echo(f"wrote {run_dir / f'probe-k{k}.json'}")
 
@@ -223,11 +223,10 @@ def sweep(
                            parse_seeds(seeds))
     if dry_run:
         for r in resolved:
-            rid = specs.run_id(r)
+            rid = r.run_id()
             done = (out / rid / "result.json").is_file()
-            m = r["model"]
-            typer.echo(f"{rid}  {'done' if done else 'todo'}  seed={r['seed']}  {m['name']} "
-                       f"layers={m.get('n_layer', '-')} task={r['data'].get('task', '-')}")
+            typer.echo(f"{rid}  {'done' if done else 'todo'}  seed={r.seed}  {r.model_name} "
+                       f"n_layer={getattr(r.model, 'n_layer', '-')} task={getattr(r.data, 'task', '-')}")
         typer.echo(f"{len(resolved)} runs")
         return
     from ..limits import check_run
@@ -243,7 +242,7 @@ def collect(
     out: Path = typer.Option(Path("results.csv"), help="CSV to write (and OUT.seeds.csv, per seed, beside it)"),
     against: Optional[str] = typer.Option(None, "--against", help="also write OUT.paired.csv: every configuration "
                                           "minus the one of its task with COLUMN=VALUE (e.g. model=transformer, "
-                                          "layers=2), paired on the same seeds and examples"),
+                                          "n_layer=2), paired on the same seeds and examples"),
     stratum: str = typer.Option("nontrivial", help="with --against: the examples the paired exact match is read "
                                 "on: nontrivial, fresh (tasks with a depth axis) or all"),
 ) -> None:
@@ -270,7 +269,7 @@ def collect(
     if paired_rows is not None:
         write_csv(paired_path(out), paired_columns, paired_rows)
         for r in paired_rows:
-            typer.echo(f"  {r['model']:<16} L={r['layers'] or '-':<3} {r['slice']}={r['value']:<3} "
+            typer.echo(f"  {r['model']:<16} L={r['n_layer'] or '-':<3} {r['slice']}={r['value']:<3} "
                        f"{r['metric']}: {r['difference']:+.3f} [{r['difference_lo']:+.3f}, {r['difference_hi']:+.3f}]"
                        f" against {r['against']}, {r['n_seeds']} seeds")
         typer.echo(f"wrote {paired_path(out)} ({len(paired_rows)} paired differences)")

@@ -39,7 +39,7 @@ class Context:
     seeds: list | None = None
     sets: dict = field(default_factory=dict)  # --set overrides applied to every run
 
-    def runs(self, fig: "Figure") -> list[dict]:
+    def runs(self, fig: "Figure") -> list:
         return fig.runs(self.preset, self.experiments, self.seeds, self.sets)
 
 
@@ -57,7 +57,7 @@ class Results:
     runs: int = 0  # runs the figure needs
     reused: int = 0  # of those, finished before this call (their training is not in its wall time)
     curves: list = field(default_factory=list)  # per-step rows of figures drawn from training curves
-    configs: list = field(default_factory=list)  # the resolved config of every run the figure needs
+    configs: list = field(default_factory=list)  # the RunConfig of every run the figure needs
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ class Figure:
             raise ConfigError(f"figure {self.name} has no preset {preset!r}; valid: {', '.join(self.presets)}")
 
     def runs(self, preset: str, experiments: Path, seeds: list[int] | None = None,
-             sets: dict | None = None) -> list[dict]:
-        """Resolved configs of every run the figure trains at this preset (`seeds`: instead of the spec's; `sets`:
+             sets: dict | None = None) -> list:
+        """The RunConfigs of every run the figure trains at this preset (`seeds`: instead of the spec's; `sets`:
         overrides of every run)."""
         from ..sweep import resolve_all
 
@@ -89,10 +89,10 @@ class Figure:
         spec = specs.load(experiments / self.spec)
         out: dict = {}  # run id -> config: presets may share a run (the start of the others)
         for p in self.presets[preset]:
-            out.update({specs.run_id(r): r for r in resolve_all(specs.with_preset(spec, p), sets or {}, seeds)})
+            out.update({r.run_id(): r for r in resolve_all(specs.with_preset(spec, p), sets or {}, seeds)})
         return list(out.values())
 
-    def check(self, ctx: Context) -> list[dict]:
+    def check(self, ctx: Context) -> list:
         """Every run's resolved config, checked before anything is written or started: sizes against the memory cap,
         and a start named by its path (a start named run:ID is trained first, in an earlier wave)."""
         from ..limits import check_run
@@ -101,7 +101,7 @@ class Figure:
         resolved = ctx.runs(self)
         for r in resolved:
             check_run(r)
-            init = r["train"].get("init_from")
+            init = r.train.init_from
             if init and not init.startswith(specs.RUN_START):
                 check_init(start_dir(init, ctx.runs_dir), r)
         return resolved
@@ -113,13 +113,13 @@ class Figure:
 
         resolved = self.check(ctx)
         ctx.echo(f"{self.name}: {len(resolved)} runs ({ctx.preset} preset) in {ctx.runs_dir}")
-        reused = sum((Path(ctx.runs_dir) / specs.run_id(r) / "result.json").is_file() for r in resolved)
+        reused = sum((Path(ctx.runs_dir) / r.run_id() / "result.json").is_file() for r in resolved)
         failure = None
         try:
             launch_waves(ctx.launch, resolved, ctx.runs_dir, force=False, echo=ctx.echo)
         except ConfigError as e:  # some runs failed (diverged, a cluster job died): draw what finished
             failure = str(e)
-        ids = {specs.run_id(r) for r in resolved}
+        ids = {r.run_id() for r in resolved}
         if failure and not any((Path(ctx.runs_dir) / i / "result.json").is_file() for i in ids):
             raise ConfigError(failure)  # nothing finished: the runs' own error, not an empty collection's
         res = Results(*collect(ctx.runs_dir, run_ids=ids), failure=failure, runs=len(resolved), reused=reused,

@@ -30,7 +30,7 @@ def ours_by_layers(rows, metric, baselines=False):
     """{(k=K, layers): point}; a baseline has no layers, so its row is 'k=K baseline:NAME' at layers 0."""
     if baselines:
         return {(f"k={_k(r)} {r['model']}", 0): tables.point(r, metric) for r in _test_rows(rows, True) if _k(r)}
-    return {(f"k={_k(r)}", int(r["layers"])): tables.point(r, metric) for r in _test_rows(rows) if _k(r)}
+    return {(f"k={_k(r)}", int(r["n_layer"])): tables.point(r, metric) for r in _test_rows(rows) if _k(r)}
 
 
 def ours_by_input_length(rows, metric, baselines=False):
@@ -99,7 +99,7 @@ class InputLength(SeriesFigure):
         res = super().results(ctx)
         n_input = {}
         for r in ctx.runs(self):  # configurations by id, baselines by the task they were scored on
-            n_input[specs.config_id(r)] = n_input[task_id(r)] = r["data"]["n_input"]
+            n_input[r.config_id()] = n_input[task_id(r)] = r.data.n_input
         res.rows = [{**r, "n_input": n_input.get(r["config_id"].rsplit("@", 1)[-1], "")} for r in res.rows]
         res.columns = res.columns + ["n_input"]
         return res
@@ -117,7 +117,7 @@ class Rollout(SeriesFigure):
     def results(self, ctx):
         res = super().results(ctx)
         steps = len(specs.load(ctx.experiments / self.spec)["paper"]["step"])  # as many steps as the paper shows
-        ids = [specs.run_id(r) for r in ctx.runs(self)]
+        ids = [r.run_id() for r in ctx.runs(self)]
         done = [ctx.runs_dir / rid for rid in ids if (ctx.runs_dir / rid / "model.pt").is_file()]
         return Results(res.columns, rollout_results(done, steps, ctx.echo), failure=res.failure,
                        runs=res.runs, reused=res.reused)
@@ -133,7 +133,6 @@ def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
     from .. import aggregate
     from ..collect import task_id
     from ..evaluation import MODEL, rollout_outcomes
-    from ..spec import EvalConfig, build_config
     from ..store import open_run, read_config, write_outcomes
 
     groups, baselines = {}, {}
@@ -141,26 +140,25 @@ def rollout_results(run_dirs: list[Path], steps: int, echo) -> list[dict]:
         cached, config = run_dir / "rollout.npz", read_config(run_dir)
         units = load(cached)[0] if cached.is_file() else None
         if units is None or int(units["value"].max()) < steps or "fresh" not in units:  # (or from before fresh)
-            echo(f"rolling out {run_dir.name} ({config['data']['task']}), {steps} steps")
-            resolved, model, generator = open_run(run_dir)
-            ecfg = build_config(EvalConfig, resolved["eval"], where="[eval]")
-            units = rollout_outcomes(model, generator, ecfg, steps)
+            echo(f"rolling out {run_dir.name} ({config.data.task}), {steps} steps")
+            _, model, generator = open_run(run_dir)
+            units = rollout_outcomes(model, generator, config.eval, steps)
             write_outcomes(run_dir, units, "rollout.npz")
         units = {k: v[units["value"] <= steps] for k, v in units.items()}
         model_units = {k: v[units["source"] == MODEL] for k, v in units.items()}
-        groups.setdefault(specs.config_id(config), (config, [], []))[1].append(model_units)
-        groups[specs.config_id(config)][2].append(config["seed"])
+        groups.setdefault(config.config_id(), (config, [], []))[1].append(model_units)
+        groups[config.config_id()][2].append(config.seed)
         baselines.setdefault(task_id(config), (config, {k: v[units["source"] != MODEL] for k, v in units.items()}))
     rows = []
     for cid, (config, units, seeds) in groups.items():
-        meta = {"config_id": cid, "name": config["name"], "model": config["model"]["name"],
-                "task": config["data"]["task"], "seeds": ",".join(map(str, seeds))}
+        meta = {"config_id": cid, "name": config.name, "model": config.model_name, "task": config.data.task,
+                "seeds": ",".join(map(str, seeds))}
         rows += [{**meta, **row} for row in aggregate.rows(units, "rollout")]
     for tid, (config, units) in baselines.items():
         for source in dict.fromkeys(units["source"].tolist()):
             keep = {k: v[units["source"] == source] for k, v in units.items()}
-            rows += [{"config_id": f"{source}@{tid}", "name": config["name"], "model": source,
-                      "task": config["data"]["task"], **row, "n_seeds": 0, "seeds": "-"}
+            rows += [{"config_id": f"{source}@{tid}", "name": config.name, "model": source,
+                      "task": config.data.task, **row, "n_seeds": 0, "seeds": "-"}
                      for row in aggregate.rows([keep], "rollout")]
     return rows
 
@@ -233,7 +231,7 @@ class Quickstart(DepthCurve):
     """The quickstart's curve, and each depth's paired difference against the one-layer model (the same seeds and
     examples): whether a deeper model is better is a paired question."""
 
-    reference = "layers=1"
+    reference = "n_layer=1"
 
 
 class WordLength(DepthCurve):
@@ -249,17 +247,19 @@ class DepthStaircase(Figure):
     against the published staircase; `by` is the depth axis of the preset (layers, or loops of a tied block)."""
 
     def by(self, rows) -> str:
-        return "loops" if any(r.get("model") == "looped" for r in rows) else "layers"
+        return "loops" if any(r.get("model") == "looped" for r in rows) else "n_layer"
 
     def compare(self, res, paper):
         by = self.by(res.rows)
+        name = tables.AXIS_NAMES.get(by, by)  # "layers", as the papers say it
         steps = tables.staircase(res.rows, by)
         published = dict(zip(paper.get("k", []), paper.get("smallest_depth", [])))
-        out = [{"series": f"smallest {by} solving k", "x": f"k={k}", "ours": "-" if steps.get(k) is None else steps[k],
-                "published": published.get(k, "-"), "difference": None}
+        out = [{"series": f"smallest {name} solving k", "x": f"k={k}",
+                "ours": "-" if steps.get(k) is None else steps[k], "published": published.get(k, "-"),
+                "difference": None}
                for k in sorted(set(steps) | set(published))]
         for (d, k), (mean, lo, hi) in sorted(tables.heatmap_cells(res.rows, by).items()):
-            out.append({"series": f"{by}={d}", "x": f"exact match (non-trivial) k={k}", "ours": mean, "ours_lo": lo,
+            out.append({"series": f"{name}={d}", "x": f"exact match (non-trivial) k={k}", "ours": mean, "ours_lo": lo,
                         "ours_hi": hi})
         for (series, k), (mean, lo, hi) in sorted(ours_by_task_k(res.rows, tables.HEADLINE, baselines=True).items()):
             out.append({"series": series, "x": f"exact match (non-trivial) k={k}", "ours": mean, "ours_lo": lo,

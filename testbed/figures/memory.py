@@ -67,14 +67,11 @@ class FactsCapacity(Figure):
     WORLD = ("n_entities", "n_attributes", "n_values")
 
     def results(self, ctx):
-        from .. import spec as specs
-
         res = super().results(ctx)
         world = {}
         for r in res.configs:
-            cid = specs.config_id(r)
-            world[cid] = {k: r["data"][k] for k in self.WORLD}
-            if r["data"]["law"] != "uniform":
+            world[r.config_id()] = {k: getattr(r.data, k) for k in self.WORLD}
+            if r.data.law != "uniform":
                 raise ConfigError("the facts capacity figure counts bits of uniform values (law = uniform)")
         rows = [{**r, **world.get(r["config_id"], {})} for r in res.rows]
         return dataclasses.replace(res, columns=[*res.columns, *self.WORLD], rows=rows)
@@ -95,10 +92,9 @@ class FactsForgetting(Figure):
 
     def results(self, ctx):
         from .. import forgetting
-        from .. import spec as specs
 
         res = super().results(ctx)
-        tuned = [(r, ctx.runs_dir / specs.run_id(r)) for r in res.configs if r["train"]["init_from"]]
+        tuned = [(r, ctx.runs_dir / r.run_id()) for r in res.configs if r.train.init_from]
         res.curves = forgetting.curves(tuned)
         return res
 

@@ -80,15 +80,16 @@ class SequenceModel(nn.Module):
         return masked_loss(self(batch["inputs"]), batch), {}
 
     def describe(self) -> dict:
-        """Layers, residual width and training iteration count (weight-tied families) for results tables."""
-        return {"layers": self.config.n_layer, "width": self.config.d_model, "loops": None}
+        """Layers, residual width and training iteration count (weight-tied families) for results tables, under the
+        names the spec gives them."""
+        return {"n_layer": self.config.n_layer, "d_model": self.config.d_model, "loops": None}
 
     def activation_floats(self, batch: int, seq_len: int) -> int:
         """An upper estimate of the floats one training step keeps for backward (the memory guard's): per position
         and layer application, a few times the width plus the attention scores."""
         info = self.describe()
-        applications = (info["layers"] or 1) * round(info["loops"] or 1)
-        return batch * seq_len * applications * (24 * (info["width"] or 1) + 4 * seq_len)
+        applications = (info["n_layer"] or 1) * round(info["loops"] or 1)
+        return batch * seq_len * applications * (24 * (info["d_model"] or 1) + 4 * seq_len)
 
     def memory_parameters(self) -> list[nn.Parameter]:
         """The parameters that hold what a memory model stores (train.update = memory trains only these)."""

@@ -63,7 +63,7 @@ class LinearMemory(SequenceModel):
         self.vocab = n
 
     def describe(self) -> dict:
-        return {"layers": None, "width": self.config.d, "loops": None}
+        return {"n_layer": None, "d_model": self.config.d, "loops": None}
 
     def state_size(self) -> int:
         return self.config.d * self.config.d

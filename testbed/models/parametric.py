@@ -58,7 +58,7 @@ class QueryMemory(SequenceModel):
         return list(self.parameters())
 
     def describe(self) -> dict:
-        return {"layers": 1, "width": self.config.d_model, "loops": None}
+        return {"n_layer": 1, "d_model": self.config.d_model, "loops": None}
 
     def active_params(self) -> int:
         """A query reads its own seq_len embedding rows, not the table; the families subtract what else they hold
