@@ -231,3 +231,30 @@ def neighbourhoods(states: np.ndarray, radius: int) -> np.ndarray:
     for j in range(-radius, radius + 1):  # leftmost neighbour ends up most significant
         v = (v << 1) | np.roll(states, -j, axis=-1)
     return v
+
+
+def listing(radius: int, rule: int | None = None) -> list[str]:
+    """`testbed list rules`: one rule's split and class, the explicit radius-1 split, or how larger radii split."""
+    if not 1 <= radius <= 4:
+        from .errors import ConfigError
+
+        raise ConfigError(f"radius must be in 1..4, got {radius}")
+    if rule is not None:
+        from .ca_config import CAConfig
+
+        CAConfig(radius=radius, rule=(rule,), n_input=1, width=2 * radius + 1)  # checks the number's range
+        members = sorted({rule_number(t) for t in images(rule_table(rule, radius))})
+        return [f"rule {rule} (radius {radius}): {split_of_rule(rule, radius)}; its class (mirror, complement, "
+                f"both): {' '.join(map(str, members))}"]
+    if radius == 1:
+        split = {int(n): s for s, pool in radius1_split().items() for n in pool}
+        out = []
+        for name in ("train", "val", "test"):
+            mine = [members for _, members in radius1_classes() if split[members[0]] == name]
+            out.append(f"{name} ({len(mine)} classes, {sum(map(len, mine))} rules): "
+                       + " ".join("{" + " ".join(map(str, m)) + "}" for m in mine))
+        return out
+    return [f"radius {radius}: 2^{1 << (2 * radius + 1)} rules; a rule's split is fixed by a hash of its symmetry "
+            "class (the rule, its mirror, its complement and both: the smallest of their numbers; by default "
+            "train, val and test take 0.8, 0.1 and 0.1 of rule space, data.split_fractions). Ask for one with "
+            "--rule N."]

@@ -153,6 +153,24 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict, com
     return path, side
 
 
+def export(generator, name: str, split: str, seed: int, n: int, out=None, compress: bool = False,
+           pack: bool = False, producer: str = "") -> tuple[dict[str, np.ndarray], str]:
+    """`testbed gen`: n examples of (split, seed) exported by the generator, written with their sidecar to `out` when
+    given. Returns (the arrays, a line saying what was written or '')."""
+    from .registry import to_dict
+
+    arrays = generator.export(split, seed, n)
+    if out is None:
+        return arrays, ""
+    meta = {"format": FORMAT, "generator": name, "version": generator.version, "config": to_dict(generator.config),
+            "split": split, "seed": seed, "n": n,
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+            "testbed": producer}
+    data_file, meta_file = save(out, arrays, meta, compress=compress, pack=pack)
+    shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in arrays.items())
+    return arrays, f"wrote {data_file} ({shapes}{', bit-packed' if pack else ''}) and {meta_file}"
+
+
 def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, max_bytes: int | None) -> np.ndarray:
     """One array of an .npz, its header checked against the bytes the entry really holds."""
     with z.open(info) as f:

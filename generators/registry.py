@@ -69,6 +69,27 @@ class Registry:
             raise ConfigError(f"{path!r} is not a registered {self.kind}: decorate it with @register(name, Config)")
         return cls
 
+    def listing(self, as_options: bool = False) -> list[str]:
+        """`testbed list`: every registered name, its class, the first line of its docstring, and each config field
+        with its type, default and help (as a command-line option: --n-input, or as a spec key: n_input)."""
+        import json
+        import typing
+
+        lines = []
+        for name in self.names():
+            cls = self.get(name)
+            lines.append(f"{name}  ({cls.__module__}.{cls.__qualname__})")
+            doc = (cls.__doc__ or "").strip().splitlines()
+            if doc:
+                lines.append(f"  {doc[0]}")
+            defaults, hints = to_dict(cls.Config()), typing.get_type_hints(cls.Config)
+            for f in fields(cls.Config):
+                key = "--" + f.name.replace("_", "-") if as_options else f.name
+                lines.append(f"  {key:<18} {type_name(hints[f.name]):<12} {json.dumps(defaults[f.name]):<16} "
+                             f"{field_help(f)}")
+            lines.append("")
+        return lines
+
     def config(self, name: str, values: dict[str, Any] | None = None):
         return build_config(self.get(name).Config, values or {}, where=f"{self.kind} {name!r}")
 

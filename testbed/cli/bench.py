@@ -1,16 +1,14 @@
-"""`testbed bench`: throughput benchmarks, reported as ratios against references measured in the same run."""
+"""`testbed bench`: throughput benchmarks, reported as ratios against references measured in the same run
+(bench_report.py says them, bench.py measures)."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-import generators
-from generators import ConfigError
 from generators import io as gio
 
 from .common import friendly
@@ -20,81 +18,6 @@ bench_app = typer.Typer(help="Throughput benchmarks (ratios against references m
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
-
-
-def _bench_generators(radius: int, width: int, steps: int, n: int) -> dict:
-    from ..bench import bench_generators
-    from ..limits import check
-
-    gen = generators.make("ca", {"radius": radius, "width": width, "steps": steps, "n_input": 1})
-    if n < 1:
-        raise ConfigError(f"--n must be positive, got {n}")
-    check("the benchmark's orbits", 4 * gen.export_bytes(n), "--n, --width or --steps")  # ours and the references
-    res = bench_generators(radius, width, steps, n)
-    typer.echo(f"cellular automata r={radius} W={width} T={steps}, {n} orbits, one core")
-    typer.echo(f"  testbed generator (rules + init + evolve) {res['cells_per_s'] / 1e6:10.1f} M cells/s")
-    typer.echo(f"  testbed evolve only                       {res['evolve_cells_per_s'] / 1e6:10.1f} M cells/s")
-    typer.echo(f"  straightforward numpy (np.roll + gather)  {res['reference_numpy_cells_per_s'] / 1e6:10.1f} M cells/s"
-               f"   ratio {res['speedup_vs_numpy']:.1f}x")
-    python = res["reference_python_cells_per_s"] / 1e6
-    typer.echo(f"  per-example Python                        {python:10.2f} M cells/s"
-               f"   ratio {res['speedup_vs_python']:.0f}x")
-    typer.echo(f"  `testbed gen ca --out` end to end         {res['gen_command_cells_per_s'] / 1e6:10.1f} M cells/s"
-               f"   ratio {res['gen_command_vs_numpy']:.2f}x straightforward numpy (a new process, file written)")
-    return res
-
-
-NO_BF16 = "not measured: a bf16 matmul is slower than a float32 one on this CPU (no bf16 matrix units)"
-
-
-def breakdown(spent: dict) -> str:
-    return ", ".join(f"{name} {100 * fraction:.0f}%" for name, fraction in spent.items())
-
-
-def _bench_train(budget: float, target: float, skip_baseline: bool, threads: int = 0, seeds: str = "0,1,2") -> dict:
-    from ..bench import BASELINE, OURS, has_bf16_matmul_units, time_to_accuracy_seeds, training_throughput
-    from ..sweep import parse_seeds
-
-    if not (math.isfinite(budget) and budget > 0) or not 0 < target <= 1:
-        raise ConfigError(f"--budget must be a finite positive number of seconds and --target in (0, 1]; got "
-                          f"{budget} and {target}")
-    if threads < 0:
-        raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
-    seed_list = parse_seeds(seeds)
-    out = {"throughput": training_throughput(threads=threads)}
-    # bf16 on the same threads as float32 (choosing again could see the first measurement's load and take fewer)
-    same = out["throughput"]["threads"]
-    out["throughput_bf16"] = (training_throughput(threads=same, precision="bf16-mixed")
-                              if has_bf16_matmul_units(same) else None)
-    for t in filter(None, (out["throughput"], out["throughput_bf16"])):
-        peak = t["matmul_peak_flops_per_s"] / 1e9
-        typer.echo(f"training throughput, {t['shape']} ({t['params']} params), L={t['seq_len']}, batch"
-                   f" {t['batch_size']}, precision {t['precision']}, {t['threads']} threads ({t['threads_chosen']}):"
-                   f" {t['tokens_per_s']:,.0f} tokens/s, {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
-                   f" {100 * t['fraction_of_peak']:.0f}% of the measured {t['matmul_dtype']} matmul peak"
-                   f" {peak:.1f} GFLOP/s")
-        typer.echo(f"  where a step's time goes (profiler, operator self time): {breakdown(t['step_breakdown'])}")
-    if out["throughput_bf16"]:
-        out["bf16_speedup"] = out["throughput_bf16"]["tokens_per_s"] / out["throughput"]["tokens_per_s"]
-        typer.echo(f"bf16-mixed against float32, tokens/s: {out['bf16_speedup']:.2f}x")
-    else:
-        typer.echo(f"bf16-mixed: {NO_BF16}")
-    contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
-    for label, recipe in contenders.items():
-        res = time_to_accuracy_seeds(recipe, seed_list, target=target, budget_s=budget, threads=threads)
-        out[label] = res
-        each = ", ".join(f"{r['seconds_to_target']:.0f} s" if r["seconds_to_target"] else f"> {budget:.0f} s"
-                         for r in res["per_seed"])
-        median = res["median_seconds_to_target"]
-        reached = f"{median:.0f} s" if median else f"not within {budget:.0f} s"
-        typer.echo(f"time to {target:.2f} exact match, {label:<8} ({recipe['model']}, {res['params']} params):"
-                   f" median {reached} over seeds {seeds} ({each})")
-    if "baseline" in out and out["ours"]["median_seconds_to_target"]:
-        base = out["baseline"]["median_seconds_to_target"] or budget
-        out["speedup"] = base / out["ours"]["median_seconds_to_target"]
-        bound = "" if out["baseline"]["median_seconds_to_target"] else "at least "
-        typer.echo(f"speed-up (ratio of the medians): {bound}{out['speedup']:.1f}x")
-    return out
 
 
 def _write_json(path: Optional[Path], obj: dict) -> None:
@@ -113,9 +36,11 @@ def bench_generators_cmd(
 ) -> None:
     """Cellular-automata cells generated per second on one core, beside per-example Python and plain numpy, and
     `testbed gen` end to end."""
+    from ..bench_report import generators_report
+
     if json_out:
         gio.check_writable(json_out)
-    _write_json(json_out, _bench_generators(radius, width, steps, n))
+    _write_json(json_out, generators_report(radius, width, steps, n, typer.echo))
 
 
 @bench_app.command("train")
@@ -131,9 +56,11 @@ def bench_train_cmd(
     """Time to accuracy (torch's stock TransformerEncoder vs ours, same task and loop, median over seeds) and
     training throughput (tokens/s, achieved FLOP/s against the measured matmul peak, float32 and bf16-mixed) of the
     P1 model shape."""
+    from ..bench_report import train_report
+
     if json_out:
         gio.check_writable(json_out)
-    _write_json(json_out, _bench_train(budget, target, skip_baseline, threads, seeds))
+    _write_json(json_out, train_report(budget, target, skip_baseline, threads, seeds, typer.echo))
 
 
 @bench_app.command("all")
@@ -149,55 +76,15 @@ def bench_all_cmd(
                                             "(the README's docs/bench*.md, one per machine)"),
 ) -> None:
     """Every benchmark in one run, then one summary table: compare a change before and after with --json."""
+    from ..bench_report import everything, page
+
     for path in (json_out, markdown):
         if path:
             gio.check_writable(path)
-    from ..environment import choose_threads
-
-    # the training threads are chosen before the generator benchmark, whose own core would read as load
-    threads, _ = choose_threads(0)
-    gen = _bench_generators(2, 20, 20, n)
-    tr = _bench_train(budget, target, skip_baseline, threads=threads, seeds=seeds)
-    t, tb = tr["throughput"], tr["throughput_bf16"]
-
-    def secs(label):
-        median = tr.get(label, {}).get("median_seconds_to_target")
-        return f"{median:.0f} s" if median else "-"
-
-    table = [
-        ("CA generation, r=2 W=20 T=20, one core", f"{gen['cells_per_s'] / 1e6:.0f} M cells/s",
-         f"{gen['speedup_vs_numpy']:.1f}x numpy, {gen['speedup_vs_python']:.0f}x Python"),
-        ("`testbed gen ca --out`, end to end", f"{gen['gen_command_cells_per_s'] / 1e6:.0f} M cells/s",
-         f"{gen['gen_command_vs_numpy']:.2f}x numpy"),
-        (f"training throughput, {t['shape']}, {t['threads']} thread{'s' * (t['threads'] > 1)}",
-         f"{t['tokens_per_s']:,.0f} tokens/s",
-         f"{100 * t['fraction_of_peak']:.0f}% of {t['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s peak"),
-        ("where a training step's time goes", "", breakdown(t["step_breakdown"])),
-        (f"training throughput, {t['shape']}, bf16-mixed", f"{tb['tokens_per_s']:,.0f} tokens/s",
-         f"{tr['bf16_speedup']:.2f}x float32; {100 * tb['fraction_of_peak']:.0f}% of "
-         f"{tb['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s bf16 peak") if tb else
-        (f"training throughput, {t['shape']}, bf16-mixed", "-", NO_BF16),
-        (f"time to {target:.2f} exact match (held-out rules), median of seeds {seeds}", secs("ours"),
-         f"baseline {secs('baseline')}" + (f", {tr['speedup']:.1f}x" if "speedup" in tr else "")),
-    ]
+    gen, tr, table = everything(n, budget, target, skip_baseline, seeds, typer.echo)
     typer.echo("")
     for name, value, ref in table:
         typer.echo(f"{name:<48} {value:>18}   {ref}")
     _write_json(json_out, {"generators": gen, "train": tr})
     if markdown:
-        gio.atomic_write(markdown, lambda f: f.write(_page(table, n, budget, target, seeds, markdown).encode()))
-
-
-def _page(table: list[tuple[str, str, str]], n: int, budget: float, target: float, seeds: str, path: Path) -> str:
-    """The summary as the benchmark page: the command, the machine, the table (ratios measured in this run)."""
-    from ..environment import environment
-
-    env = environment(0)
-    lines = ["# Benchmarks", "", f"`testbed bench all --n {n} --budget {budget:g} --target {target:g} --seeds {seeds} "
-             f"--markdown {path.as_posix()}` — generated by that command; ratios are against references timed in the "
-             "same run (absolute numbers move with the machine).", "",
-             f"Machine: {env['cpu_count']} CPU cores of {env['cpu']}, torch {env['torch']}, commit "
-             f"{str(env['git_commit'])[:10]}, {env['started'][:10]}.", "",
-             "| benchmark | ours | against |", "|---|---|---|"]
-    lines += [f"| {name} | {value} | {ref} |" for name, value, ref in table]
-    return "\n".join(lines) + "\n"
+        gio.atomic_write(markdown, lambda f: f.write(page(table, n, budget, target, seeds, markdown).encode()))

@@ -116,46 +116,20 @@ def reproduce(
     """Reproduce a published figure: run its sweep (finished runs are skipped), collect, draw ours beside the
     published numbers and write the comparison table (per point: ours, published, difference)."""
     from .. import figures
+    from .. import spec as specs
     from ..sweep import parse_seeds
 
     if list_figures:
-        typer.echo(f"{'figure':<22}{'paper':<28}{'runs cpu/paper':<16}{'cpu time':<10}  what it shows; "
-                   "paper-preset time")
-        for fig in figures.FIGURES.values():
-            counts = ("/".join(str(len(fig.runs(p, experiments_dir()))) if p in fig.presets else "-"
-                               for p in ("cpu", "paper"))
-                      if fig.trains else "closed form")
-            typer.echo(f"{fig.name:<22}{fig.paper:<28}{counts:<16}{figures.estimate(fig, 'cpu'):<10}  {fig.shows}; "
-                       f"{figures.estimate(fig, 'paper') or '-'}")
-        typer.echo("cpu time: wall minutes with --jobs 2 on the reference machine's 2 cores (Intel, AVX-512); cores "
-                   "without AVX-512 take longer (the quickstart: about 3x on an AMD EPYC with AVX2); paper: the "
-                   "published recipe")
+        for line in figures.listing(experiments_dir()):
+            typer.echo(line)
         return
     if figure is None:
         raise ConfigError("name a figure (testbed reproduce --list shows them)")
     quiet_lightning()  # after --list, which trains nothing and need not load Lightning
-    fig = figures.figure(figure)
-    fig.check_preset(preset)
-    if not fig.trains and (sets or seeds):
-        raise ConfigError(f"figure {fig.name} is computed in closed form: it trains no runs for --set or --seeds to "
-                          "change (testbed memory-law and testbed capacity take its sizes)")
-    from .. import spec as specs
-
     ctx = figures.Context(preset, runs or out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds),
                           specs.parse_sets(sets))
-    if fig.trains:
-        fig.check(ctx)  # every run's config, before a directory is made
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create the output directory {str(out)!r}: {e.strerror}") from None
-    where = out / figures.output_name(fig, preset)
-    points, failure = fig.reproduce(ctx, where)
-    typer.echo(figures.comparison_markdown(fig, preset, points))
-    typer.echo(figures.summary(points))
-    typer.echo(f"wrote {where}/results.csv, figure.png, comparison.csv, comparison.md")
-    if failure:
-        raise ConfigError(f"{failure} (the figure is drawn from the runs that finished)")
+    for line in figures.reproduce(figure, ctx, out):
+        typer.echo(line)
 
 
 @friendly

@@ -9,7 +9,7 @@ import typer
 
 from generators import ConfigError
 from generators import io as gio
-from generators.registry import coerce, did_you_mean
+from generators.registry import coerce
 
 from .common import check_image, experiments_dir, friendly
 
@@ -68,50 +68,10 @@ def memory_law_cmd(
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw the figure to this image"),
 ) -> None:
     """Cabannes et al.'s scaling laws of linear associative memories, in closed form, beside the published values."""
-    import math
-
-    from .. import plots_memory
-    from .. import spec as specs
-    from ..memory import law
-    from ..results_csv import write_csv
-
-    figures = ("error-vs-d", "joint")
-    if figure not in figures:
-        raise ConfigError(f"unknown figure {figure!r}{did_you_mean(figure, figures)}; valid: {', '.join(figures)}")
-    from ..limits import check
+    from ..figures.memory import memory_law
 
     ds = list(coerce(tuple[int, ...], d, "--d"))
-    if not ds or min(ds) < 1:
-        raise ConfigError("--d must be positive memory sizes")
-    check("the Gram matrices", 8 * (3 * n * n + 2 * n * max(ds)), "--n or --d")
-    if n < m or m < 1 or not math.isfinite(alpha) or alpha <= 0 or trials < 0:
-        raise ConfigError(f"need N >= M >= 1, a finite alpha > 0 and trials >= 0, got N = {n}, M = {m}, "
-                          f"alpha = {alpha}")
     ts = list(coerce(tuple[int, ...], samples, "--samples")) if figure == "joint" else []
-    if figure == "joint" and (not ts or min(ts) < 1):
-        raise ConfigError("--samples must be positive numbers of samples")
-    # every trial's embeddings and memories are kept until its point is summarised: trials x (N + M) x d floats
-    check("the trials' embeddings", 8 * (trials or 100) * (n + m) * max(ds) * max(1, len(ts)), "--trials, --n or --d")
-    paper = specs.load(experiments_dir() / "cabannes_scaling.toml")["paper"]  # before anything is written
-    gio.check_writable(out)
     check_image(plot_out, "--plot")
-    if figure == "error-vs-d":
-        rows = law.error_vs_d_rows(ds, n, m, alpha, trials or 100)
-    else:
-        rows = law.joint_rows(ds, ts, n, m, alpha, trials or 20)
-    write_csv(out, list(rows[0]), rows)
-    published = paper if (n, m, alpha) == tuple(paper["setting"][k] for k in ("n", "m", "alpha")) else None
-    key = (lambda r: f"T={r['T']}") if figure == "joint" else (lambda r: r["scheme"])
-    for r in rows:
-        pub = dict(zip(published["d"], published.get(key(r), []))).get(r["d"]) if published else None
-        extra = f"   published {pub:<7}  ratio {r['error'] / pub:.2f}" if pub else ""
-        interval = (f"[{r['error_lo']:.4f}, {r['error_hi']:.4f}]" if math.isfinite(r["error_lo"])
-                    else "(one trial: no interval)")
-        typer.echo(f"{key(r):<10} d={r['d']:<5} error {r['error']:.4f} {interval}{extra}")
-    if figure == "error-vs-d":
-        for scheme in ("frequency", "threshold"):
-            typer.echo(f"fitted log-log slope, {scheme}: {law.fitted_slope(rows, scheme):.3f}")
-    if plot_out is not None:
-        plots_memory.plot_memory_law(rows, plot_out, published,
-                                     f"Linear associative memories, N = {n}, M = {m}, α = {alpha}")
-    typer.echo(f"wrote {out}" + (f" and {plot_out}" if plot_out else ""))
+    for line in memory_law(figure, ds, ts, n, m, alpha, trials, out, plot_out, experiments_dir()):
+        typer.echo(line)

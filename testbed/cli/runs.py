@@ -88,73 +88,18 @@ def eval_cmd(
 ) -> None:
     """Evaluate a trained run on held-out rules (per k), or on the orbits of an interchange file; weight-tied models
     also at other iteration counts than they were trained with."""
-    import dataclasses
+    from ..run_eval import EvalRequest, evaluate_run
 
-    from .. import evaluation
-    from ..store import open_run, write_json
-
-    ks = list(coerce(tuple[int, ...], k, "--k")) if k else None
-    if ks is not None and (not ks or min(ks) < 1):
-        raise ConfigError(f"--k values must be at least 1, got {k!r}")
-    from ..models import MAX_ITERATIONS  # imported here: torch is not loaded for commands that need none
-
-    iters = list(coerce(tuple[int, ...], iterations, "--iterations")) if iterations else []
-    if iters and not 1 <= min(iters) <= max(iters) <= MAX_ITERATIONS:
-        raise ConfigError(f"--iterations must be in 1..{MAX_ITERATIONS}, got {iters}")
-    if size is not None and size < 1:
-        raise ConfigError(f"--size must be positive, got {size}")
-    if rollout < 0:
-        raise ConfigError(f"--rollout must be at least 1, got {rollout}")
-    if split not in ("test", "val"):
-        raise ConfigError(f"--split must be test or val, got {split!r}")
-    if split == "val" and (rollout or data is not None):
-        raise ConfigError("--split val applies to held-out examples per k, not to --rollout or --data")
-    from ..limits import check, examples_bytes
-
-    cfg, model, generator = open_run(run_dir)
-    n_sets = max(1, len(ks or cfg.eval.k))
-    check("the evaluation set", examples_bytes(generator, (size or cfg.eval.test_size) * n_sets), "--size")
-    if iters and not model.tied:
-        raise ConfigError(f"model {cfg.model_name!r} is not weight-tied: --iterations needs looped or "
-                          "recurrent_depth")
-    n = size or cfg.eval.test_size
-    if rollout:
-        if iters or by or data is not None or k:
-            raise ConfigError("--rollout is scored on the held-out test split alone "
-                              "(no --k, --iterations, --by, --data)")
-        ecfg = dataclasses.replace(cfg.eval, test_size=n)
-        units, split, name = evaluation.rollout_outcomes(model, generator, ecfg, rollout), "rollout", "eval-rollout"
-    elif data is not None:
-        if by:
-            raise ConfigError("--by applies to the held-out test split, not to --data files")
-        from ..limits import cap
-
-        arrays, _ = gio.load(data, max_bytes=cap())
-        units, split = evaluation.file_outcomes(model, generator, arrays, ks, iterations=iters), "file"
-        name = f"eval-{data.name.removesuffix('.npz')}" + ("-iterations" if iters else "")
-    else:
-        ecfg = dataclasses.replace(cfg.eval, test_size=n, k=tuple(ks or cfg.eval.k), iterations=tuple(iters))
-        units = evaluation.test_outcomes(model, generator, ecfg, by=by, split=split)
-        name = "eval-iterations" if iters else f"eval-by-{by}" if by else "eval-test"
-        name = name if split == "test" else f"{name}-{split}"
-    rows = evaluation.rows(units, split)
-    rows = [r for r in rows if r.get("iterations")] if iters else rows
-    baselines = {s: evaluation.rows(units, split, s) for s in evaluation.sources(units) if s != evaluation.MODEL}
-    if baseline:
-        have = [s.removeprefix("baseline:") for s in baselines]
-        unknown = [b for b in baseline if b not in have]
-        if unknown:
-            raise ConfigError(f"task {cfg.generator!r} ({getattr(cfg.data, 'task', '-')}) has no "
-                              f"baseline {unknown[0]!r}; its baselines: {', '.join(have) or 'none'}")
-        baselines = {f"baseline:{b}": baselines[f"baseline:{b}"] for b in baseline}
-    name += ".json"
-    write_json(run_dir / name, {"data": str(data) if data else f"{split} split", "rows": rows, "baselines": baselines})
-    typer.echo(f"{cfg.model_name}:")
-    print_rows(rows)
-    for source, got in baselines.items():
+    req = EvalRequest(k=coerce(tuple[int, ...], k, "--k") if k else (), data=data, size=size,
+                      iterations=coerce(tuple[int, ...], iterations, "--iterations") if iterations else (), by=by,
+                      rollout=rollout, baselines=tuple(baseline or ()), split=split)
+    got = evaluate_run(run_dir, req)
+    typer.echo(f"{got.model}:")
+    print_rows(got.rows)
+    for source, rows in got.baselines.items():
         typer.echo(f"{source} (the same examples):")
-        print_rows(got)
-    typer.echo(f"wrote {run_dir / name}")
+        print_rows(rows)
+    typer.echo(f"wrote {got.path}")
 
 
 @friendly

@@ -47,6 +47,61 @@ class MemoryLaw(Figure):
         plots_memory.plot_memory_law(rows, out, paper, title)
 
 
+LAWS = ("error-vs-d", "joint")
+
+
+def memory_law(figure: str, ds: list[int], ts: list[int], n: int, m: int, alpha: float, trials: int, out,
+               plot_out=None, experiments=None) -> list[str]:
+    """`testbed memory-law`: the closed-form errors at any sizes, beside the published values where the setting is
+    the paper's; the table written to `out`, the figure drawn to `plot_out`. Checked before anything is computed or
+    written. Returns the lines to print."""
+    import math
+
+    from generators import io as gio
+
+    from .. import spec as specs
+    from ..limits import check
+    from ..memory import law
+    from ..results_csv import write_csv
+
+    if figure not in LAWS:
+        from generators.registry import did_you_mean
+
+        raise ConfigError(f"unknown figure {figure!r}{did_you_mean(figure, LAWS)}; valid: {', '.join(LAWS)}")
+    if not ds or min(ds) < 1:
+        raise ConfigError("--d must be positive memory sizes")
+    check("the Gram matrices", 8 * (3 * n * n + 2 * n * max(ds)), "--n or --d")
+    if n < m or m < 1 or not math.isfinite(alpha) or alpha <= 0 or trials < 0:
+        raise ConfigError(f"need N >= M >= 1, a finite alpha > 0 and trials >= 0, got N = {n}, M = {m}, "
+                          f"alpha = {alpha}")
+    if figure == "joint" and (not ts or min(ts) < 1):
+        raise ConfigError("--samples must be positive numbers of samples")
+    # every trial's embeddings and memories are kept until its point is summarised: trials x (N + M) x d floats
+    check("the trials' embeddings", 8 * (trials or 100) * (n + m) * max(ds) * max(1, len(ts)), "--trials, --n or --d")
+    paper = specs.load(experiments / "cabannes_scaling.toml")["paper"]
+    gio.check_writable(out)
+    if figure == "error-vs-d":
+        rows = law.error_vs_d_rows(ds, n, m, alpha, trials or 100)
+    else:
+        rows = law.joint_rows(ds, ts, n, m, alpha, trials or 20)
+    write_csv(out, list(rows[0]), rows)
+    published = paper if (n, m, alpha) == tuple(paper["setting"][k] for k in ("n", "m", "alpha")) else None
+    key = (lambda r: f"T={r['T']}") if figure == "joint" else (lambda r: r["scheme"])
+    lines = []
+    for r in rows:
+        pub = dict(zip(published["d"], published.get(key(r), []))).get(r["d"]) if published else None
+        extra = f"   published {pub:<7}  ratio {r['error'] / pub:.2f}" if pub else ""
+        interval = (f"[{r['error_lo']:.4f}, {r['error_hi']:.4f}]" if math.isfinite(r["error_lo"])
+                    else "(one trial: no interval)")
+        lines.append(f"{key(r):<10} d={r['d']:<5} error {r['error']:.4f} {interval}{extra}")
+    if figure == "error-vs-d":
+        lines += [f"fitted log-log slope, {s}: {law.fitted_slope(rows, s):.3f}" for s in ("frequency", "threshold")]
+    if plot_out is not None:
+        plots_memory.plot_memory_law(rows, plot_out, published,
+                                     f"Linear associative memories, N = {n}, M = {m}, α = {alpha}")
+    return lines + [f"wrote {out}" + (f" and {plot_out}" if plot_out else "")]
+
+
 class OptimizerMemories(Figure):
     intervals = "over seeds and test examples"
 

@@ -1,0 +1,134 @@
+"""What `testbed bench` reports: the measurements of bench.py run in order, and said as ratios against references
+timed in the same run: lines as they are measured, a summary table, and the benchmark page (docs/bench*.md)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import generators
+from generators import ConfigError
+
+NO_BF16 = "not measured: a bf16 matmul is slower than a float32 one on this CPU (no bf16 matrix units)"
+
+
+def generators_report(radius: int, width: int, steps: int, n: int, echo=print) -> dict:
+    from .bench import bench_generators
+    from .limits import check
+
+    gen = generators.make("ca", {"radius": radius, "width": width, "steps": steps, "n_input": 1})
+    if n < 1:
+        raise ConfigError(f"--n must be positive, got {n}")
+    check("the benchmark's orbits", 4 * gen.export_bytes(n), "--n, --width or --steps")  # ours and the references
+    res = bench_generators(radius, width, steps, n)
+    echo(f"cellular automata r={radius} W={width} T={steps}, {n} orbits, one core")
+    echo(f"  testbed generator (rules + init + evolve) {res['cells_per_s'] / 1e6:10.1f} M cells/s")
+    echo(f"  testbed evolve only                       {res['evolve_cells_per_s'] / 1e6:10.1f} M cells/s")
+    echo(f"  straightforward numpy (np.roll + gather)  {res['reference_numpy_cells_per_s'] / 1e6:10.1f} M cells/s"
+               f"   ratio {res['speedup_vs_numpy']:.1f}x")
+    python = res["reference_python_cells_per_s"] / 1e6
+    echo(f"  per-example Python                        {python:10.2f} M cells/s"
+               f"   ratio {res['speedup_vs_python']:.0f}x")
+    echo(f"  `testbed gen ca --out` end to end         {res['gen_command_cells_per_s'] / 1e6:10.1f} M cells/s"
+               f"   ratio {res['gen_command_vs_numpy']:.2f}x straightforward numpy (a new process, file written)")
+    return res
+
+
+def breakdown(spent: dict) -> str:
+    return ", ".join(f"{name} {100 * fraction:.0f}%" for name, fraction in spent.items())
+
+
+def train_report(budget: float, target: float, skip_baseline: bool, threads: int = 0, seeds: str = "0,1,2",
+                 echo=print) -> dict:
+    from .bench import BASELINE, OURS, has_bf16_matmul_units, time_to_accuracy_seeds, training_throughput
+    from .sweep import parse_seeds
+
+    if not (math.isfinite(budget) and budget > 0) or not 0 < target <= 1:
+        raise ConfigError(f"--budget must be a finite positive number of seconds and --target in (0, 1]; got "
+                          f"{budget} and {target}")
+    if threads < 0:
+        raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
+    seed_list = parse_seeds(seeds)
+    out = {"throughput": training_throughput(threads=threads)}
+    # bf16 on the same threads as float32 (choosing again could see the first measurement's load and take fewer)
+    same = out["throughput"]["threads"]
+    out["throughput_bf16"] = (training_throughput(threads=same, precision="bf16-mixed")
+                              if has_bf16_matmul_units(same) else None)
+    for t in filter(None, (out["throughput"], out["throughput_bf16"])):
+        peak = t["matmul_peak_flops_per_s"] / 1e9
+        echo(f"training throughput, {t['shape']} ({t['params']} params), L={t['seq_len']}, batch"
+                   f" {t['batch_size']}, precision {t['precision']}, {t['threads']} threads ({t['threads_chosen']}):"
+                   f" {t['tokens_per_s']:,.0f} tokens/s, {t['flops_per_s'] / 1e9:.1f} GFLOP/s ="
+                   f" {100 * t['fraction_of_peak']:.0f}% of the measured {t['matmul_dtype']} matmul peak"
+                   f" {peak:.1f} GFLOP/s")
+        echo(f"  where a step's time goes (profiler, operator self time): {breakdown(t['step_breakdown'])}")
+    if out["throughput_bf16"]:
+        out["bf16_speedup"] = out["throughput_bf16"]["tokens_per_s"] / out["throughput"]["tokens_per_s"]
+        echo(f"bf16-mixed against float32, tokens/s: {out['bf16_speedup']:.2f}x")
+    else:
+        echo(f"bf16-mixed: {NO_BF16}")
+    contenders = {"ours": OURS} if skip_baseline else {"baseline": BASELINE, "ours": OURS}
+    for label, recipe in contenders.items():
+        res = time_to_accuracy_seeds(recipe, seed_list, target=target, budget_s=budget, threads=threads)
+        out[label] = res
+        each = ", ".join(f"{r['seconds_to_target']:.0f} s" if r["seconds_to_target"] else f"> {budget:.0f} s"
+                         for r in res["per_seed"])
+        median = res["median_seconds_to_target"]
+        reached = f"{median:.0f} s" if median else f"not within {budget:.0f} s"
+        echo(f"time to {target:.2f} exact match, {label:<8} ({recipe['model']}, {res['params']} params):"
+                   f" median {reached} over seeds {seeds} ({each})")
+    if "baseline" in out and out["ours"]["median_seconds_to_target"]:
+        base = out["baseline"]["median_seconds_to_target"] or budget
+        out["speedup"] = base / out["ours"]["median_seconds_to_target"]
+        bound = "" if out["baseline"]["median_seconds_to_target"] else "at least "
+        echo(f"speed-up (ratio of the medians): {bound}{out['speedup']:.1f}x")
+    return out
+
+
+def everything(n: int, budget: float, target: float, skip_baseline: bool, seeds: str, echo=print) -> tuple:
+    """`testbed bench all`: the generator and the training benchmarks, then one summary table. Returns (the
+    generators' figures, the training figures, the table's rows (name, ours, against))."""
+    from .environment import choose_threads
+
+    # the training threads are chosen before the generator benchmark, whose own core would read as load
+    threads, _ = choose_threads(0)
+    gen = generators_report(2, 20, 20, n, echo)
+    tr = train_report(budget, target, skip_baseline, threads=threads, seeds=seeds, echo=echo)
+    t, tb = tr["throughput"], tr["throughput_bf16"]
+
+    def secs(label):
+        median = tr.get(label, {}).get("median_seconds_to_target")
+        return f"{median:.0f} s" if median else "-"
+
+    table = [
+        ("CA generation, r=2 W=20 T=20, one core", f"{gen['cells_per_s'] / 1e6:.0f} M cells/s",
+         f"{gen['speedup_vs_numpy']:.1f}x numpy, {gen['speedup_vs_python']:.0f}x Python"),
+        ("`testbed gen ca --out`, end to end", f"{gen['gen_command_cells_per_s'] / 1e6:.0f} M cells/s",
+         f"{gen['gen_command_vs_numpy']:.2f}x numpy"),
+        (f"training throughput, {t['shape']}, {t['threads']} thread{'s' * (t['threads'] > 1)}",
+         f"{t['tokens_per_s']:,.0f} tokens/s",
+         f"{100 * t['fraction_of_peak']:.0f}% of {t['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s peak"),
+        ("where a training step's time goes", "", breakdown(t["step_breakdown"])),
+        (f"training throughput, {t['shape']}, bf16-mixed", f"{tb['tokens_per_s']:,.0f} tokens/s",
+         f"{tr['bf16_speedup']:.2f}x float32; {100 * tb['fraction_of_peak']:.0f}% of "
+         f"{tb['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s bf16 peak") if tb else
+        (f"training throughput, {t['shape']}, bf16-mixed", "-", NO_BF16),
+        (f"time to {target:.2f} exact match (held-out rules), median of seeds {seeds}", secs("ours"),
+         f"baseline {secs('baseline')}" + (f", {tr['speedup']:.1f}x" if "speedup" in tr else "")),
+    ]
+    return gen, tr, table
+
+
+def page(table: list[tuple[str, str, str]], n: int, budget: float, target: float, seeds: str, path: Path) -> str:
+    """The summary as the benchmark page: the command, the machine, the table (ratios measured in this run)."""
+    from .environment import environment
+
+    env = environment(0)
+    lines = ["# Benchmarks", "", f"`testbed bench all --n {n} --budget {budget:g} --target {target:g} --seeds {seeds} "
+             f"--markdown {path.as_posix()}` — generated by that command; ratios are against references timed in the "
+             "same run (absolute numbers move with the machine).", "",
+             f"Machine: {env['cpu_count']} CPU cores of {env['cpu']}, torch {env['torch']}, commit "
+             f"{str(env['git_commit'])[:10]}, {env['started'][:10]}.", "",
+             "| benchmark | ours | against |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {ref} |" for name, value, ref in table]
+    return "\n".join(lines) + "\n"
