@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 # Beyond these no model here could be built or trained, and a layout would itself exhaust memory: configs refuse them.

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ca_rules import evolve, neighbourhoods, radius_of
-from .rng import pack_bits
+from .core.rng import pack_bits
 
 RULE_FREE = ("copy_last", "period")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import MAX_SEQ_LEN, check_size
-from .errors import ConfigError
-from .registry import option as _f
+from .core.errors import ConfigError
+from .core.registry import option as _f
 
 TASKS = ("O-S", "O-O", "O-SR", "RO-S", "RO-O")
 MULTI_STATE = ("O-O", "RO-O")  # tasks that predict the next m states

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rng import hash64, pack_bits, to_unit, unpack_bits
+from .core.rng import hash64, pack_bits, to_unit, unpack_bits
 
 _SPLIT_SALT = 0x5EED_CA11  # fixed: changing it would move rules between splits and break shared benchmarks
 SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
@@ -236,7 +236,7 @@ def neighbourhoods(states: np.ndarray, radius: int) -> np.ndarray:
 def listing(radius: int, rule: int | None = None) -> list[str]:
     """`testbed list rules`: one rule's split and class, the explicit radius-1 split, or how larger radii split."""
     if not 1 <= radius <= 4:
-        from .errors import ConfigError
+        from .core.errors import ConfigError
 
         raise ConfigError(f"radius must be in 1..4, got {radius}")
     if rule is not None:

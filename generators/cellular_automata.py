@@ -39,9 +39,9 @@ from .ca_rules import (  # noqa: F401  (re-exported: the module's public face)
     split_of_rule,
     table_hash,
 )
-from .errors import ConfigError
-from .registry import register
-from .rng import hash64, pack_bits, to_unit, unpack_bits
+from .core.errors import ConfigError
+from .core.registry import register
+from .core.rng import hash64, pack_bits, to_unit, unpack_bits
 
 _STREAM_RULE, _STREAM_INIT, _STREAM_K, _STREAM_CHOICE = 1, 2, 3, 4
 
@@ -181,7 +181,7 @@ class CellularAutomata(Generator):
     def examples_from_file(self, arrays: dict[str, np.ndarray], ks=None) -> list[tuple[int | None, dict]]:
         """The file's orbits formatted with this task's settings: one example set per k (the task's own k by
         default), or one set of next-m-states examples for O-O and RO-O."""
-        from .io import check_orbits
+        from .core.io import check_orbits
 
         states, tables = check_orbits(arrays)
         c = self.config

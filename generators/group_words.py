@@ -23,10 +23,10 @@ from functools import lru_cache
 import numpy as np
 
 from .base import MAX_SEQ_LEN, SPLITS, Generator, Layout, check_seed, check_size, check_split
-from .errors import ConfigError
-from .registry import option as _f
-from .registry import register
-from .rng import hash64
+from .core.errors import ConfigError
+from .core.registry import option as _f
+from .core.registry import register
+from .core.rng import hash64
 
 _WORDS = 1
 MAX_CYCLIC = 1024  # Z_m up to m = 1024 (a 1024 x 1024 table); S_n, A_n up to n = 6 (720 elements)

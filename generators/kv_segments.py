@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import MAX_SEQ_LEN, MAX_VOCAB, SPLITS, Generator, Layout, check_seed, check_size, check_split
-from .errors import ConfigError
-from .registry import option as _f
-from .registry import register
-from .rng import draw_distinct, hash64, to_unit
+from .core.errors import ConfigError
+from .core.registry import option as _f
+from .core.registry import register
+from .core.rng import draw_distinct, hash64, to_unit
 
 _KEYS, _VALUES, _QUERY, _POOL, _BASELINE = 1, 2, 3, 4, 5
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import MAX_VOCAB, SPLITS, Generator, Layout, check_seed, check_size, check_split
-from .errors import ConfigError
-from .registry import option as _f
-from .registry import register
-from .rng import hash64, to_unit
+from .core.errors import ConfigError
+from .core.registry import option as _f
+from .core.registry import register
+from .core.rng import hash64, to_unit
 
 _STREAM_X, _MAP_SALT = 1, 0x3A9
 

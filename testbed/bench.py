@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import numpy as np
 
 import generators
-from generators import ConfigError
 from generators.cellular_automata import evolve
+from generators.core import ConfigError
 
 
 @contextmanager

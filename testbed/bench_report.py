@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import generators
-from generators import ConfigError
+from generators.core import ConfigError
 
 NO_BF16 = "not measured: a bf16 matmul is slower than a float32 one on this CPU (no bf16 matrix units)"
 

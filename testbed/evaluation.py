@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 from . import metrics
 from .data import batches, held_out

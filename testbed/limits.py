@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 ENV = "TESTBED_MAX_MEMORY"
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 UNIT_FIELDS = ("slice", "value", "index", "cluster", "trivial", "exact", "correct", "cells", "steps")
 OPTIONAL_FIELDS = ("member", "fresh")  # absent from outcomes recorded before they existed (store.read_outcomes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 
 def ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from generators import ConfigError
-from generators import io as gio
+from generators.core import ConfigError
+from generators.core import io as gio
 
 SPLITS = ("test", "val")
 

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import generators
-from generators import ConfigError
-from generators.registry import GENERATORS, build_config, did_you_mean, fields, hash_mode, to_dict
-from generators.registry import option as _f
+from generators.core import ConfigError
+from generators.core.registry import GENERATORS, build_config, did_you_mean, fields, hash_mode, to_dict
+from generators.core.registry import option as _f
 
 from .models import MAX_ITERATIONS, MODELS
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from generators import ConfigError
-from generators.io import atomic_write
+from generators.core import ConfigError
+from generators.core.io import atomic_write
 
 RESULT_STATUSES = ("done", "diverged")
 ROW_KEYS = ("split", "slice", "value", "cell_accuracy", "exact_match", "n")
@@ -265,14 +265,14 @@ class RunLocked(ConfigError):
 
 def write_outcomes(run_dir: Path, units: dict, name: str = "outcomes.npz") -> None:
     """outcomes.npz: the per-unit test outcomes of the model and the baselines (plain arrays, no pickle)."""
-    from generators.io import write_npz
+    from generators.core.io import write_npz
 
     atomic_write(Path(run_dir) / name, lambda f: write_npz(f, units))
 
 
 def read_outcomes(run_dir: Path) -> dict | None:
     """The run's outcomes.npz, checked to hold every field; None for a run recorded before outcomes existed."""
-    from generators.io import load
+    from generators.core.io import load
 
     from .metrics import UNIT_FIELDS
 

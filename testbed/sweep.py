@@ -14,7 +14,7 @@ import itertools
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 from . import spec as specs
 
@@ -25,7 +25,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
     """`--seeds 0,1,2`: distinct non-negative integers (None: the spec's own)."""
     if text is None:
         return None
-    from generators.registry import coerce
+    from generators.core.registry import coerce
 
     seeds = list(coerce(tuple[int, ...], text, "--seeds"))
     if not seeds:
@@ -149,7 +149,7 @@ def _run_one(cfg, runs_root: str, force: bool, threads: int = 0, share: int = 1)
 
     from .training import Interrupted, quiet_lightning, train
 
-    generators.registry.load_plugins()  # a fresh worker process: installed plugins register again
+    generators.core.registry.load_plugins()  # a fresh worker process: installed plugins register again
     quiet_lightning(level=40)
     if threads:
         cfg = cfg.replace(train={"threads": threads})

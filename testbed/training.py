@@ -21,8 +21,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from generators import ConfigError
-from generators.io import atomic_write
+from generators.core import ConfigError
+from generators.core.io import atomic_write
 
 from . import evaluation, store
 from .environment import choose_threads, environment

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from generators import ConfigError
+from generators.core import ConfigError
 from testbed.memory.associative import error_vs_d, memory_weights, zipf
 
 
@@ -137,7 +137,7 @@ def test_linear_memory_reference_options():
     import torch
 
     import generators
-    from generators import ConfigError
+    from generators.core import ConfigError
     from testbed.models import build_model
 
     gen = generators.make("zipf_memory", {"n_tokens": 50, "n_classes": 5, "alpha": 2.0})

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import generators
-from generators import ConfigError
 from generators.cellular_automata import (
     MASK,
     SEP,
@@ -17,6 +16,7 @@ from generators.cellular_automata import (
     rule_table,
     split_of_rule,
 )
+from generators.core import ConfigError
 
 
 def brute_force_step(state, table, r):
@@ -117,7 +117,7 @@ def test_radius1_split_is_an_explicit_partition():
 def test_split_fractions_are_respected_for_large_radius():
     gen = generators.make("ca", {"radius": 2, "n_input": 1, "steps": 2})
     from generators.ca_rules import class_hash, split_of_hash
-    from generators.rng import hash64, unpack_bits
+    from generators.core.rng import hash64, unpack_bits
 
     tables = unpack_bits(hash64(99, np.arange(20000, dtype=np.uint64))[:, None], 32)  # uniform radius-2 rules
     share = np.bincount(split_of_hash(class_hash(tables), gen.config.split_fractions), minlength=3) / 20000

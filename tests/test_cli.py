@@ -111,7 +111,7 @@ class FromEnv(CellularAutomata):
 
 
 def test_plugins_from_environment(tmp_path, monkeypatch):
-    from generators.registry import GENERATORS
+    from generators.core.registry import GENERATORS
 
     (tmp_path / "my_plugin.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))

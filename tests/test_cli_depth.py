@@ -148,7 +148,7 @@ def test_capacity_sweep_and_plot(tmp_path, tiny_spec):
 
 
 def test_capacity_is_the_largest_count_recalled_above_the_floor():
-    from testbed.tables import capacity
+    from testbed.results.tables import capacity
 
     assert capacity({2: 1.0, 4: 0.95, 8: 0.5, 16: 0.95}) == 4  # stops at the first failure
     assert capacity({2: 0.5, 4: 0.99}) == 0
@@ -156,7 +156,7 @@ def test_capacity_is_the_largest_count_recalled_above_the_floor():
 
 
 def test_capacity_table_chooses_the_learning_rate_on_validation_never_on_test():
-    from testbed.tables import capacity_table
+    from testbed.results.tables import capacity_table
 
     def row(lr, val, test, val_cells=""):
         return {"split": "test", "slice": "n_pairs", "value": "8", "model": "transformer", "d_model": "32",
@@ -171,7 +171,7 @@ def test_capacity_table_chooses_the_learning_rate_on_validation_never_on_test():
 
 
 def test_staircase_is_the_smallest_depth_whose_mean_and_lower_bound_clear_the_bar():
-    from testbed.tables import PROTOCOL_COLUMNS, staircase
+    from testbed.results.tables import PROTOCOL_COLUMNS, staircase
 
     def row(layers, k, mean, lo):
         return {**{c: "" for c in PROTOCOL_COLUMNS}, "split": "test", "slice": "k", "k": str(k), "iterations": "",

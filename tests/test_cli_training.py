@@ -52,7 +52,7 @@ def test_train_eval_collect_plot(spec, tmp_path):
                    "exact_match_lo", "exact_match_hi", "exact_match_nontrivial", "n_seeds", "n_rules"):
         assert column in table[0]
     assert {r["k"] for r in table} == {"1", "2"}
-    from testbed.collect import late_rise
+    from testbed.results.collect import late_rise
     from testbed.store import validation_history
 
     history = validation_history(run_dir)  # the run's validations, as its metrics.csv logged them

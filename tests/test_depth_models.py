@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import generators
-from generators import ConfigError
+from generators.core import ConfigError
 from testbed.models import MODELS, build_model
 from testbed.models.act import act_halting
 

@@ -11,9 +11,10 @@ import pytest
 import typer
 
 import generators
-from testbed import docs
+from testbed import figures
 from testbed.cli import app
 from testbed.models import MODELS
+from testbed.results import pages
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = [ROOT / "README.md", ROOT / "experiments" / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "docs" / "guide.md"]
@@ -21,7 +22,7 @@ PROSE = [ROOT / "README.md", ROOT / "experiments" / "README.md", ROOT / "docs" /
 
 
 def test_figure_tables_are_the_generated_ones():
-    for path, table in docs.tables_of(ROOT).items():
+    for path, table in figures.tables_of(ROOT).items():
         text = path.read_text()
         assert table in text, f"{path.name}: the figure table is stale; regenerate it with `testbed docs reproductions`"
 
@@ -29,15 +30,15 @@ def test_figure_tables_are_the_generated_ones():
 def test_a_reproduction_that_reused_runs_does_not_pass_for_a_measured_time(tmp_path):
     meta = {"figure": "quickstart", "preset": "cpu", "wall_minutes": 0.4, "runs": 6, "runs_reused": 6, "cores": 2}
     (tmp_path / "quickstart.json").write_text(json.dumps(meta))
-    row = next(line for line in docs.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
+    row = next(line for line in figures.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
     assert "estimate; the published reproduction reused finished runs" in row and "0.4 min" not in row
     (tmp_path / "quickstart.json").write_text(json.dumps({**meta, "runs_reused": 2}))
-    row = next(line for line in docs.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
+    row = next(line for line in figures.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
     assert "0.4 min measured (2 CPU cores), 2 of 6 runs reused" in row
-    assert "(every run reused" in docs.reused(meta) and docs.reused({**meta, "runs_reused": 0}) == ""
+    assert "(every run reused" in pages.reused(meta) and pages.reused({**meta, "runs_reused": 0}) == ""
     # a reproduction that recorded its processor names it (wall times differ several-fold between CPUs)
     (tmp_path / "quickstart.json").write_text(json.dumps({**meta, "runs_reused": 0, "cpu": "AMD EPYC (AVX2)"}))
-    row = next(line for line in docs.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
+    row = next(line for line in figures.figure_table(tmp_path, "").splitlines() if line.startswith("| `quickstart`"))
     assert "0.4 min measured (2 CPU cores of AMD EPYC (AVX2))" in row
 
 
@@ -49,7 +50,7 @@ def test_a_variant_of_a_figure_gets_its_own_page_linked_from_the_main_one(tmp_pa
         (tmp_path / "in" / name).mkdir(parents=True)
         (tmp_path / "in" / name / "meta.json").write_text(json.dumps(m))
     (tmp_path / "in" / "facts-capacity+half").mkdir()  # no meta.json: an unfinished reproduction, no page
-    assert docs.publish(tmp_path / "in", tmp_path / "out") == ["facts-capacity"]
+    assert figures.publish(tmp_path / "in", tmp_path / "out") == ["facts-capacity"]
     main = (tmp_path / "out" / "facts-capacity.md").read_text()
     assert "Also measured: [names](facts-capacity+names.md), [transformers](facts-capacity+transformers.md)." in main
     variant = (tmp_path / "out" / "facts-capacity+transformers.md").read_text()
@@ -60,19 +61,19 @@ def test_a_variant_of_a_figure_gets_its_own_page_linked_from_the_main_one(tmp_pa
 
 
 def test_an_empty_stratum_is_a_dash_not_nan_and_a_thin_one_says_so():
-    assert docs.cell({"ours": "nan", "ours_lo": "nan", "ours_hi": "nan"}, "ours") == "-"
-    assert docs.cell({"ours": "0.5", "ours_lo": "0.4", "ours_hi": "0.6"}, "ours") == "0.500 [0.400, 0.600]"
-    assert docs.cell({"ours": "0.5", "ours_lo": "", "ours_hi": ""}, "ours") == "0.500"  # e.g. a count, not a rate
-    assert docs.cell({"ours": "0.5", "ours_lo": "too few", "ours_hi": "too few"}, "ours") == \
+    assert pages.cell({"ours": "nan", "ours_lo": "nan", "ours_hi": "nan"}, "ours") == "-"
+    assert pages.cell({"ours": "0.5", "ours_lo": "0.4", "ours_hi": "0.6"}, "ours") == "0.500 [0.400, 0.600]"
+    assert pages.cell({"ours": "0.5", "ours_lo": "", "ours_hi": ""}, "ours") == "0.500"  # e.g. a count, not a rate
+    assert pages.cell({"ours": "0.5", "ours_lo": "too few", "ours_hi": "too few"}, "ours") == \
         "0.500 (no interval: too few examples or classes)"
-    assert docs.cell({"ours": "met"}, "ours") == "met"
+    assert pages.cell({"ours": "met"}, "ours") == "met"
     from testbed.figures.base import _cell
 
     assert _cell(float("nan")) == "-" and _cell(0.25) == "0.2500"
 
 
 def test_late_rise_and_the_pages_plateau_line():
-    from testbed.collect import late_rise
+    from testbed.results.collect import late_rise
 
     # 2,000 steps: the last 30 % starts after step 1,400, so 0.6 and 0.7 are late and 0.5 the best before
     assert late_rise([(499, 0.2), (999, 0.5), (1499, 0.6), (1999, 0.7)]) == pytest.approx(0.2)
@@ -80,19 +81,19 @@ def test_late_rise_and_the_pages_plateau_line():
     assert late_rise([(999, 0.5)]) is None and late_rise([]) is None
     rows = [{"config_id": c, "model": "transformer", "n_layer": layers, "task": "RO-S", "val_late_rise": rise}
             for c, layers, rise in (("a", "1", "0.001"), ("b", "3", "0.08"), ("b", "3", "0.08"))]
-    summary = docs.summary(rows + [{"config_id": "x", "model": "baseline:copy_last", "val_late_rise": ""}])
-    line = docs.plateau(summary)[0]
+    summary = pages.summary(rows + [{"config_id": "x", "model": "baseline:copy_last", "val_late_rise": ""}])
+    line = pages.plateau(summary)[0]
     assert line.startswith("Converged: 1 of 2 configurations") and "still rising: transformer L=3 (+0.080)" in line
-    assert docs.plateau(docs.summary([{**rows[0], "val_late_rise": ""}])) == []
+    assert pages.plateau(pages.summary([{**rows[0], "val_late_rise": ""}])) == []
 
 
 def test_the_page_names_configurations_that_lost_a_seed():
     rows = [{"config_id": c, "model": m, "n_layer": "2", "task": "RO-O", "n_seeds": n, "seeds": seeds}
             for c, m, n, seeds in (("a", "transformer", "3", "0,1,2"), ("b", "armt", "2", "0,2"),
                                    ("b", "armt", "2", "0,2"))]
-    line = docs.seeds_short(docs.summary(rows + [{"config_id": "x", "model": "baseline:period", "n_seeds": "1"}]))[0]
+    line = pages.seeds_short(pages.summary(rows + [{"config_id": "x", "model": "baseline:period", "n_seeds": "1"}]))[0]
     assert line.startswith("Seeds: armt L=2 has 2 of 3 (seeds 0,2;") and "transformer" not in line
-    assert docs.seeds_short(docs.summary(rows[:1])) == []
+    assert pages.seeds_short(pages.summary(rows[:1])) == []
 
 
 def test_committed_pages_are_the_rendering_of_their_published_data(tmp_path):
@@ -100,12 +101,12 @@ def test_committed_pages_are_the_rendering_of_their_published_data(tmp_path):
     notes: no page is edited by hand, and no narrative quotes a number its data do not hold."""
     import shutil
 
-    pages = tmp_path / "pages"
-    shutil.copytree(ROOT / "docs" / "figures", pages)
-    done = docs.render(pages)
+    copy = tmp_path / "pages"
+    shutil.copytree(ROOT / "docs" / "figures", copy)
+    done = pages.render(copy)
     assert len(done) >= 19
     for name in done:
-        assert (pages / f"{name}.md").read_text() == (ROOT / "docs" / "figures" / f"{name}.md").read_text(), \
+        assert (copy / f"{name}.md").read_text() == (ROOT / "docs" / "figures" / f"{name}.md").read_text(), \
             f"docs/figures/{name}.md is not its rendering; run `testbed docs`"
 
 
@@ -115,19 +116,19 @@ def test_notes_placeholders_read_the_pages_data_and_fail_on_what_it_lacks():
               {"series": "thin", "k": "4", "ours": "0.5", "ours_lo": "too few", "ours_hi": "too few"}]
     paired = [{"model": "looped", "value": "2", "difference": "0.356", "difference_lo": "0.253",
                "difference_hi": "0.47"}]
-    text = docs.fill("at k = 2: {{ours | series=looped | k=2}}, {{paired: difference | model=looped | value=2}}; "
+    text = pages.fill("at k = 2: {{ours | series=looped | k=2}}, {{paired: difference | model=looped | value=2}}; "
                      "{{ours|series=thin|k=4.0}}; {{meta: wall_minutes}} min", points, paired, {"wall_minutes": 3},
                      "notes")
     assert text == ("at k = 2: 0.935 [0.888, 0.975], +0.356 [+0.253, +0.470]; 0.500 (no interval: too few "
                     "examples or classes); 3 min")
     published = [{"ours_lo": "0.1", "ours_hi": "0.3", "published": "0.2"},
                   {"ours_lo": "0.1", "ours_hi": "0.3", "published": "0.4"}, {"published": "0.2"}]
-    assert docs.fill("{{inside}} inside", published, [], {}, "notes") == "1 of 2 inside"
+    assert pages.fill("{{inside}} inside", published, [], {}, "notes") == "1 of 2 inside"
     for bad, why in (("{{ours | series=looped}}", "2 rows"), ("{{ours | series=gone | k=2}}", "no row"),
                      ("{{nosuch | series=looped | k=2}}", "no column"), ("{{meta: nosuch}}", "no 'nosuch'"),
                      ("{{ours | k}}", "KEY=VALUE")):
         with pytest.raises(generators.ConfigError, match=why):
-            docs.fill(bad, points, paired, {}, "notes")
+            pages.fill(bad, points, paired, {}, "notes")
 
 
 def test_publishing_is_all_or_nothing(tmp_path):
@@ -140,11 +141,11 @@ def test_publishing_is_all_or_nothing(tmp_path):
     (tmp_path / "in" / "quickstart").mkdir(parents=True)
     (tmp_path / "in" / "quickstart" / "meta.json").write_text(json.dumps(meta))
     (tmp_path / "in" / "quickstart" / "comparison.csv").write_text("series,k,ours\ntransformer L=3,2,0.4\n")
-    assert docs.publish(tmp_path / "in", out) == ["quickstart"]
+    assert figures.publish(tmp_path / "in", out) == ["quickstart"]
     assert "three layers: 0.400" in (out / "quickstart.md").read_text()
     (tmp_path / "in" / "quickstart" / "comparison.csv").write_text("series,k,ours\ntransformer L=1,2,0.1\n")
     with pytest.raises(generators.ConfigError, match="matches no row"):
-        docs.publish(tmp_path / "in", out)
+        figures.publish(tmp_path / "in", out)
     assert "three layers: 0.400" in (out / "quickstart.md").read_text()
     assert "L=3" in (out / "quickstart.csv").read_text()  # the data stayed with the page they render
 
@@ -189,7 +190,7 @@ def test_every_command_line_of_the_readmes_parses():
         if name == "gen":  # the generator's own options are checked by building its config
             from testbed.cli.common import parse_extra_options
 
-            generators.registry.GENERATORS.config(parsed.params["name"], parse_extra_options(parsed.args))
+            generators.core.registry.GENERATORS.config(parsed.params["name"], parse_extra_options(parsed.args))
             continue
         declared = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
         written = {w.split("=")[0] for w in rest if w.startswith("--")}
@@ -205,15 +206,15 @@ def python_block(marker: str) -> str:
 def typed_numbers(text: str) -> list[tuple[str, list[str]]]:
     """(decimal number, the results pages its paragraph links to) of every decimal in prose: outside fenced and inline
     code, the generated figure table, link targets and arXiv identifiers."""
-    text = text[:text.find(docs.BEGIN)] + text[text.find(docs.END):] if docs.BEGIN in text else text
+    text = text[:text.find(pages.BEGIN)] + text[text.find(pages.END):] if pages.BEGIN in text else text
     text = re.sub(r"```.*?```", "", text, flags=re.S)
     out = []
     for paragraph in re.split(r"\n\s*\n", text):
-        pages = re.findall(r"\(([^()\s]*figures/[\w.+-]+\.md)\)", paragraph)
+        cited = re.findall(r"\(([^()\s]*figures/[\w.+-]+\.md)\)", paragraph)
         prose = re.sub(r"`[^`]*`", "", paragraph)
         prose = re.sub(r"\]\([^)]*\)", "]", prose)
         prose = re.sub(r"arXiv \d+\.\d+", "", prose)
-        out += [(n, pages) for n in re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", prose)]
+        out += [(n, cited) for n in re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", prose)]
     return out
 
 
@@ -221,10 +222,10 @@ def typed_numbers(text: str) -> list[tuple[str, list[str]]]:
 def test_no_number_in_the_prose_that_is_not_on_the_page_it_cites(path):
     """Numbers are produced by the tool: a decimal in the READMEs or the guide must be on a results page the same
     paragraph links to (pages are rendered from data, tested above)."""
-    for number, pages in typed_numbers(path.read_text()):
-        texts = [(path.parent / page).resolve().read_text() for page in pages if (path.parent / page).exists()]
+    for number, cited in typed_numbers(path.read_text()):
+        texts = [(path.parent / page).resolve().read_text() for page in cited if (path.parent / page).exists()]
         where = path.relative_to(ROOT)
-        assert any(number in t for t in texts), f"{where}: {number} is on no page its paragraph cites ({pages})"
+        assert any(number in t for t in texts), f"{where}: {number} is on no page its paragraph cites ({cited})"
 
 
 def test_the_typed_number_check_can_fail():
@@ -271,8 +272,10 @@ def test_the_module_map_names_every_module():
                 continue
             name = rel.stem
             assert re.search(rf"\b{re.escape(name)}\b", layout), f"{package}/{rel} is missing from the README's layout"
-    for folder in ("cli/", "figures/", "models/", "memory/"):
+    for folder in ("cli/", "figures/", "models/", "memory/", "results/", "core/"):
         assert folder in layout
+    block = layout[layout.index("```") + 3:]
+    assert len(block[:block.index("```")].strip().splitlines()) <= 20  # the house in at most 20 lines
 
 
 def test_the_radius1_class_counts_in_the_readme_are_the_code_s():
@@ -291,16 +294,20 @@ def test_the_readme_python_blocks_exist(marker):
 
 
 def test_a_page_says_what_its_intervals_are_over():
-    from testbed.figures import FIGURES
+    """A page renders from its data alone: what it says of its figure is the page table its reproduction recorded."""
+    from testbed.figures import FIGURES, page_fields
 
     meta = {"preset": "cpu", "wall_minutes": 1.0, "cores": 2, "cpu": "AMD EPYC (AVX2)", "torch": "2.13.0",
             "git_commit": "abc", "finished": "2026-12-05T03:00:00"}
-    old = docs.page(FIGURES["quickstart"], {**meta, "figure": "quickstart"}, [], [], {})
-    law = docs.page(FIGURES["cabannes-joint"], {**meta, "figure": "cabannes-joint"}, [], [], {})
-    assert "95 % interval over seeds and held-out rules" in old and docs.PREDATES in old
-    new = docs.page(FIGURES["quickstart"], {**meta, "figure": "quickstart", "intervals": "t"}, [], [],
-                    {"seeds": [3], "classes": [6, 9], "rules": [22, 26]})
-    assert "95 % interval over 3 seeds and 6-9 held-out symmetry classes" in new and docs.PREDATES not in new
+
+    def page(name, summary=None, **extra):
+        return pages.page({**meta, "figure": name, "page": page_fields(FIGURES[name]), **extra}, [], [], summary or {})
+
+    old = page("quickstart")
+    law = page("cabannes-joint")
+    assert "95 % interval over seeds and held-out rules" in old and pages.PREDATES in old
+    new = page("quickstart", {"seeds": [3], "classes": [6, 9], "rules": [22, 26]}, intervals="t")
+    assert "95 % interval over 3 seeds and 6-9 held-out symmetry classes" in new and pages.PREDATES not in new
     assert "95 % interval over the random draws of embeddings (and samples), Student t" in law
-    assert docs.PREDATES not in law  # computed in closed form: its intervals never came from the bootstrap
+    assert pages.PREDATES not in law  # computed in closed form: its intervals never came from the bootstrap
     assert "on 2 CPU cores of AMD EPYC (AVX2)" in law  # and where it ran

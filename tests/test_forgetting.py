@@ -11,8 +11,9 @@ import torch
 from helpers import one_line_error, run
 
 import generators
-from testbed import forgetting, intervals
 from testbed import spec as specs
+from testbed.figures import facts_forgetting as forgetting
+from testbed.results import intervals
 from testbed.sweep import launch_waves, resolve_all, waves
 from testbed.training import Interrupted
 
@@ -215,7 +216,7 @@ def test_a_start_recorded_before_an_option_existed_still_fits_and_a_finished_fin
 
 
 def test_labels_name_the_preset_first_and_then_what_differs_within_it():
-    from testbed.tables import labels
+    from testbed.results.tables import labels
 
     def row(cid, preset, **cfg):
         return {"config_id": cid, "model": "pkm_memory", "n_layer": "1", "task": "", "preset": preset,

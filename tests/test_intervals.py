@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from testbed import intervals
+from testbed.results import intervals
 
 # (seeds, classes, examples per rule, mu, sd of (seed, class, seed x class, rule)): the project's 3 seeds x 9
 # radius-1 test classes in several mixes (class-dominated, seed-dominated like the one-layer quickstart model, near

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import generators
-from generators import ConfigError
+from generators.core import ConfigError
 
 
 def decode(gen, inputs, targets):

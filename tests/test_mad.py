@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import generators
-from generators import ConfigError
+from generators.core import ConfigError
 
 
 @pytest.mark.parametrize("name, config", [("in_context_recall", {}), ("noisy_recall", {"noise_fraction": 0.3})])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import generators
-from generators import ConfigError
+from generators.core import ConfigError
 
 
 def test_scores_only_query_positions_with_the_paired_value():

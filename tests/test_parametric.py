@@ -142,7 +142,7 @@ def test_bits_stored_are_zero_at_chance_and_the_world_when_perfect():
 
 
 def test_collect_counts_the_bits_and_plot_capacity_draws_them_per_parameter(tmp_path, tiny_spec):
-    from testbed.tables import facts_capacity
+    from testbed.results.tables import facts_capacity
 
     spec = tiny_spec(data={"generator": "facts", "n_entities": 8, "n_attributes": 2, "n_values": 4},
                      model={"name": "mlp_memory", "d_model": 4, "hidden": 16}, eval={"k": [], "test_size": 16},
@@ -237,7 +237,7 @@ def test_values_written_with_several_tokens_are_their_digits_and_need_a_sequence
 
 
 def test_the_world_a_memory_stores_most_of_is_chosen_by_validation_bits_not_recall():
-    from testbed.tables import facts_points
+    from testbed.results.tables import facts_points
 
     def row(n, bits, val_bits):
         return {"split": "test", "slice": "all", "model": "mlp_memory", "config_id": f"c{n}", "task": "",

@@ -14,7 +14,7 @@ PLUGIN = textwrap.dedent('''
     import numpy as np
 
     from generators import SPLITS, ConfigError, Generator, Layout, check_split, register
-    from generators.rng import hash64
+    from generators.core.rng import hash64
 
 
     @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def make_package(root: Path, entry_point: bool) -> None:
 
 
 def forget_plugin():
-    from generators.registry import GENERATORS
+    from generators.core.registry import GENERATORS
 
     GENERATORS.classes.pop("mod_sum", None)
     for name in ("modchain_plugin", "modchain_plugin.tasks"):

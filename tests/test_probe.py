@@ -9,7 +9,7 @@ import torch
 from helpers import one_line_error, run
 
 import generators
-from generators import ConfigError
+from generators.core import ConfigError
 from testbed.models import build_model
 from testbed.probe import hidden_at_targets, probe_rows
 

@@ -123,7 +123,7 @@ def test_class_ids_are_the_canonical_members():
 def test_rows_are_over_classes_and_a_thin_stratum_gets_no_interval():
     """Units of three seeds on the same examples: rows count classes and rules, the interval's unit is the class
     (four rules of one class move together), and a stratum of fewer than MIN_CLASSES classes has no interval."""
-    from testbed import aggregate
+    from testbed.results import aggregate
 
     n = 400
     member = np.arange(n) % 40  # 40 rules, 4 per class: 10 classes
@@ -144,7 +144,7 @@ def test_rows_are_over_classes_and_a_thin_stratum_gets_no_interval():
 
 
 def test_outcomes_recorded_with_rules_as_clusters_are_read_with_classes(tmp_path, tiny_spec):
-    from testbed.collect import upgraded
+    from testbed.results.collect import upgraded
 
     resolved = specs.resolve(tiny_spec(as_dict=True))
     rules = np.array([30, 86, 135, 149, 110, 124])
@@ -337,7 +337,7 @@ def test_every_depth_preset_measures_three_seeds_and_says_what_was_tuned():
 
 def test_a_data_option_added_later_leaves_the_task_the_same(tiny_spec):
     """Runs written before an option existed (no key in config.json) pair with runs that hold its default."""
-    from testbed.collect import task_id
+    from testbed.results.collect import task_id
 
     resolved = specs.resolve(tiny_spec(as_dict=True))
     plain = resolved.as_dict()
@@ -348,7 +348,7 @@ def test_a_data_option_added_later_leaves_the_task_the_same(tiny_spec):
 
 
 def test_memory_errors_carry_the_interval_of_their_exact_match():
-    from testbed.tables import memory_table
+    from testbed.results.tables import memory_table
 
     def row(preset, d, em, lo, hi):
         return {"split": "test", "slice": "all", "d_model": str(d), "model": "linear_memory", "preset": preset,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import generators
-from generators import ConfigError
-from generators.registry import GENERATORS, build_config
+from generators.core import ConfigError
+from generators.core.registry import GENERATORS, build_config
 
 
 @pytest.fixture(params=generators.names())

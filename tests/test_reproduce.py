@@ -9,7 +9,7 @@ from helpers import one_line_error, run
 
 import testbed.cli
 from testbed import figures as rp
-from testbed.figures import memory as memory_figures
+from testbed.figures import retrieval_capacity
 from testbed.figures.base import Figure
 
 ISSUE_FIGURES = {"quickstart", "depth-staircase", "p2-lookahead", "p2-input-length", "p2-rollout", "p2-depth-sweep",
@@ -100,8 +100,8 @@ def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypa
 
 
 def test_reproduce_closed_form_figure(tmp_path, monkeypatch):
-    monkeypatch.setitem(memory_figures.CAPACITY, "cpu", dict(ds=[8], trials=3))
-    monkeypatch.setattr(memory_figures, "CAPACITY_PAIRS", [1, 2, 4, 8, 16])
+    monkeypatch.setitem(retrieval_capacity.CAPACITY, "cpu", dict(ds=[8], trials=3))
+    monkeypatch.setattr(retrieval_capacity, "CAPACITY_PAIRS", [1, 2, 4, 8, 16])
     res = run("reproduce", "retrieval-capacity", "--out", tmp_path)
     assert res.exit_code == 0, res.output
     points = read(tmp_path / "retrieval-capacity" / "comparison.csv")

@@ -9,7 +9,7 @@ from helpers import TINY as BASE
 from helpers import merged
 
 import generators
-from generators import ConfigError
+from generators.core import ConfigError
 from testbed import metrics
 from testbed import spec as specs
 from testbed.models import build_model, masked_loss

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import generators
-from generators import ConfigError
+from generators.core import ConfigError
 
 
 def test_frequencies_follow_zipf_and_targets_follow_the_map():

@@ -70,7 +70,7 @@ def _root(
 
         parse_size(max_memory)
         os.environ[ENV] = max_memory  # read by this process and inherited by its workers
-    generators.registry.load_plugins()
+    generators.core.registry.load_plugins()
     if version:
         typer.echo(f"testbed {__version__}")
         raise typer.Exit()

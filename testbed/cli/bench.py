@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from generators import io as gio
+from generators.core import io as gio
 
 from .common import friendly
 

@@ -9,9 +9,9 @@ from typing import Optional
 
 import typer
 
-from generators import ConfigError
-from generators import io as gio
-from generators.registry import did_you_mean
+from generators.core import ConfigError
+from generators.core import io as gio
+from generators.core.registry import did_you_mean
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 import generators
-from generators import ConfigError
-from generators import io as gio
+from generators.core import ConfigError
+from generators.core import io as gio
 
 from .. import __version__
 from .common import friendly, parse_extra_options
@@ -28,7 +28,7 @@ def list_cmd(
 ) -> None:
     """List registered generators or models (name, config fields, defaults, help), or the CA rule split."""
     if what == "generators":
-        lines = generators.registry.GENERATORS.listing(as_options=True)
+        lines = generators.core.registry.GENERATORS.listing(as_options=True)
     elif what == "models":
         from ..models import MODELS
 
@@ -36,7 +36,8 @@ def list_cmd(
     elif what == "rules":
         from generators import ca_rules
 
-        lines = ca_rules.listing(radius, generators.registry.coerce(int, rule, "rule") if rule is not None else None)
+        number = generators.core.registry.coerce(int, rule, "rule") if rule is not None else None
+        lines = ca_rules.listing(radius, number)
     else:
         raise ConfigError(f"unknown listing {what!r}; valid: generators, models, rules")
     for line in lines:

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from generators import ConfigError
-from generators.registry import did_you_mean
+from generators.core import ConfigError
+from generators.core.registry import did_you_mean
 
 from .common import SeedsOption, SetOption, check_image, experiments_dir, friendly, launcher_options, quiet_lightning
 
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 def _views() -> dict:
     """view -> (draw(rows, out, title, published, by, metric), text(rows, published, by, metric)); metric: the
     exact-match column of the --stratum the depth views read."""
-    from .. import plots, plots_memory, tables
+    from ..results import plots, plots_memory, tables
 
     return {
         "depth": (lambda rows, out, title, pub, by, m: plots.plot_depth(
@@ -48,7 +48,7 @@ VIEW_COLUMNS = {view: ("split", "slice", "k", "exact_match", "cell_accuracy") fo
 def _capacity(rows: list[dict], out, title: str, published: dict | None, draw: bool):
     """Recall against stored pairs and state size; for memorisation tasks (rows that count bits_stored), bits
     stored against parameters beside the published bits per parameter (--paper)."""
-    from .. import plots_memory, tables
+    from ..results import plots_memory, tables
 
     if any(r.get("bits_stored") not in ("", None) for r in rows):
         points = tables.facts_points(rows, (published or {}).get("bits_per_parameter"))
@@ -81,11 +81,11 @@ def plot(
     for facts runs, bits stored vs parameters (with --paper experiments/facts_capacity.toml: 2 bits per parameter).
     memory: population error of linear memories vs d, one line per preset (with --paper: the published rows)."""
     from .. import spec as specs
-    from ..results_csv import read_csv
+    from ..results.io import read_csv
 
     if view not in VIEWS:
         raise ConfigError(f"unknown view {view!r}{did_you_mean(view, VIEWS)}; valid: {', '.join(VIEWS)}")
-    from ..tables import require_stratum, stratum_metric
+    from ..results.tables import require_stratum, stratum_metric
 
     metric = stratum_metric(stratum)
     if stratum != "nontrivial" and view not in DEPTH_VIEWS:
@@ -144,8 +144,8 @@ def quickstart(
     exact match on the non-trivial stratum per k with 95 % intervals, the baselines beside (testbed reproduce
     quickstart, into OUT)."""
     from .. import figures
+    from ..results.tables import format_table
     from ..sweep import parse_seeds
-    from ..tables import format_table
 
     quiet_lightning()
     from .. import spec as specs
@@ -154,7 +154,7 @@ def quickstart(
     ctx = figures.Context("cpu", out / "runs", launch, experiments_dir(), typer.echo, parse_seeds(seeds),
                           specs.parse_sets(sets))
     points, failure = fig.reproduce(ctx, out)
-    from ..results_csv import read_csv
+    from ..results.io import read_csv
 
     typer.echo(format_table(read_csv(out / "results.csv")))
     typer.echo(f"wrote {out}/results.csv, results.seeds.csv, figure.png, comparison.md")
@@ -174,18 +174,19 @@ def docs(
     every directory of that name (another preset or --set of the figure), linked from the figure's page. The
     figure tables of README.md and experiments/README.md are regenerated from the pages. All or nothing: a damaged
     reproduction or a note that no longer finds its number changes no page."""
-    from .. import docs as pages
+    from .. import figures
+    from ..results import pages
 
     root = experiments_dir().parent
     target = to or root / "docs" / "figures"
     if reproductions is not None:
-        done = pages.publish(reproductions, target)
+        done = figures.publish(reproductions, target)
         typer.echo(f"published {len(done)} figures: {', '.join(done) or 'none'}")
     elif not target.is_dir():
         raise ConfigError(f"pages directory {str(target)!r} does not exist")
     else:
         done = pages.render(target)
         typer.echo(f"rendered {len(done)} pages from their published data")
-    for path, table in pages.tables_of(root).items():
+    for path, table in figures.tables_of(root).items():
         changed = pages.replace_table(path, table)
         typer.echo(f"{'updated' if changed else 'unchanged'} the figure table of {path}")

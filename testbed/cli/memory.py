@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from generators import ConfigError
-from generators import io as gio
-from generators.registry import coerce
+from generators.core import ConfigError
+from generators.core import io as gio
+from generators.core.registry import coerce
 
 from .common import check_image, experiments_dir, friendly
 
@@ -31,11 +31,11 @@ def capacity_cmd(
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw `plot capacity` to this image"),
 ) -> None:
     """Retrieval capacity of the memory mechanisms at each state size: store random pairs, read them back."""
-    from .. import plots_memory, tables
-    from ..collect import BASE_COLUMNS
     from ..limits import check
     from ..memory.capacity import capacity_rows
-    from ..results_csv import write_csv
+    from ..results import plots_memory, tables
+    from ..results.collect import BASE_COLUMNS
+    from ..results.io import write_csv
 
     ds = list(coerce(tuple[int, ...], d, "--d"))
     ps = list(coerce(tuple[int, ...], pairs, "--pairs"))
@@ -68,7 +68,7 @@ def memory_law_cmd(
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw the figure to this image"),
 ) -> None:
     """Cabannes et al.'s scaling laws of linear associative memories, in closed form, beside the published values."""
-    from ..figures.memory import memory_law
+    from ..figures.cabannes import memory_law
 
     ds = list(coerce(tuple[int, ...], d, "--d"))
     ts = list(coerce(tuple[int, ...], samples, "--samples")) if figure == "joint" else []

@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from generators import ConfigError
-from generators import io as gio
-from generators.registry import coerce
+from generators.core import ConfigError
+from generators.core import io as gio
+from generators.core.registry import coerce
 
 from .common import (
     LoggerOption,
@@ -134,7 +134,7 @@ def probe(
         typer.echo(f"  {r['state']:<14}{r['step']:>5}{r['accuracy']:>10.4f}{r['control']:>9.4f}"
                    f"{r['selectivity']:>13.4f}{r['majority']:>10.4f}")
     if out is not None:
-        from ..plots import plot_probe
+        from ..results.plots import plot_probe
 
         plot_probe(rows, out, f"linear probes of {cfg.model_name} (k = {k})")
         typer.echo(f"wrote {out}")
@@ -194,10 +194,10 @@ def collect(
     """Results over seeds (mean and 95 % interval over seeds and held-out symmetry classes, overall and on the
     non-trivial and fresh strata; baselines as rows model = baseline:NAME) in OUT, one row per configuration x slice;
     per seed in OUT.seeds.csv; with --against, paired differences in OUT.paired.csv."""
-    from ..collect import collect as collect_runs
-    from ..collect import paired
-    from ..results_csv import paired_path, seeds_path, write_csv
-    from ..tables import stratum_metric
+    from ..results.collect import collect as collect_runs
+    from ..results.collect import paired
+    from ..results.io import paired_path, seeds_path, write_csv
+    from ..results.tables import stratum_metric
 
     metric = stratum_metric(stratum)
     gio.check_writable(out)

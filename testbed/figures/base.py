@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from generators import ConfigError
-from generators.io import atomic_write
+from generators.core import ConfigError
+from generators.core.io import atomic_write
 
 from .. import spec as specs
 
@@ -108,7 +108,7 @@ class Figure:
 
     def results(self, ctx: Context) -> Results:
         """Train what is missing, collect: our numbers over seeds and per seed."""
-        from ..collect import collect
+        from ..results.collect import collect
         from ..sweep import launch_waves
 
         resolved = self.check(ctx)
@@ -125,7 +125,7 @@ class Figure:
         res = Results(*collect(ctx.runs_dir, run_ids=ids), failure=failure, runs=len(resolved), reused=reused,
                       configs=resolved)
         if self.reference:
-            from ..collect import paired
+            from ..results.collect import paired
 
             res.paired = paired(ctx.runs_dir, self.reference, run_ids=ids)[1]
         return res
@@ -145,7 +145,7 @@ class Figure:
         """Run (or skip) everything the figure needs, draw it, write the comparison into `out`. Returns (comparison
         points, the error of the runs that failed or None): the figure is drawn from the runs that finished either
         way."""
-        from ..results_csv import write_csv
+        from ..results.io import write_csv
 
         preset = ctx.preset
         self.check_preset(preset)
@@ -157,7 +157,7 @@ class Figure:
         if res.seed_rows:
             write_csv(out / "results.seeds.csv", res.seed_columns, res.seed_rows)
         if res.paired:
-            from ..collect import PAIRED_COLUMNS
+            from ..results.collect import PAIRED_COLUMNS
 
             write_csv(out / "results.paired.csv", PAIRED_COLUMNS, res.paired)
         if res.curves:
@@ -213,7 +213,7 @@ def comparison_markdown(fig: Figure, preset: str, points: list[dict]) -> str:
 
 
 def write_comparison(out: Path, fig: Figure, preset: str, points: list[dict]) -> None:
-    from ..results_csv import write_csv
+    from ..results.io import write_csv
 
     if points:
         write_csv(out / "comparison.csv", list(dict.fromkeys(c for p in points for c in p)), points)
@@ -234,20 +234,23 @@ def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 
     A call that reused every run only collected and drew again: it keeps the time an earlier call measured for
     the same runs and says when it recollected."""
     from ..environment import environment, usable_cores
-    from ..intervals import METHOD
+    from ..results.intervals import METHOD
     from ..store import read_json, write_json
+    from . import page_fields
 
     env = environment(0)
     meta = {"figure": fig.name, "preset": preset, "wall_minutes": round(seconds / 60, 2), "runs": runs,
             "runs_reused": reused, "cores": usable_cores(), "cpu": env["cpu"], "git_commit": env["git_commit"],
-            "torch": env["torch"], "finished": env["started"], "sets": sets or {}, "intervals": METHOD}
+            "torch": env["torch"], "finished": env["started"], "sets": sets or {}, "intervals": METHOD,
+            "page": page_fields(fig)}
     try:
         earlier = read_json(out / "meta.json") if (out / "meta.json").is_file() else {}
     except ConfigError:  # a damaged file from an earlier call: nothing to keep
         earlier = {}
     same = all(earlier.get(k) == meta[k] for k in ("figure", "preset", "runs", "sets", "intervals"))
     if runs and reused == runs and same and earlier.get("runs_reused", runs) < runs:
-        meta = {**earlier, "recollected": {"git_commit": env["git_commit"], "finished": env["started"]}}
+        meta = {**earlier, "page": meta["page"], "recollected": {"git_commit": env["git_commit"],
+                                                                 "finished": env["started"]}}
     write_json(out / "meta.json", meta)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 
 def zipf(n: int, alpha: float) -> np.ndarray:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 from ..models.armt import memory_read, memory_write
 from ..models.fast_weights import fast_weight_scan, feature_map

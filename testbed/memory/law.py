@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..intervals import t_interval
+from ..results.intervals import t_interval
 from .associative import error_vs_d, memory_weights, zipf
 
 SCHEMES = {"fill": "q = 1 on seen tokens", "frequency": "q = p", "threshold": "q = 1[x <= d/8]"}

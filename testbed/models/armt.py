@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from generators import ConfigError
-from generators.registry import option as _f
+from generators.core import ConfigError
+from generators.core.registry import option as _f
 
 from .base import SequenceModel, register_model
 from .fast_weights import feature_map

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from generators import ConfigError
-from generators.registry import Registry
+from generators.core import ConfigError
+from generators.core.registry import Registry
 
 MODELS = Registry("model")
 register_model = MODELS.register

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 from .base import masked_loss, register_model
 from .transformer import Transformer, TransformerConfig

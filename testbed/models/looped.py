@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from generators import ConfigError
-from generators.registry import option as _f
+from generators.core import ConfigError
+from generators.core.registry import option as _f
 
 from .base import SequenceModel, check_iterations, masked_loss, register_model
 from .transformer import Block, Embedder, TransformerConfig, init_weights

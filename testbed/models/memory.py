@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from generators import ConfigError
-from generators.registry import option as _f
+from generators.core import ConfigError
+from generators.core.registry import option as _f
 
 from .base import SequenceModel, register_model
 from .transformer import Block, Embedder, TransformerConfig, init_weights, rotary_with_slots

@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from generators import ConfigError
-from generators.registry import option as _f
+from generators.core import ConfigError
+from generators.core.registry import option as _f
 
 from .base import SequenceModel, check_layers, register_model
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from generators import ConfigError
+from generators.core import ConfigError
 
 HEADLINE = "exact_match_nontrivial"  # what depth figures lead with: exact match where a rule-free guess fails
 PROTOCOL_COLUMNS = ("exact_match_nontrivial", "exact_match_lo", "exact_match_hi", "n_seeds")

@@ -23,11 +23,20 @@ from .errors import ConfigError
 
 
 class Registry:
-    """Name -> class, each class paired with its frozen config dataclass. Used for generators and for models."""
+    """Name -> class, each class paired with its frozen config dataclass. Used for generators and for models.
+    `builtins` names the modules that register the built-in classes: imported on the first lookup, so that importing
+    the registry (the project's base) loads no task."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, builtins: tuple[str, ...] = ()):
         self.kind = kind
         self.classes: dict[str, type] = {}
+        self._builtins, self._loaded = builtins, not builtins
+
+    def _load_builtins(self) -> None:
+        if not self._loaded:
+            self._loaded = True  # first: their @register decorators run while they import
+            for module in self._builtins:
+                importlib.import_module(module)
 
     def register(self, name: str, config: type):
         """Class decorator: register a class under `name` with its frozen config dataclass."""
@@ -44,9 +53,11 @@ class Registry:
         return wrap
 
     def names(self) -> list[str]:
+        self._load_builtins()
         return sorted(self.classes)
 
     def get(self, name: str) -> type:
+        self._load_builtins()
         if name not in self.classes and ":" in name:
             return self.from_path(name)
         if name not in self.classes:
@@ -94,7 +105,8 @@ class Registry:
         return build_config(self.get(name).Config, values or {}, where=f"{self.kind} {name!r}")
 
 
-GENERATORS = Registry("generator")
+TASKS = ("cellular_automata", "facts", "group_words", "kv_segments", "mad", "mqar", "zipf_memory")
+GENERATORS = Registry("generator", tuple(f"generators.{m}" for m in TASKS))
 register = GENERATORS.register
 names = GENERATORS.names
 get = GENERATORS.get

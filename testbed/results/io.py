@@ -8,8 +8,8 @@ import io
 import math
 from pathlib import Path
 
-from generators import ConfigError
-from generators.io import atomic_write
+from generators.core import ConfigError
+from generators.core.io import atomic_write
 
 from . import aggregate
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import select
 from . import intervals
-from .metrics import select
 
 METRICS = {"exact_match": ("exact", None), "cell_accuracy": ("correct", "cells")}
 STRATA = {"": None, "_nontrivial": lambda u: ~u["trivial"], "_fresh": lambda u: u["fresh"]}

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from generators import ConfigError  # noqa: E402
-from generators.io import atomic_write  # noqa: E402
+from generators.core.io import atomic_write  # noqa: E402
 
 from .tables import (  # noqa: E402
     AXIS_NAMES,

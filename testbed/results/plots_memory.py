@@ -72,11 +72,11 @@ def plot_memory(rows: list[dict], out: str | Path, title: str = "", paper: dict 
     finish(fig, out, title)
 
 
-def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None, title: str = "") -> None:
-    """Closed-form memories: error against d per scheme (theory lines dotted), or per T for the joint grid; the
-    published values as open squares."""
-    from .memory.law import SCHEMES, THEORY
-
+def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None, title: str = "",
+                    schemes: dict | None = None, theory: dict | None = None) -> None:
+    """Closed-form memories: error against d per scheme (`schemes`: name -> label; `theory`: name -> (c, slope) of a
+    c d^slope line, dotted), or per T for the joint grid; the published values as open squares."""
+    SCHEMES, THEORY = schemes or {}, theory or {}
     joint = any(r["T"] != "" for r in rows)
     groups = sorted({r["T"] for r in rows}) if joint else [s for s in SCHEMES if any(r["scheme"] == s for r in rows)]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

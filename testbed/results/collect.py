@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from generators import ConfigError
+from generators.core import ConfigError
 
+from ..evaluation import MODEL
+from ..spec import config_id, hashed_view
+from ..store import read_config, read_outcomes, read_result, start_dir, validation_history
 from . import aggregate
-from .evaluation import MODEL
-from .spec import config_id, hashed_view
-from .store import read_config, read_outcomes, read_result, start_dir, validation_history
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "n_layer", "loops",
                 "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise"]
@@ -43,7 +43,7 @@ def described(config, result: dict) -> dict:
     count reads the current one); both from the model built on the meta device (no memory allocated)."""
     import torch
 
-    from .store import build
+    from ..store import build
 
     with torch.device("meta"):
         model = build(config)[1]
