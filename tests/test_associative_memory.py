@@ -159,6 +159,7 @@ def test_linear_memory_reference_options():
             build_model("linear_memory", {"d": 8, "n_classes": 5, **bad}, gen.layout())
 
 
+@pytest.mark.slow
 def test_linear_memory_trains_through_the_cli(tmp_path):
     import json
 

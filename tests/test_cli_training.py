@@ -15,6 +15,7 @@ def spec(tiny_spec):
     return tiny_spec(sweep={"grid": {"model.n_layer": [1, 2]}}, presets={"paper": {"train": {"max_steps": 6}}})
 
 
+@pytest.mark.slow
 def test_train_eval_collect_plot(spec, tmp_path):
     runs = tmp_path / "runs"
     res = run("train", spec, "--out", runs, "--set", "model.d_model=8")
@@ -84,6 +85,7 @@ def test_sweep_dry_run_presets_and_jobs(spec, tmp_path):
     one_line_error(run("sweep", spec, "--preset", "gpu"), "unknown preset 'gpu'")
 
 
+@pytest.mark.slow
 def test_quickstart_with_overrides(tmp_path):
     sets = ["train.max_steps=2", "train.val_every=2", "model.d_model=8", "model.n_head=2", "eval.test_size=16",
             "train.val_size=16"]
@@ -113,6 +115,7 @@ def test_bad_inputs(spec, tmp_path):
     one_line_error(run("plot", "widths", tmp_path / "none.csv"), "unknown view 'widths'")
 
 
+@pytest.mark.slow
 def test_eval_rejects_files_that_do_not_fit(spec, tmp_path):
     runs = tmp_path / "runs"
     res = run("train", spec, "--out", runs)
@@ -130,6 +133,7 @@ def test_eval_rejects_files_that_do_not_fit(spec, tmp_path):
     one_line_error(run("eval", run_dir), "corrupt or truncated")
 
 
+@pytest.mark.slow
 def test_plot_draws_published_numbers(spec, tmp_path):
     runs = tmp_path / "runs"
     assert run("sweep", spec, "--out", runs).exit_code == 0

@@ -442,6 +442,7 @@ def test_selective_scan_is_the_recurrence(chunk):
     assert torch.isfinite(x.grad).all()  # the masked, never-contributing pairs give no nan in backward
 
 
+@pytest.mark.slow
 def test_mamba_trains_and_its_state_is_counted():
     gen, model, batch = setup("mamba")
     c = model.config

@@ -1,5 +1,6 @@
 """Fast-weight memories: the delta rule stores and overwrites exactly where the sum rule interferes."""
 
+import pytest
 import torch
 
 import generators
@@ -71,6 +72,7 @@ def test_mechanism_capacity_orders_the_memories():
     assert state_floats("attention", 16, 10) == 320 and state_floats("delta", 16, 10) == 256
 
 
+@pytest.mark.slow
 def test_capacity_command_writes_a_table_and_a_plot(tmp_path):
     import csv
 

@@ -89,6 +89,7 @@ def _fine_tune(tmp_path, tiny_spec, update, **train):
     return [torch.load(dirs[s] / "model.pt", weights_only=True) for s in ("stored", "new")], dirs["new"]
 
 
+@pytest.mark.slow
 def test_memory_finetuning_changes_the_memory_alone_and_the_tracked_set_is_logged(tmp_path, tiny_spec):
     (start, tuned), run_dir = _fine_tune(tmp_path, tiny_spec, "memory")
     memory = {"pkm.values.weight", "pkm.subkeys"}
@@ -196,6 +197,7 @@ def test_the_forgetting_figure_runs_end_to_end_on_a_shrunken_preset(tmp_path):
     assert json.loads((fig_dir / "meta.json").read_text())["sets"]["train.max_steps"] == 4
 
 
+@pytest.mark.slow
 def test_a_start_recorded_before_an_option_existed_still_fits_and_a_finished_fine_tune_is_not_checked_again(
         tmp_path, tiny_spec):
     path = tiny_spec(data={"generator": "facts", **WORLD, "subset": "stored"}, model=PKM, eval={"k": []},

@@ -154,6 +154,7 @@ def test_gen_writes_and_shows_group_words(tmp_path):
         assert f["inputs"].shape == (5, 8) and f["targets"].max() < 60
 
 
+@pytest.mark.slow
 def test_a_model_trains_on_group_words_and_is_scored_per_length(tmp_path, tiny_spec):
     spec = tiny_spec(data={"generator": "group_words", "group": "S3", "length": 6}, model={"pos": "learned"},
                      eval={"k": []})

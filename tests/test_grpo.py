@@ -69,6 +69,7 @@ def test_one_step_moves_the_policy_towards_the_better_sample():
     assert (score(model) > before).float().mean() >= 0.75  # the rewarded direction: towards the true cells
 
 
+@pytest.mark.slow
 def test_grpo_fine_tunes_a_finished_run_and_refuses_bad_starts(tmp_path, tiny_spec):
     data = {"task": "RO-S", "k": 1, "mixed_k": False, "n_input": 2, "steps": 4}
     spec = tiny_spec(data=data, eval={"k": [1]})

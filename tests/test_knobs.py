@@ -106,6 +106,7 @@ def test_recurrent_depth_sigma_spreads_the_iteration_counts_and_state_scale_the_
         assert s.std().item() == pytest.approx(0.986 * scale * (2 / (5 * 16)) ** 0.5, rel=0.05)
 
 
+@pytest.mark.slow
 def test_max_time_stops_training_and_says_so(tmp_path, tiny_spec):
     resolved = specs.resolve(tiny_spec(as_dict=True, train={"max_steps": 100000, "max_time_s": 1.0}))
     _, result, status = train(resolved, tmp_path, quiet=True)
@@ -115,6 +116,7 @@ def test_max_time_stops_training_and_says_so(tmp_path, tiny_spec):
         specs.resolve(tiny_spec(as_dict=True, train={"max_time_s": -1.0}))
 
 
+@pytest.mark.slow
 def test_data_loader_workers_change_nothing_but_speed(tmp_path, tiny_spec):
     # examples are a pure function of (seed, split, index): the worker processes build exactly the batches of
     # the main process, so the trained weights are the same

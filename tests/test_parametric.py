@@ -77,6 +77,7 @@ def test_a_hash_layer_routes_each_query_to_exactly_one_expert():
     ("hash_memory", {"experts": 4, "hidden": 32}),
     ("pkm_transformer", {"n_layer": 2, "n_head": 2, "d_model": 16, "n_keys": 8, "topk": 4, "d_key": 8}),
 ])
+@pytest.mark.slow
 @pytest.mark.parametrize("name_tokens", [1, 2])
 def test_every_family_overfits_a_tiny_world(name, cfg, name_tokens):
     """With a token per entity, and with names of two digit tokens (the entity a combination of shared tokens)."""
@@ -141,6 +142,7 @@ def test_bits_stored_are_zero_at_chance_and_the_world_when_perfect():
     assert generators.make("ca", {}).recall_bits(1.0) is None
 
 
+@pytest.mark.slow
 def test_collect_counts_the_bits_and_plot_capacity_draws_them_per_parameter(tmp_path, tiny_spec):
     from testbed.results.tables import facts_capacity
 

@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from helpers import one_line_error, run
 
 PLUGIN = textwrap.dedent('''
@@ -73,6 +74,7 @@ def forget_plugin():
         sys.modules.pop(name, None)
 
 
+@pytest.mark.slow
 def test_plugin_path_runs_through_gen_train_and_eval(tmp_path, monkeypatch, tiny_spec):
     make_package(tmp_path, entry_point=False)
     monkeypatch.syspath_prepend(str(tmp_path))

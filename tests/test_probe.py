@@ -57,6 +57,7 @@ def test_a_several_state_task_is_probed_at_each_states_own_row():
         gen.probe_states("test", 0, np.arange(4), 4)
 
 
+@pytest.mark.slow
 def test_probe_command_end_to_end_and_bad_input(tmp_path, tiny_spec):
     spec = tiny_spec(data={"task": "RO-S", "mixed_k": False, "k": 2, "n_input": 2, "steps": 5})
     runs = tmp_path / "runs"

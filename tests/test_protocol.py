@@ -184,6 +184,7 @@ def test_symmetric_rules_share_a_split_at_radius_two():
     assert not classes["train"] & classes["test"] and not classes["train"] & classes["val"]
 
 
+@pytest.mark.slow
 def test_training_and_selection_never_draw_a_test_example(tmp_path, monkeypatch, tiny_spec):
     """Checkpoints, early stopping and every score during training read the validation split; the test split is
     read once, after training, by the final evaluation."""

@@ -54,6 +54,7 @@ def test_compare_series_pairs_ours_with_the_published_points():
     assert "2 points" not in rp.summary(points) and "1 with a published number" in rp.summary(points)
 
 
+@pytest.mark.slow
 def test_reproduce_rollout_end_to_end_and_skips_finished_runs(tmp_path, monkeypatch, tiny_spec):
     experiments = tmp_path / "experiments"
     experiments.mkdir()
@@ -164,6 +165,7 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
         assert all(p["fresh"] != "" and p["fresh classes"] != "" for p in points)  # the support of each point
 
 
+@pytest.mark.slow
 def test_a_run_that_diverges_is_reported_and_the_figure_drawn_from_the_others(tmp_path, monkeypatch, tiny_spec):
     experiments = tmp_path / "experiments"
     experiments.mkdir()

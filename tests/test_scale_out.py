@@ -91,6 +91,7 @@ def test_a_refused_submission_is_reported_in_one_line(spec, tmp_path, monkeypatc
     assert res.output.strip().splitlines()[-1].startswith("error: 3 of 3 runs failed")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["killed", "interrupted"])
 def test_a_pool_worker_leaves_no_run_training_once_its_sweep_stops(monkeypatch, how):
     """A sweep killed outright (the worker is re-parented) or interrupted by a signal that reached it alone (`kill

@@ -189,6 +189,7 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     import lightning as L
 
@@ -234,6 +235,7 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
         train(resolved, tmp_path, quiet=True)
 
 
+@pytest.mark.slow
 def test_a_second_process_training_the_same_run_is_told_who_holds_it(tmp_path, tiny_spec):
     import os
 
@@ -255,6 +257,7 @@ def test_a_second_process_training_the_same_run_is_told_who_holds_it(tmp_path, t
     assert run("train", spec, "--out", tmp_path / "runs").exit_code == 0  # released: it trains now
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["transformer", "recurrent_depth"])
 def test_ctrl_c_stops_cleanly_and_the_resumed_run_is_bit_identical(tmp_path, model):
     import os
