@@ -66,6 +66,11 @@ class TrainConfig:
     val_size: int = _f(1024, "validation examples (held-out rules)")
     train_size: int = _f(0, "0: fresh examples every step; N: a fixed, cached training set of N examples")
     early_stop_patience: int = _f(0, "stop after this many validations without improvement; 0 disables")
+    plateau_steps: int = _f(0, "a budget that follows the validation curve: stop once the best validation exact match "
+                            "has not risen by more than plateau_delta for this many steps (a plateau); 0: train to "
+                            "max_steps, the cap", hash="if_set")
+    plateau_delta: float = _f(0.01, "the rise of the best validation exact match that counts as progress for "
+                              "plateau_steps", hash="if_set")
     early_stop_at: float = _f(1.0, "stop once validation exact match reaches this")
     max_time_s: float = _f(0.0, "stop training after this many seconds (the run is then done); 0 disables")
     accelerator: str = _f("auto", "Lightning accelerator: auto | cpu | gpu | cuda | mps")
@@ -131,6 +136,14 @@ class TrainConfig:
             raise ConfigError(f"unknown train.update {self.update!r}; valid: {', '.join(UPDATES)}")
         if self.sparse_slots < 1:
             raise ConfigError(f"train.sparse_slots must be at least 1, got {self.sparse_slots}")
+        if self.plateau_steps < 0 or not (math.isfinite(self.plateau_delta) and self.plateau_delta >= 0):
+            raise ConfigError(f"train.plateau_steps must be >= 0 and plateau_delta finite and >= 0, got "
+                              f"{self.plateau_steps} and {self.plateau_delta}")
+        if self.plateau_steps and not self.val_every <= self.plateau_steps <= self.max_steps:
+            raise ConfigError(f"train.plateau_steps ({self.plateau_steps}) must lie between train.val_every "
+                              f"({self.val_every}: one validation) and train.max_steps ({self.max_steps}: the cap)")
+        if self.plateau_steps and self.early_stop_patience:
+            raise ConfigError("train.plateau_steps and train.early_stop_patience both stop on no progress: set one")
         if self.grpo_reward not in GRPO_REWARDS:
             raise ConfigError(f"train.grpo_reward must be cell_accuracy or exact_match, got {self.grpo_reward!r}")
 

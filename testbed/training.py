@@ -114,6 +114,39 @@ def stop_on_interrupt(flag: dict):
         signal.signal(signal.SIGINT, previous)
 
 
+class Plateau(L.Callback):
+    """A budget that follows the validation curve: training stops once the best validation exact match has risen by
+    no more than `delta` over the last `window` steps (the best now against the best at the window's start, so a
+    slow but steady climb is progress and a dip back to an old best is not); otherwise it runs to max_steps, the
+    cap. Its history is checkpointed, so a resumed run stops where an uninterrupted one would."""
+
+    def __init__(self, window: int, delta: float, monitor: str = "val/exact_match"):
+        self.window, self.delta, self.monitor = window, delta, monitor
+        self.history: list[tuple[int, float]] = []  # (step, best validation so far)
+        self.stopped_at = None
+
+    def observe(self, step: int, value: float) -> bool:
+        """Take one validation; True when the plateau is reached (training should stop)."""
+        best = max(value, self.history[-1][1]) if self.history else value
+        self.history.append((step, best))
+        before = [b for s, b in self.history if s <= step - self.window]
+        if before and best - before[-1] <= self.delta:
+            self.stopped_at = step
+            return True
+        return False
+
+    def on_validation_end(self, trainer, module):
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and not trainer.sanity_checking and self.observe(trainer.global_step, float(value)):
+            trainer.should_stop = True
+
+    def state_dict(self):
+        return {"history": list(self.history), "stopped_at": self.stopped_at}
+
+    def load_state_dict(self, state):
+        self.history, self.stopped_at = [tuple(h) for h in state["history"]], state["stopped_at"]
+
+
 class StopWhenAsked(L.Callback):
     """Once flag['stop'] is set (by Ctrl-C): saves the resumable checkpoint at the end of the step and stops."""
 
@@ -177,6 +210,7 @@ class Job:
     system: L.LightningModule
     data: L.LightningDataModule
     resumed: bool = False  # set by fit: whether it resumed from the run's last checkpoint
+    plateau: object = None  # set by fit: the Plateau callback, when the budget follows the validation curve
 
 
 def build(cfg: RunConfig, run_dir: Path, share: int = 1) -> Job:
@@ -231,7 +265,9 @@ def fit(job: Job, callbacks=(), quiet: bool = False):
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", every_n_train_steps=tcfg.val_every,
                              save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False)
     flag: dict = {}
-    cbs = [best, latest, StopWhenAsked(flag, last), *callbacks]
+    plateau = Plateau(tcfg.plateau_steps, tcfg.plateau_delta) if tcfg.plateau_steps else None
+    job.plateau = plateau
+    cbs = [best, latest, StopWhenAsked(flag, last), *([plateau] if plateau else []), *callbacks]
     if tcfg.early_stop_patience or tcfg.early_stop_at < 1.0:
         cbs.append(EarlyStopping(
             monitor="val/exact_match", mode="max", patience=tcfg.early_stop_patience or 10**9,
@@ -287,11 +323,21 @@ def fit(job: Job, callbacks=(), quiet: bool = False):
     return trainer, fit_seconds, best.best_model_score
 
 
+def stop_reason(job: Job, steps: int, fit_seconds: float) -> str:
+    """Why training ended: "plateau" (the validation curve had stopped rising), "cap" (it reached max_steps),
+    "max_time", or "early_stop" (early_stop_patience or early_stop_at)."""
+    tcfg = job.cfg.train
+    if job.plateau is not None and job.plateau.stopped_at is not None:
+        return "plateau"
+    if steps >= tcfg.max_steps:
+        return "cap"
+    return "max_time" if tcfg.max_time_s and fit_seconds >= tcfg.max_time_s else "early_stop"
+
+
 def finalise(job: Job, trainer, fit_seconds: float, best_score) -> dict:
     """The trained run's outcome: its best checkpoint's weights saved and scored on the test split (read once, here),
     its result.json written last."""
-    run_dir, tcfg, model, rid, generator, system = job.run_dir, job.cfg.train, job.model, job.rid, job.generator, \
-        job.system
+    run_dir, model, rid, generator, system = job.run_dir, job.model, job.rid, job.generator, job.system
     # Read the outcome from the checkpoints on disk, not from the trainer: with spawned DDP workers (ddp_spawn)
     # this process's trainer and callbacks never saw the training, the workers' rank zero wrote the files.
     best_file, steps = run_dir / "checkpoints" / "best.ckpt", trainer.global_step
@@ -318,8 +364,7 @@ def finalise(job: Job, trainer, fit_seconds: float, best_score) -> dict:
         "run_id": rid,
         "status": "done",
         "steps": steps,
-        "stopped": ("max_steps" if steps >= tcfg.max_steps else
-                    "max_time" if tcfg.max_time_s and fit_seconds >= tcfg.max_time_s else "early_stop"),
+        "stopped": stop_reason(job, steps, fit_seconds),
         "params": model.num_params(),
         "active_params": model.active_params(),
         "state_size": model.state_size(),

@@ -294,3 +294,41 @@ def test_ctrl_c_stops_cleanly_and_the_resumed_run_is_bit_identical(tmp_path, mod
     with open(run_dir / "metrics.csv") as f:
         logged = [int(r["step"]) for r in csv.DictReader(f)]
     assert len(logged) == len(set(logged))  # the replayed stretch after the resume is not duplicated
+
+
+def test_a_budget_stops_on_a_plateau_and_not_on_a_rising_curve():
+    """The plateau rule: stop once the best validation exact match has risen by no more than delta over the window
+    (steps); a slow but steady climb is progress, a dip back to the old best is not."""
+    from testbed.training import Plateau
+
+    def first_stop(curve, window=1000, delta=0.01, every=500):
+        rule = Plateau(window, delta)
+        return next((step for step, v in zip(range(every, every * (len(curve) + 1), every), curve)
+                     if rule.observe(step, v)), None)
+
+    flat = [0.1, 0.5, 0.8, 0.805, 0.806, 0.804, 0.81]
+    assert first_stop(flat) == 2500  # best 0.806 at 2,500 against 0.8 at 1,500: a rise of 0.006 over the window
+    rising = [0.1 + 0.02 * i for i in range(30)]  # +0.02 a validation: always progress
+    assert first_stop(rising) is None
+    slow = [0.5 + 0.006 * i for i in range(12)]  # +0.012 over two validations: progress within every window
+    assert first_stop(slow) is None
+    dip = [0.6, 0.8, 0.5, 0.79, 0.8, 0.8]  # back to the old best is no rise
+    assert first_stop(dip) == 2000
+    rule = Plateau(1000, 0.01)
+    for step, v in ((500, 0.2), (1000, 0.6)):
+        rule.observe(step, v)
+    again = Plateau(1000, 0.01)
+    again.load_state_dict(rule.state_dict())  # a resumed run keeps counting from where it stopped
+    assert not again.observe(1500, 0.605) and again.observe(2000, 0.6) and again.stopped_at == 2000
+
+
+@pytest.mark.slow
+def test_a_run_whose_curve_stops_rising_stops_on_its_plateau(tmp_path):
+    """A real run: with a rise of 1.0 needed for progress, the window after the first validation ends it before the
+    cap, and the run records why."""
+    _, result, status = train(specs.resolve(TINY, {"train.max_steps": 8, "train.val_every": 2,
+                                                   "train.plateau_steps": 4, "train.plateau_delta": 1.0}),
+                              tmp_path, quiet=True)
+    assert status == "trained" and result["stopped"] == "plateau" and result["steps"] == 6
+    _, capped, _ = train(specs.resolve(TINY, {"train.max_steps": 4}), tmp_path, quiet=True)
+    assert capped["stopped"] == "cap" and capped["steps"] == 4

@@ -24,7 +24,7 @@ from ..store import read_config, read_outcomes, read_result, start_dir, validati
 from . import aggregate
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "n_layer", "loops",
-                "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise"]
+                "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise", "steps", "stopped"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
 # memorisation tasks (Generator.recall_bits): bits the test exact match recalls, and the validation one (what
 # choices, e.g. the world a memory stores most of, read); world_bits: what recalling every answer would hold (a
@@ -196,7 +196,20 @@ def _validation(group: list[dict]) -> dict:
         out[f"val_{key}"] = round(sum(got) / len(got), 6) if got and None not in got else ""
     rises = [late_rise(validation_history(r["run_dir"])) for r in group]  # the worst seed: still rising anywhere?
     out["val_late_rise"] = round(max(rises), 6) if rises and None not in rises else ""
+    steps = [r["result"].get("steps") for r in group]
+    out["steps"] = round(sum(steps) / len(steps)) if steps and None not in steps else ""
+    out["stopped"] = stopped(r["result"].get("stopped", "") for r in group)
     return out
+
+
+def stopped(reasons) -> str:
+    """Why a configuration's runs ended: 'plateau' (every seed's validation curve stopped rising), 'cap' (each ran
+    to max_steps), or a count of each ('plateau 2 of 3, cap 1 of 3'); '' for runs recorded before it was kept."""
+    reasons = [{"max_steps": "cap"}.get(r, r) for r in reasons]  # runs recorded before the cap had its name
+    if not reasons or "" in reasons:
+        return ""
+    counts = {r: reasons.count(r) for r in dict.fromkeys(reasons)}
+    return reasons[0] if len(counts) == 1 else ", ".join(f"{r} {n} of {len(reasons)}" for r, n in counts.items())
 
 
 def _recorded_rows(run: dict) -> list[dict]:

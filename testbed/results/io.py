@@ -13,15 +13,15 @@ from generators.core.io import atomic_write
 
 from . import aggregate
 
-NUMERIC = {"params", "state_size", "n_layer", "layers", "loops", "d_model", "iterations", "value", "k",
+NUMERIC = {"params", "state_size", "n_layer", "layers", "steps", "loops", "d_model", "iterations", "value", "k",
            *aggregate.METRIC_COLUMNS,
            *(set(aggregate.COUNT_COLUMNS) - {"seeds"}), "fit_seconds",
            "cell_accuracy", "exact_match", "d", "T", "error", "error_lo", "error_hi", "std", "val_exact_match",
            "val_cell_accuracy", "val_late_rise"}
 
 
-WHOLE = {"k", "n_layer", "layers", "iterations", "d_model", "value", "n", "n_nontrivial", "n_fresh", "n_classes",
-         "n_classes_nontrivial", "n_classes_fresh", "n_rules", "n_seeds", "d", "T"}  # counts, sizes and depths
+WHOLE = {"k", "n_layer", "layers", "steps", "iterations", "d_model", "value", "n", "n_nontrivial", "n_fresh",
+         "n_classes", "n_classes_nontrivial", "n_classes_fresh", "n_rules", "n_seeds", "d", "T"}  # counts and sizes
 
 
 def write_csv(path: str | Path, columns: list[str], rows: list[dict]) -> None:

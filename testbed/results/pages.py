@@ -148,7 +148,9 @@ def summary(rows: list[dict]) -> dict:
     def distinct(*columns):
         return sorted({int(float(r[c])) for r in rows for c in columns if r.get(c) not in ("", None)})
 
+    budget = {names[r["config_id"]]: (r["stopped"], r.get("steps", "")) for r in models if r.get("stopped")}
     return {"configurations": len(rise), "rising": sorted([lab, v] for lab, v in rise.items() if v > PLATEAU),
+            "stopped": sorted([lab, why, steps] for lab, (why, steps) in budget.items()),
             "short_seeds": sorted([lab, n, s] for lab, (n, s) in kept.items() if n < most), "most_seeds": most,
             "seeds": sorted({n for n, _ in kept.values()}),
             "classes": distinct("n_classes", "n_classes_nontrivial", "n_classes_fresh"),
@@ -166,7 +168,13 @@ def plateau(s: dict) -> list[str]:
             "seed)")
     if rising:
         text += "; still rising: " + ", ".join(f"{lab} (+{v:.3f})" for lab, v in rising)
-    return [text + ".", ""]
+    lines = [text + ".", ""]
+    budget = s.get("stopped", [])
+    if any(why != "cap" for _, why, _ in budget):  # budgets that followed the validation curve: say where each ended
+        lines += ["Budgets: " + "; ".join(f"{lab} stopped {'on a plateau' if why == 'plateau' else why} after "
+                                          f"{steps} steps" if why in ("plateau", "cap") else f"{lab}: {why}"
+                                          for lab, why, steps in budget) + ".", ""]
+    return lines
 
 
 def seeds_short(s: dict) -> list[str]:
