@@ -198,7 +198,7 @@ def unit(meta: dict, s: dict) -> str:
     seeds, classes = s.get("seeds") or [0], s["classes"]
     count = "-".join(map(str, [min(classes), max(classes)] if len(classes) > 1 else classes))
     seeds_text = f"{max(seeds)} seeds" if max(seeds) > 1 else "one seed (over classes alone)"
-    return f"over {seeds_text} and {count} held-out symmetry classes (Student t, testbed/intervals.py)"
+    return f"over {seeds_text} and {count} held-out symmetry classes (Student t, testbed/results/intervals.py)"
 
 
 def cores(meta: dict) -> str:
