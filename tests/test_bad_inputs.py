@@ -135,6 +135,8 @@ CASES = [
     (["memory-law", "error-vs-d", "--plot", "fig.xyz"], "must end in .png, .pdf or .svg"),
     (["memory-law", "error-vs-d", "--trials", BIG], "memory cap"),
     (["capacity", "--plot", "fig.xyz"], "must end in .png, .pdf or .svg"),
+    (["capacity", "--floor", "1.5"], "--floor must be a share in (0, 1]"),
+    (["capacity", "--floor", "0"], "--floor must be a share in (0, 1]"),
     (["docs", "rep-damaged", "--to", "pages"], "is not a reproduction's meta.json"),
     (["docs", "rep-list", "--to", "pages"], "not a JSON object"),
     (["docs", "rep-binary", "--to", "pages"], "is not a CSV table"),

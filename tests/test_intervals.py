@@ -221,3 +221,15 @@ def test_a_rate_at_its_bound_and_an_empty_selection():
 def test_t_interval_stops_at_the_bounds():
     assert intervals.t_interval([0.9, 1.0, 1.0])[2] == 1.0
     assert math.isnan(intervals.t_interval([0.5])[1])
+
+
+def test_a_capacity_read_off_mean_recall_gets_an_interval_over_trials():
+    """The threshold statistic (most pairs recalled at >= floor, every smaller number too) and its bootstrap over
+    trials: certain where recall is far from the floor, spanning the neighbours where it sits on it."""
+    rng = np.random.default_rng(0)
+    far = {1: np.ones(40), 2: np.full(40, 0.99), 4: rng.uniform(0.97, 1.0, 40), 8: rng.uniform(0.0, 0.3, 40)}
+    assert intervals.threshold_interval(far, 0.9) == (4, 4, 4)
+    half = np.tile([0.0, 1.0], 10)  # mean recall exactly on the floor of 0.5 at 2 and 4 pairs
+    near = {1: np.ones(20), 2: half, 4: half, 8: np.zeros(20)}
+    assert intervals.threshold_interval(near, 0.5) == (4, 1, 4)  # a resample can fall under it at 2 or at 4 pairs
+    assert intervals.threshold_interval({1: np.full(5, 0.5)}, 0.9) == (0, 0, 0)

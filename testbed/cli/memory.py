@@ -29,8 +29,10 @@ def capacity_cmd(
     seed: int = typer.Option(0, help="seed of the random keys and values"),
     out: Path = typer.Option(Path("capacity.csv"), help="results table (the format of `testbed collect`)"),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="also draw `plot capacity` to this image"),
+    floor: float = typer.Option(0.9, help="a number of pairs counts as stored when at least this share is recalled"),
 ) -> None:
-    """Retrieval capacity of the memory mechanisms at each state size: store random pairs, read them back."""
+    """Retrieval capacity of the memory mechanisms at each state size: store random pairs, read them back; each
+    capacity (the most pairs recalled at >= --floor) with its 95 % interval over the random memories."""
     from ..limits import check
     from ..memory.capacity import capacity_rows
     from ..results import plots_memory, tables
@@ -41,14 +43,17 @@ def capacity_cmd(
     ps = list(coerce(tuple[int, ...], pairs, "--pairs"))
     if not ds or not ps or min(ds + ps) < 1 or trials < 1:
         raise ConfigError("--d, --pairs and --trials must be at least 1")
+    if not 0 < floor <= 1:
+        raise ConfigError(f"--floor must be a share in (0, 1], got {floor}")
     big_d, big_s = max(ds), max(ps)  # keys, values and reads of every trial, the largest DPFP-3 matrix
     floats = trials * (6 * big_s * big_d + 2 * (6 * big_d) ** 2 + big_s * big_s)
     check("the memories", 4 * floats, "--d, --pairs or --trials")
     gio.check_writable(out)
     check_image(plot_out, "--plot")
-    rows = capacity_rows([f.strip() for f in families.split(",")], ds, ps, trials, seed, rewrite)
+    per_trial: dict = {}
+    rows = capacity_rows([f.strip() for f in families.split(",")], ds, ps, trials, seed, rewrite, per_trial)
     write_csv(out, BASE_COLUMNS, rows)
-    typer.echo(tables.format_capacity(rows))
+    typer.echo(tables.format_capacity(rows, floor, per_trial))
     if plot_out is not None:
         setting = "rewrite: every key written twice, the newer value asked" if rewrite else "each key written once"
         plots_memory.plot_capacity(rows, plot_out, f"Retrieval capacity of memory mechanisms ({setting})")

@@ -58,6 +58,7 @@ class Results:
     reused: int = 0  # of those, finished before this call (their training is not in its wall time)
     curves: list = field(default_factory=list)  # per-step rows of figures drawn from training curves
     configs: list = field(default_factory=list)  # the RunConfig of every run the figure needs
+    extra: dict = field(default_factory=dict)  # what a figure computed for its own comparison (not written out)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ CAPACITY_PAIRS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
 
 class RetrievalCapacity(Figure):
-    """Mechanism-level: store random pairs in each memory, read them back (no training)."""
+    """Mechanism-level: store random pairs in each memory, read them back (no training); each capacity with its
+    interval over the random memories (trials)."""
 
     trains = False
+    intervals = "over the random memories of each point (trials), a percentile bootstrap of the threshold statistic"
 
     def results(self, ctx):
         from ..memory.capacity import capacity_rows
@@ -26,19 +28,22 @@ class RetrievalCapacity(Figure):
 
         self.check_preset(ctx.preset)
         setting = CAPACITY[ctx.preset]
-        rows = capacity_rows(["attention", "sum", "delta", "armt"], setting["ds"], CAPACITY_PAIRS, setting["trials"])
-        return Results(BASE_COLUMNS, rows)
+        per_trial: dict = {}
+        rows = capacity_rows(["attention", "sum", "delta", "armt"], setting["ds"], CAPACITY_PAIRS, setting["trials"],
+                             per_trial=per_trial)
+        return Results(BASE_COLUMNS, rows, extra={"per_trial": per_trial})
 
     def compare(self, res, paper):
-        rows = res.rows
+        from ..results.intervals import threshold_interval
+
+        per_trial = res.extra["per_trial"]
         out = []
-        for fam, ds in sorted(tables.capacity_table(rows).items()):
-            for d, pts in ds.items():
-                theory = {"sum": d, "delta": d}.get(fam)  # at most dim phi(k) = d keys without interference
-                c = tables.capacity({p: v[0] for p, v in pts.items()})
-                out.append({"series": fam, "x": f"d={d}", "ours": c, "published": theory,
-                            "difference": c - theory if theory is not None else None,
-                            "ratio": c / theory if theory else None})
+        for (fam, d), pts in sorted(per_trial.items()):
+            theory = {"sum": d, "delta": d}.get(fam)  # at most dim phi(k) = d keys without interference
+            c, lo, hi = threshold_interval(pts, tables.RECALL_FLOOR)
+            out.append({"series": fam, "x": f"d={d}", "ours": c, "ours_lo": lo, "ours_hi": hi, "published": theory,
+                        "difference": c - theory if theory is not None else None,
+                        "ratio": c / theory if theory else None})
         return out
 
     def draw(self, rows, points, out, title, paper):

@@ -52,8 +52,9 @@ def read_back(family: str, keys: torch.Tensor, values: torch.Tensor) -> torch.Te
 
 
 def recall(family: str, d: int, pairs: int, trials: int = 20, seed: int = 0, rewrite: bool = False):
-    """(share of pairs recalled, share of trials with every pair recalled). With `rewrite`, every key is written
-    twice, first with an old value, later with a new one; the new one must come back (the latest value wins)."""
+    """(share of pairs recalled, share of trials with every pair recalled, each trial's share of pairs recalled).
+    With `rewrite`, every key is written twice, first with an old value, later with a new one; the new one must come
+    back (the latest value wins)."""
     if d < 1 or pairs < 1 or trials < 1:
         raise ConfigError(f"d, pairs and trials must be at least 1, got {d}, {pairs}, {trials}")
     gen = torch.Generator().manual_seed(seed * 1_000_003 + d * 1009 + pairs)
@@ -63,18 +64,23 @@ def recall(family: str, d: int, pairs: int, trials: int = 20, seed: int = 0, rew
     got = read_back(family, stored, values)[:, -pairs:]  # the reads of the (last) write of every key
     target = torch.arange(values.shape[1] - pairs, values.shape[1])
     right = (got @ values.transpose(1, 2)).argmax(-1) == target
-    return right.float().mean().item(), right.all(-1).float().mean().item()
+    return right.float().mean().item(), right.all(-1).float().mean().item(), right.float().mean(-1).numpy()
 
 
-def capacity_rows(families, ds, pairs, trials: int = 20, seed: int = 0, rewrite: bool = False) -> list[dict]:
-    """Rows in the format of `testbed collect` (slice n_pairs), so `testbed plot capacity` draws them."""
+def capacity_rows(families, ds, pairs, trials: int = 20, seed: int = 0, rewrite: bool = False,
+                  per_trial: dict | None = None) -> list[dict]:
+    """Rows in the format of `testbed collect` (slice n_pairs), so `testbed plot capacity` draws them; `per_trial`,
+    when given, receives each (family, d)'s {pairs: every trial's share recalled}, what a capacity's interval
+    resamples (results.intervals.threshold_interval)."""
     rows = []
     for family in families:
         if family not in FAMILIES:
             raise ConfigError(f"unknown memory family {family!r}; valid: {', '.join(FAMILIES)}")
         for d in ds:
             for s in pairs:
-                share, every = recall(family, d, s, trials, seed, rewrite)
+                share, every, each = recall(family, d, s, trials, seed, rewrite)
+                if per_trial is not None:
+                    per_trial.setdefault((family, d), {})[s] = each
                 rows.append({
                     "run_id": f"{family}-d{d}-s{s}", "name": "rewrite" if rewrite else "remember", "model": family,
                     "params": 0, "state_size": state_floats(family, d, s), "d_model": d, "split": "test",

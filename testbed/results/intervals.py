@@ -184,6 +184,31 @@ def paired(a: list[dict], b: list[dict], score: str, count: str | None = None, k
     return difference, max(-1.0, difference - half), min(1.0, difference + half)
 
 
+def threshold_interval(per_trial: dict, floor: float, replicates: int = 2000, seed: int = 0,
+                       level: float = LEVEL) -> tuple[int, int, int]:
+    """(capacity, lo, hi) of a capacity read off mean recall: the most pairs whose mean recall over independent
+    trials is at least `floor`, every smaller tested number too (0 if none). `per_trial`: {pairs: each trial's share
+    recalled}. The interval is a percentile bootstrap over trials, each number of pairs resampled on its own (its
+    trials are random memories of their own, independent and many: the case the percentile bootstrap is right
+    for); its bounds are tested numbers of pairs."""
+    counts = sorted(per_trial)
+    rng = np.random.default_rng(seed)
+
+    def most(means) -> int:
+        best = 0
+        for pairs, mean in zip(counts, means):
+            if mean < floor:
+                break
+            best = pairs
+        return best
+
+    trials = [np.asarray(per_trial[p], float) for p in counts]
+    draws = np.stack([t[rng.integers(0, len(t), (replicates, len(t)))].mean(1) for t in trials], axis=1)
+    caps = np.array([most(row) for row in draws])
+    lo, hi = np.quantile(caps, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return most([t.mean() for t in trials]), int(lo), int(hi)
+
+
 def t_interval(values, bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float, float]:
     """(mean, low, high): the 95 % Student t interval of a mean over independent repeats (the mean alone, with nan
     bounds, for one value), cut to the values the quantity can take (an accuracy's [0, 1], a difference's [-1, 1])."""

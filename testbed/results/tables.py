@@ -304,14 +304,21 @@ def capacity(points: dict[int, float], floor: float = RECALL_FLOOR) -> int:
     return best
 
 
-def format_capacity(rows: list[dict]) -> str:
+def format_capacity(rows: list[dict], floor: float = RECALL_FLOOR, per_trial: dict | None = None) -> str:
+    """Recall per stored pairs and the capacity at `floor`; with `per_trial` ({(family, d): {pairs: each trial's
+    share}}), each capacity's 95 % interval over the trials (intervals.threshold_interval)."""
+    from .intervals import threshold_interval
+
     table = capacity_table(rows)
-    lines = [f"{'family':<24}{'d':>5}  recall per stored pairs (capacity at >= {RECALL_FLOOR:.0%}, state floats)"]
+    lines = [f"{'family':<24}{'d':>5}  recall per stored pairs (capacity at >= {floor:.0%} [95 % interval over "
+             "trials], state floats)"]
     for fam, ds in sorted(table.items()):
         for d, pts in ds.items():
             cells = " ".join(f"{p}:{v[0]:.2f}" for p, v in pts.items())
-            c = capacity({p: v[0] for p, v in pts.items()})
-            lines.append(f"{fam:<24}{d:>5}  {cells}  (capacity {c}, state {int(pts[c][1]) if c else '-'})")
+            c = capacity({p: v[0] for p, v in pts.items()}, floor)
+            trials = (per_trial or {}).get((fam, d))
+            bounds = " [{1}, {2}]".format(*threshold_interval(trials, floor)) if trials else ""
+            lines.append(f"{fam:<24}{d:>5}  {cells}  (capacity {c}{bounds}, state {int(pts[c][1]) if c else '-'})")
     return "\n".join(lines)
 
 
