@@ -65,6 +65,8 @@ def cell(p: dict, column: str, signed: bool = False) -> str:
     lo, hi = _num(p.get(f"{column}_lo")), _num(p.get(f"{column}_hi"))
     if signed:
         text, bounds = f"{x:+.3f}", f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else ""
+    elif lo is not None and hi is not None and all(float(v).is_integer() for v in (x, lo, hi)) and max(x, hi) > 1:
+        text, bounds = f"{x:.0f}", f" [{lo:.0f}, {hi:.0f}]"  # counts (pairs, bits), not rates
     else:
         text = f"{x:.4g}" if abs(x) >= 1 or x == 0 else f"{x:.3f}"
         bounds = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
