@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from generators.core import ConfigError
+
 from . import __version__
 
 
@@ -39,6 +41,8 @@ def busy_cores() -> float:
 def choose_threads(asked: int, share: int = 1) -> tuple[int, str]:
     """(threads, why): `asked` if set; in a sweep of `share` parallel jobs, each job's share of the cores (the
     sweep's own jobs make the load there); for a single run, the cores free now."""
+    if not 0 <= asked <= 1024:  # torch takes a C int; more threads than any machine has is a typo
+        raise ConfigError(f"threads must be in 0..1024 (0: the cores free now), got {asked:,}")
     cores = usable_cores()
     if asked:
         return asked, f"asked for {asked}"

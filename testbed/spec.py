@@ -118,6 +118,8 @@ class TrainConfig:
             raise ConfigError(f"train.schedule must be cosine, linear or constant, got {self.schedule!r}")
         if min(self.warmup_steps, self.early_stop_patience, self.threads, self.num_workers, self.train_size) < 0:
             raise ConfigError("train.warmup_steps, early_stop_patience, threads, num_workers, train_size must be >= 0")
+        if self.threads > 1024:
+            raise ConfigError(f"train.threads must be in 0..1024 (0: the cores free now), got {self.threads:,}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
         if self.logger not in LOGGERS:
@@ -398,6 +400,8 @@ def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | Non
     gen_name, model_name = data.pop("generator"), model.pop("name")
     run_seed = spec.get("seed", 0) if seed is None else seed
     generators.check_seed(run_seed)
+    if run_seed >= 2**32:  # a run seeds torch and numpy's global generators, whose seeds stop there
+        raise ConfigError(f"the seed of a run must be below 2^32, got {run_seed}")
     gen_cfg = GENERATORS.config(gen_name, data)
     task = GENERATORS.get(gen_name)(gen_cfg)
     task.layout()  # validates what only the task as a whole can check

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import csv
 import dataclasses
+import os
 import shutil
 import signal
 import threading
@@ -69,8 +70,6 @@ def check_logger(tcfg: TrainConfig) -> None:
 
 def loggers(tcfg: TrainConfig, run_dir: Path, attempt: int) -> list:
     """Lightning loggers: CSV always (metrics.csv is part of the run directory), plus the tracker asked for."""
-    import os
-
     from lightning.pytorch import loggers as pl_loggers
 
     check_logger(tcfg)
@@ -98,6 +97,15 @@ def check_accelerator(name: str) -> None:
 
     if not any(available(c) for c in {"gpu": ("cuda", "mps")}.get(name, (name,))):
         raise ConfigError(f"train.accelerator = {name!r} is not available on this machine; use auto or cpu here")
+
+
+def check_nodes(num_nodes: int) -> None:
+    """Several nodes need a launcher that starts a process on each (SLURM, torchrun); started here alone, the run
+    would wait half an hour for nodes that never come."""
+    if num_nodes > 1 and not (os.environ.get("SLURM_NTASKS") or os.environ.get("NODE_RANK")
+                              or os.environ.get("GROUP_RANK")):
+        raise ConfigError(f"train.num_nodes = {num_nodes} needs a launcher that starts every node (--launcher "
+                          "submitit on SLURM, or torchrun); on one machine use --devices")
 
 
 @contextlib.contextmanager
@@ -170,6 +178,7 @@ def train(cfg: RunConfig, runs_root: str | Path, force: bool = False, callbacks=
     run_dir = Path(runs_root) / rid
     check_run(cfg)  # before anything is written or allocated
     check_accelerator(cfg.train.accelerator)
+    check_nodes(cfg.train.num_nodes)
     if run_dir.is_file():
         raise ConfigError(f"{str(run_dir)!r} is a file where the run directory belongs; remove it")
     if (run_dir / "result.json").is_file() and not force:
@@ -242,8 +251,6 @@ def build(cfg: RunConfig, run_dir: Path, share: int = 1) -> Job:
 def fit(job: Job, callbacks=(), quiet: bool = False):
     """Lightning's fit of a built run, resumed from its last checkpoint when there is one. Returns (trainer, fit
     seconds, best validation exact match); a NaN loss is recorded as the run's outcome, Ctrl-C as an interruption."""
-    import os
-
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from .system import Diverged

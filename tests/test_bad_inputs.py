@@ -40,6 +40,8 @@ def write_npz(path, **arrays):
 
 # (arguments, expected fragment of the message); {spec}, {run} and {dir} are filled in per test
 CASES = [
+    # list
+    (["list", "models", "--rule", "110"], "--rule applies to `testbed list rules`"),
     # gen
     (["gen", "ca", "--n", BIG, "--out", "x.npz"], "memory cap"),
     (["gen", "ca", "--width", str(10**9), "--out", "x.npz"], "memory cap"),
@@ -77,6 +79,9 @@ CASES = [
     (["train", "{spec}", "--set", "data=5"], "malformed --set"),
     (["train", "data5.toml"], "[data] of spec"),
     (["train", "{spec}", "--seed", "-1"], "seed must be an integer"),
+    (["train", "{spec}", "--seed", str(2**32)], "seed of a run must be below 2^32"),
+    (["train", "{spec}", "--num-nodes", BIG], "needs a launcher that starts every node"),
+    (["train", "{spec}", "--set", f"train.threads={BIG}"], "train.threads must be in 0..1024"),
     (["train", "{spec}", "--bogus"], "No such option"),
     # eval
     (["eval", "."], "is not a run directory"),
@@ -100,6 +105,7 @@ CASES = [
     (["collect", "nowhere"], "does not exist"),
     (["collect", "runs", "--against", "model"], "--against takes COLUMN=VALUE"),
     (["collect", "runs", "--against", "colour=red"], "unknown column 'colour'"),
+    (["plot", "depth", "results.csv", "--by", "loops"], "--by picks the heatmap's rows"),
     (["plot", "depth", "noise.csv"], "not a CSV results table"),
     (["plot", "depth", "zz.csv"], "holds 'zz', not a number"),
     (["plot", "depth", "short.csv"], "fewer cells than the header"),
@@ -112,6 +118,9 @@ CASES = [
     (["sweep", "{spec}", "--seeds", "-1"], "non-negative"),
     (["sweep", "{spec}", "--seeds", "0,0"], "lists a seed twice"),
     (["sweep", "{spec}", "--jobs", "0"], "--jobs must be at least 1"),
+    (["sweep", "{spec}", "--jobs", BIG], "--jobs must be at most 1,024"),
+    (["sweep", "{spec}", "--partition", "gpu"], "--partition applies to --launcher submitit"),
+    (["sweep", "{spec}", "--seeds", BIG], "seed of a run must be below 2^32"),
     (["sweep", "{spec}", "--launcher", "slurmish"], "unknown launcher"),
     (["reproduce", "p2-lookahed"], "did you mean 'p2-lookahead'"),
     (["reproduce", "p2-lookahead", "--preset", "gpu"], "has no preset 'gpu'"),
@@ -128,10 +137,12 @@ CASES = [
     (["bench", "generators", "--n", "0"], "--n must be positive"),
     (["bench", "train", "--budget", "-1"], "--budget must be a finite positive number"),
     (["bench", "train", "--seeds", "0,x"], "--seeds"),
+    (["bench", "train", "--threads", BIG], "threads must be in 0..1024"),
     # the second battery (issue 33): newer commands held to the same standard
     (["probe", "{run}", "--out", "map.xyz"], "must end in .png, .pdf or .svg"),
     (["probe", "{run}", "--out", "nowhere/map.png"], "does not exist"),
     (["probe", "{run}", "--k", str(10**9)], "--k"),
+    (["probe", "{run}", "--ridge", "inf"], "--ridge must be a positive finite number"),
     (["memory-law", "error-vs-d", "--plot", "fig.xyz"], "must end in .png, .pdf or .svg"),
     (["memory-law", "error-vs-d", "--trials", BIG], "memory cap"),
     (["capacity", "--plot", "fig.xyz"], "must end in .png, .pdf or .svg"),

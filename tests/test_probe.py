@@ -70,7 +70,7 @@ def test_probe_command_end_to_end_and_bad_input(tmp_path, tiny_spec):
     assert {(r["state"], r["step"]) for r in saved["rows"]} == expected
     assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG" and "selectivity" in res.output
     one_line_error(run("probe", run_dir, "--size", 2), "--size must be at least 4")
-    one_line_error(run("probe", run_dir, "--ridge", 0), "--ridge must be positive")
+    one_line_error(run("probe", run_dir, "--ridge", 0), "--ridge must be a positive finite number")
     one_line_error(run("probe", run_dir, "--k", 7), "cannot evaluate k = 7")
     one_line_error(run("probe", tmp_path / "nowhere"), "does not exist")
     lstm = tiny_spec(filename="lstm.toml", model={"name": "lstm", "n_layer": 1, "d_model": 8},

@@ -65,9 +65,11 @@ def parse_extra_options(args: list[str]) -> dict[str, str]:
     return out
 
 
-def positive(value: int, name: str) -> int:
+def positive(value: int, name: str, most: int | None = None) -> int:
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {value}")
+    if most is not None and value > most:
+        raise ConfigError(f"{name} must be at most {most:,}, got {value:,}")
     return value
 
 
@@ -151,13 +153,19 @@ def launcher_for(launcher: str, jobs: int, max_parallel: int, cluster, partition
     launchers = ("local", "submitit")
     if launcher not in launchers:
         raise ConfigError(f"unknown launcher {launcher!r}{did_you_mean(launcher, launchers)}; valid: local, submitit")
-    positive(jobs, "--jobs")
+    positive(jobs, "--jobs", most=1024)  # processes of one machine's pool
     positive(max_parallel, "--max-parallel")
     positive(cpus_per_task, "--cpus-per-task")
     positive(timeout_min, "--timeout-min")
     if gpus_per_node < 0:
         raise ConfigError(f"--gpus-per-node must be >= 0, got {gpus_per_node}")
     if launcher == "local":
+        given = [name for name, value, default in (
+            ("--max-parallel", max_parallel, 8), ("--cluster", cluster, None), ("--partition", partition, None),
+            ("--gpus-per-node", gpus_per_node, 0), ("--cpus-per-task", cpus_per_task, 1),
+            ("--timeout-min", timeout_min, 240)) if value != default]
+        if given:  # a user who meant SLURM would otherwise train here, silently
+            raise ConfigError(f"{given[0]} applies to --launcher submitit; the local launcher takes --jobs")
         return functools.partial(run_all, jobs=jobs)
     try:
         import submitit  # noqa: F401

@@ -27,6 +27,8 @@ def list_cmd(
     rule: Optional[str] = typer.Option(None, help="rules: print the split of this rule number"),
 ) -> None:
     """List registered generators or models (name, config fields, defaults, help), or the CA rule split."""
+    if what != "rules" and (radius != 1 or rule is not None):
+        raise ConfigError(f"{'--rule' if rule is not None else '--radius'} applies to `testbed list rules`")
     if what == "generators":
         lines = generators.core.registry.GENERATORS.listing(as_options=True)
     elif what == "models":

@@ -90,6 +90,8 @@ def plot(
     metric = stratum_metric(stratum)
     if stratum != "nontrivial" and view not in DEPTH_VIEWS:
         raise ConfigError(f"--stratum applies to the depth views ({', '.join(DEPTH_VIEWS)}), not to {view}")
+    if by != "n_layer" and view != "heatmap":
+        raise ConfigError(f"--by picks the heatmap's rows; the {view} view has none to pick")
     check_image(out)
     rows = read_csv(results, need=VIEW_COLUMNS[view])
     if view in DEPTH_VIEWS:

@@ -118,8 +118,8 @@ def probe(
 
     if size < 4:
         raise ConfigError(f"--size must be at least 4 (two halves), got {size}")
-    if not ridge > 0:
-        raise ConfigError(f"--ridge must be positive, got {ridge}")
+    if not 0 < ridge < float("inf"):
+        raise ConfigError(f"--ridge must be a positive finite number, got {ridge}")
     if k < 1:
         raise ConfigError(f"--k must be at least 1, got {k}")
     check_image(out)  # before the probes are fitted and their JSON written
