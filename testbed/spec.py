@@ -120,6 +120,8 @@ class TrainConfig:
             raise ConfigError("train.warmup_steps, early_stop_patience, threads, num_workers, train_size must be >= 0")
         if self.threads > 1024:
             raise ConfigError(f"train.threads must be in 0..1024 (0: the cores free now), got {self.threads:,}")
+        if self.num_workers > 64:  # each is a process: more than any machine's loader needs
+            raise ConfigError(f"train.num_workers must be in 0..64, got {self.num_workers:,}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
         if self.logger not in LOGGERS:

@@ -82,6 +82,7 @@ CASES = [
     (["train", "{spec}", "--seed", str(2**32)], "seed of a run must be below 2^32"),
     (["train", "{spec}", "--num-nodes", BIG], "needs a launcher that starts every node"),
     (["train", "{spec}", "--set", f"train.threads={BIG}"], "train.threads must be in 0..1024"),
+    (["train", "{spec}", "--set", f"train.num_workers={BIG}"], "train.num_workers must be in 0..64"),
     (["train", "{spec}", "--bogus"], "No such option"),
     # eval
     (["eval", "."], "is not a run directory"),

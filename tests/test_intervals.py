@@ -211,8 +211,14 @@ def test_seed_variation_widens_the_interval_and_pairing_narrows_a_difference():
 
 
 def test_a_rate_at_its_bound_and_an_empty_selection():
+    """Every unit right (or wrong) in 5 clusters does not prove the rate is 1 (or 0): the bound is the exact binomial
+    one with a trial per cluster, P(5 of 5 | p = lo) = 0.025, and it narrows as clusters are added."""
     units = [{"cluster": np.arange(5), "exact": np.ones(5)} for _ in range(3)]
-    assert intervals.ratio(units, "exact") == (1.0, 1.0, 1.0)  # every unit right: no spread to measure
+    est, lo, hi = intervals.ratio(units, "exact")
+    assert (est, hi) == (1.0, 1.0) and lo ** 5 == pytest.approx(0.025)
+    zeros = [{"cluster": np.repeat(np.arange(20), 4), "exact": np.zeros(80)} for _ in range(3)]
+    est, lo, hi = intervals.ratio(zeros, "exact")
+    assert (est, lo) == (0.0, 0.0) and (1 - hi) ** 20 == pytest.approx(0.025) and hi < 1 - 0.025 ** (1 / 5)
     assert all(math.isnan(v) for v in intervals.ratio(units, "exact", keep=lambda u: u["exact"] < 0))
     with pytest.raises(ValueError, match="same seeds"):
         intervals.paired(units, units[:2], "exact")

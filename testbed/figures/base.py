@@ -233,7 +233,7 @@ def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 
     """What the reproduction cost: wall minutes of this call, and how many of its runs were reused (finished
     before it, so their training is not in the time); the --set overrides it ran with (then not the preset's).
     A call that reused every run only collected and drew again: it keeps the time an earlier call measured for
-    the same runs and says when it recollected."""
+    the same runs and says when it recollected (and with which interval method)."""
     from ..environment import environment, usable_cores
     from ..results.intervals import METHOD
     from ..store import read_json, write_json
@@ -248,10 +248,10 @@ def write_meta(out: Path, fig: Figure, preset: str, seconds: float, runs: int = 
         earlier = read_json(out / "meta.json") if (out / "meta.json").is_file() else {}
     except ConfigError:  # a damaged file from an earlier call: nothing to keep
         earlier = {}
-    same = all(earlier.get(k) == meta[k] for k in ("figure", "preset", "runs", "sets", "intervals"))
+    same = all(earlier.get(k) == meta[k] for k in ("figure", "preset", "runs", "sets"))
     if runs and reused == runs and same and earlier.get("runs_reused", runs) < runs:
-        meta = {**earlier, "page": meta["page"], "recollected": {"git_commit": env["git_commit"],
-                                                                 "finished": env["started"]}}
+        meta = {**earlier, "page": meta["page"], "intervals": METHOD,  # the time is the runs'; numbers are today's
+                "recollected": {"git_commit": env["git_commit"], "finished": env["started"]}}
     write_json(out / "meta.json", meta)
 
 

@@ -27,6 +27,9 @@ The method: a crossed random-effects model of the linearised estimate, moment es
      many.
   5. A rate lives in [0, 1] and is skewed near its bounds, so its interval is built on the logit scale (the delta
      method: standard error / (p (1 - p))) and mapped back; a paired difference, in [-1, 1], on its own scale.
+  6. A rate of exactly 0 (or 1) has no spread to measure, yet C clusters that all failed do not prove the rate is
+     0: the bound is the exact binomial one with each cluster a trial, 1 - (0.025)^(1/C) (the rule of three's
+     3 / C for many clusters), the share of clusters a model could solve and still fail on all C drawn.
 With one seed the seed component is not identifiable and the interval is over clusters alone (n_seeds = 1 says so);
 with one cluster (a fixed rule) it is over seeds and examples. tests/test_intervals.py simulates the project's
 shapes with known truth and checks coverage >= 0.93 and width <= 1.5x an oracle that knows the true variance.
@@ -47,7 +50,8 @@ import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
-METHOD = "t over seeds and held-out clusters, moment estimates, Satterthwaite df"  # reproductions record it
+METHOD = ("t over seeds and held-out clusters, moment estimates, Satterthwaite df; at 0 or 1 the exact "
+          "binomial bound over clusters")  # reproductions record it
 
 
 def _share(group: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
@@ -121,9 +125,14 @@ def _quantile(dof: float, level: float) -> float:
                  stats.norm.ppf((1 + level) / 2))
 
 
-def rate_interval(estimate: float, variance: float, dof: float, level: float = LEVEL) -> tuple[float, float]:
-    """The interval of a rate in [0, 1]: t on the logit scale, mapped back (the estimate itself where it is 0 or 1:
-    every unit then scored the same, and there is no spread to measure)."""
+def rate_interval(estimate: float, variance: float, dof: float, level: float = LEVEL,
+                  clusters: int = 0) -> tuple[float, float]:
+    """The interval of a rate in [0, 1]: t on the logit scale, mapped back. At 0 or 1 every unit scored the same:
+    the exact binomial bound over the `clusters` (point 6 of the module docstring); the estimate alone without
+    clusters, or where a rate inside (0, 1) shows no spread."""
+    if estimate in (0.0, 1.0) and clusters >= 1:
+        bound = 1 - ((1 - level) / 2) ** (1 / clusters)
+        return (0.0, bound) if estimate == 0 else (1 - bound, 1.0)
     if not 0 < estimate < 1 or variance <= 0:
         return estimate, estimate
     half = _quantile(dof, level) * math.sqrt(variance) / (estimate * (1 - estimate))
@@ -161,7 +170,7 @@ def ratio(units_by_seed: list[dict], score: str, count: str | None = None, keep=
         return math.nan, math.nan, math.nan
     seed = np.repeat(np.arange(len(kept)), [len(k[score]) for k in kept])
     variance, dof = crossed_variance(u, w, seed, cluster, len(kept), n_clusters)
-    return (estimate, *rate_interval(estimate, variance, dof, level))
+    return (estimate, *rate_interval(estimate, variance, dof, level, n_clusters))
 
 
 def paired(a: list[dict], b: list[dict], score: str, count: str | None = None, keep_a=None, keep_b=None,
