@@ -100,6 +100,11 @@ class Generator:
         """Examples whose every target lies k steps ahead (a depth axis: cellular automata)."""
         raise ConfigError(f"task {self.name!r} has no depth axis: k (eval.k, --k) applies to cellular automata")
 
+    def curriculum_k(self) -> int:
+        """The largest look-ahead a curriculum over k reaches (train.curriculum = k): tasks that draw k per example."""
+        raise ConfigError(f"train.curriculum = k needs a task whose examples draw their look-ahead k (a cellular "
+                          f"automaton with mixed_k = true); task {self.name!r} has none")
+
     def examples_from_file(self, arrays: dict[str, np.ndarray], ks=None) -> list[tuple[int | None, dict]]:
         """Model-ready example sets from the arrays of an interchange file, each with its look-ahead k (None: the
         task's own mix): by default the file holds `sample`'s own arrays. `ks` asks for look-aheads (tasks with a

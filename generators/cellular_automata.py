@@ -123,18 +123,28 @@ class CellularAutomata(Generator):
 
     # --- tasks ------------------------------------------------------------------------------------------------
 
-    def draw_k(self, split: str, seed: int, indices: np.ndarray) -> np.ndarray:
+    def draw_k(self, split: str, seed: int, indices: np.ndarray, k_max: int | None = None) -> np.ndarray:
+        """Each example's look-ahead: the task's k, or (mixed_k) uniform in 1..k_max (default: the task's k)."""
         c = self.config
         if not c.mixed_k:
             return np.full(len(indices), c.k, np.int64)
         h = hash64(seed, SPLIT_CODE[split], _STREAM_K, np.asarray(indices, np.uint64))
-        return (h % np.uint64(c.k)).astype(np.int64) + 1
+        return (h % np.uint64(k_max or c.k)).astype(np.int64) + 1
 
-    def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
+    def curriculum_k(self) -> int:
+        c = self.config
+        if not c.mixed_k:
+            super().curriculum_k()
+        return c.k
+
+    def sample(self, split: str, seed: int, indices, k_max: int | None = None) -> dict[str, np.ndarray]:
+        """Examples of the split; `k_max` (a curriculum's stage, mixed_k only) draws k from 1..k_max alone."""
         split, seed = check_split(split), check_seed(seed)
+        if k_max is not None and not 1 <= k_max <= self.curriculum_k():
+            raise ConfigError(f"k_max must be in 1..{self.config.k}, got {k_max}")
         indices = np.asarray(indices, dtype=np.uint64).reshape(-1)
         states, tables = self.orbits(split, seed, indices, steps=self.config.states_needed)
-        examples = self.format(states, tables, self.draw_k(split, seed, indices))
+        examples = self.format(states, tables, self.draw_k(split, seed, indices, k_max))
         if self.config.path:
             examples["path_targets"] = self.path_targets(examples, states)
         return examples

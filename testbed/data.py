@@ -2,7 +2,9 @@
 
 Training batch s of rank r holds examples [(s * world + r) * B, ...+B) of the train split: fresh data every step,
 the same whatever the worker count, and a resumed run continues exactly where it stopped. With train.train_size = N
-the training set is instead N fixed examples, generated once and cached, visited in a seeded order per pass.
+the training set is instead N fixed examples, generated once and cached, visited in a seeded order per pass. Under a
+curriculum (train.curriculum) the loader hands over example counters only, and the batch is made when its step
+starts, at the curriculum's stage then (a prefetched batch would carry the stage before).
 Validation and test sets are fixed examples of the held-out splits, generated once with the evaluation seed.
 """
 
@@ -34,6 +36,16 @@ class GeneratedSplit(Dataset):
 
     def __getitem__(self, index):
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+
+class Counters(Dataset):
+    """The training counters alone (a curriculum's batches are made at their step: on_before_batch_transfer)."""
+
+    def __len__(self):
+        return 2**62
+
+    def __getitems__(self, indices):
+        return {"counters": np.asarray(indices, np.int64)}
 
 
 class CachedSplit(Dataset):
@@ -104,6 +116,7 @@ class TaskData(L.LightningDataModule):
         self.generator, self.seed, self.train_cfg, self.eval_cfg = generator, seed, train, eval_cfg
         self.tracks = tracks
         self._val = None
+        self.k_max: int | None = None  # the curriculum's stage (set by budgets.Curriculum)
 
     def _global_step(self) -> int:
         trainer = getattr(self, "trainer", None)
@@ -113,7 +126,9 @@ class TaskData(L.LightningDataModule):
         t = self.train_cfg
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        if t.train_size:
+        if t.curriculum:
+            dataset = Counters()
+        elif t.train_size:
             dataset = CachedSplit(self.generator, "train", self.seed, t.train_size)
         else:
             dataset = GeneratedSplit(self.generator, "train", self.seed, 2**62)
@@ -123,6 +138,12 @@ class TaskData(L.LightningDataModule):
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=to_tensors, num_workers=t.num_workers,
                           generator=torch.Generator().manual_seed(0),
                           persistent_workers=t.num_workers > 0)
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        if isinstance(batch, dict) and "counters" in batch:  # a curriculum's step: its examples at the stage now
+            arrays = self.generator.sample("train", self.seed, batch["counters"].numpy(), k_max=self.k_max)
+            return to_tensors(arrays)
+        return batch
 
     def val_dataloader(self):
         if self._val is None:

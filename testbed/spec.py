@@ -46,6 +46,8 @@ SECTIONS = ("data", "model", "train", "eval")
 LOGGERS = ("csv", "tensorboard", "wandb")
 ALGORITHMS = ("supervised", "grpo")
 UPDATES = ("all", "memory", "sparse")
+OPTIMIZERS = ("adamw", "muon", "sgd")
+CURRICULA = ("", "k")
 RUN_START, PRESET_START = "run:", "preset:"  # train.init_from = run:ID (under the runs root) | preset:NAME
 GRPO_REWARDS = ("cell_accuracy", "exact_match")
 
@@ -53,7 +55,7 @@ GRPO_REWARDS = ("cell_accuracy", "exact_match")
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = _f(128, "examples per optimisation step (per device)")
-    optimizer: str = _f("adamw", "adamw | sgd")
+    optimizer: str = _f("adamw", "adamw | muon (Muon on the hidden matrices, AdamW on the rest) | sgd")
     lr: float = _f(3e-3, "peak learning rate")
     weight_decay: float = _f(0.01, "AdamW weight decay on matrices (not on norms and biases)")
     betas: tuple[float, ...] = _f((0.9, 0.98), "AdamW betas")
@@ -94,6 +96,11 @@ class TrainConfig:
     sparse_slots: int = _f(64, "update = sparse: memory slots updated per step (the top t by TF-IDF)", hash="if_set")
     sparse_background: str = _f("", "update = sparse: field=value of the data whose slot use is discounted (e.g. "
                                 "subset=stored, the facts to keep); empty: the run's own data", hash="if_set")
+    curriculum: str = _f("", "k: a curriculum over the look-ahead of a mixed-k task (k = 1 alone, then 1..2, ...: the "
+                         "next k joins once validation at the stage's hardest k reaches curriculum_at or stops rising "
+                         "over plateau_steps); empty: every k from the start", hash="if_set")
+    curriculum_at: float = _f(0.95, "train.curriculum: the validation exact match at a stage's hardest k that lets "
+                              "the next k join", hash="if_set")
     grpo_samples: int = _f(8, "GRPO: samples of the target per prompt (the group)", hash="if_set")
     grpo_kl: float = _f(0.01, "GRPO: weight of the KL penalty to the starting model", hash="if_set")
     grpo_clip: float = _f(0.2, "GRPO: clip range of the policy ratio", hash="if_set")
@@ -103,7 +110,8 @@ class TrainConfig:
         for name in ("batch_size", "max_steps", "val_every", "val_size", "devices", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "early_stop_at", "max_time_s", "max_memory_gb"):
+        for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "early_stop_at", "max_time_s", "max_memory_gb",
+                     "curriculum_at"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"train.{name} must be a finite number, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -112,8 +120,9 @@ class TrainConfig:
             raise ConfigError("train.weight_decay, min_lr_ratio, grad_clip, max_time_s and max_memory_gb must be >= 0")
         if not 0 < self.early_stop_at <= 1:
             raise ConfigError(f"train.early_stop_at must be in (0, 1], got {self.early_stop_at}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ConfigError(f"train.optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown train.optimizer {self.optimizer!r}{did_you_mean(self.optimizer, OPTIMIZERS)}; "
+                              f"valid: {', '.join(OPTIMIZERS)}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ConfigError(f"train.schedule must be cosine, linear or constant, got {self.schedule!r}")
         if min(self.warmup_steps, self.early_stop_patience, self.threads, self.num_workers, self.train_size) < 0:
@@ -146,6 +155,16 @@ class TrainConfig:
         if self.plateau_steps and not self.val_every <= self.plateau_steps <= self.max_steps:
             raise ConfigError(f"train.plateau_steps ({self.plateau_steps}) must lie between train.val_every "
                               f"({self.val_every}: one validation) and train.max_steps ({self.max_steps}: the cap)")
+        if self.curriculum not in CURRICULA:
+            raise ConfigError(f"unknown train.curriculum {self.curriculum!r}; valid: k (over the look-ahead), or empty")
+        if self.curriculum and not self.plateau_steps:
+            raise ConfigError("train.curriculum = k needs train.plateau_steps: the window over which a stage's hardest "
+                              "k must stop rising before the next k joins")
+        if self.curriculum and self.train_size:
+            raise ConfigError("train.curriculum = k draws fresh examples at each stage's k; it cannot use a fixed "
+                              "training set (train.train_size)")
+        if not 0 < self.curriculum_at <= 1:
+            raise ConfigError(f"train.curriculum_at must be in (0, 1], got {self.curriculum_at}")
         if self.plateau_steps and self.early_stop_patience:
             raise ConfigError("train.plateau_steps and train.early_stop_patience both stop on no progress: set one")
         if self.grpo_reward not in GRPO_REWARDS:
@@ -412,6 +431,8 @@ def resolve(spec: dict, overrides: dict[str, Any] | None = None, seed: int | Non
     if task.needs_start and not train.init_from:
         raise ConfigError(f"this {gen_name} task fine-tunes a trained model: set train.init_from to the run it "
                           "starts from (a run directory, run:ID or preset:NAME)")
+    if train.curriculum:
+        task.curriculum_k()  # raises on a task without a depth axis drawn per example
     resolved_data = {"generator": gen_name, **to_dict(gen_cfg)}
     for entry in evaluation.track:
         data_variant(resolved_data, entry, "eval.track")

@@ -1,4 +1,4 @@
-"""The one LightningModule: loss on target positions only, sliced metrics, AdamW with warm-up and decay.
+"""The one LightningModule: loss on target positions only, sliced metrics, the optimizer with warm-up and decay.
 
 Models stay plain nn.Modules mapping (B, L) token ids to (B, L, vocab) logits.
 """
@@ -10,6 +10,8 @@ import time
 
 import lightning as L
 import torch
+
+from generators.core import ConfigError
 
 from . import grpo, metrics
 
@@ -27,6 +29,68 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: floa
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     decay = 1 - progress if schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
     return min_ratio + (1 - min_ratio) * decay
+
+
+def hidden_matrices(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The weights Muon orthogonalises: those of the model's hidden linear maps (both sides wider than one). The
+    embeddings, the output head, norms, biases and free parameters (memory tokens, slot tables) are not hidden
+    matrices in Muon's sense and stay with AdamW."""
+    head = getattr(model, "head", None)
+    return [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head
+            and min(m.weight.shape) > 1 and m.weight.requires_grad]
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """Muon (momentum, then a Newton-Schulz orthogonalisation of the update; torch.optim.Muon) on the hidden
+    matrices and AdamW on the rest, as one optimizer, so that one schedule and one checkpoint entry serve both.
+    Muon's step is scaled to AdamW's update size (adjust_lr_fn = match_rms_adamw): the same learning rate and
+    weight decay apply to both parts."""
+
+    def __init__(self, model: torch.nn.Module, lr: float, betas: tuple, weight_decay: float):
+        matrices = hidden_matrices(model)
+        ids = {id(p) for p in matrices}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+        if not matrices:
+            raise ConfigError(f"train.optimizer = muon needs hidden matrices (nn.Linear layers other than the head); "
+                              f"{type(model).__name__} has none here: use adamw")
+        self.parts = [
+            torch.optim.Muon(matrices, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw"),
+            torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
+                               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],
+                              lr=lr, betas=betas),
+        ]
+        super().__init__([p for part in self.parts for g in part.param_groups for p in g["params"]], {"lr": lr})
+        self.param_groups = [g for part in self.parts for g in part.param_groups]  # the parts' own: a schedule
+        # that sets a group's lr sets it for the part that steps it
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for part in self.parts:
+            part.step()
+        return loss
+
+    def state_dict(self):
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state_dict):
+        for part, state in zip(self.parts, state_dict["parts"], strict=True):
+            part.load_state_dict(state)
+
+
+def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float, betas=(0.9, 0.98)):
+    """adamw (weight decay on matrices only), muon (MuonAdamW) or sgd, over the parameters that train."""
+    if name == "muon":
+        return MuonAdamW(model, lr, tuple(float(b) for b in betas), weight_decay)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trained if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in trained if p.dim() < 2], "weight_decay": 0.0}]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(float(b) for b in betas))
 
 
 class TaskSystem(L.LightningModule):
@@ -153,14 +217,7 @@ class TaskSystem(L.LightningModule):
 
     def configure_optimizers(self):
         c = self.cfg
-        trained = [p for p in self.model.parameters() if p.requires_grad]
-        decay = [p for p in trained if p.dim() >= 2]
-        no_decay = [p for p in trained if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        if c.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=c.lr)
-        else:
-            opt = torch.optim.AdamW(groups, lr=c.lr, betas=tuple(float(b) for b in c.betas))
+        opt = make_optimizer(self.model, c.optimizer, c.lr, c.weight_decay, c.betas)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: lr_factor(s, c.warmup_steps, c.max_steps, c.schedule, c.min_lr_ratio)
         )

@@ -26,6 +26,7 @@ from generators.core import ConfigError
 from generators.core.io import atomic_write
 
 from . import evaluation, store
+from .budgets import Curriculum, Plateau
 from .environment import choose_threads, environment
 from .spec import RunConfig, TrainConfig
 
@@ -122,39 +123,6 @@ def stop_on_interrupt(flag: dict):
         signal.signal(signal.SIGINT, previous)
 
 
-class Plateau(L.Callback):
-    """A budget that follows the validation curve: training stops once the best validation exact match has risen by
-    no more than `delta` over the last `window` steps (the best now against the best at the window's start, so a
-    slow but steady climb is progress and a dip back to an old best is not); otherwise it runs to max_steps, the
-    cap. Its history is checkpointed, so a resumed run stops where an uninterrupted one would."""
-
-    def __init__(self, window: int, delta: float, monitor: str = "val/exact_match"):
-        self.window, self.delta, self.monitor = window, delta, monitor
-        self.history: list[tuple[int, float]] = []  # (step, best validation so far)
-        self.stopped_at = None
-
-    def observe(self, step: int, value: float) -> bool:
-        """Take one validation; True when the plateau is reached (training should stop)."""
-        best = max(value, self.history[-1][1]) if self.history else value
-        self.history.append((step, best))
-        before = [b for s, b in self.history if s <= step - self.window]
-        if before and best - before[-1] <= self.delta:
-            self.stopped_at = step
-            return True
-        return False
-
-    def on_validation_end(self, trainer, module):
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is not None and not trainer.sanity_checking and self.observe(trainer.global_step, float(value)):
-            trainer.should_stop = True
-
-    def state_dict(self):
-        return {"history": list(self.history), "stopped_at": self.stopped_at}
-
-    def load_state_dict(self, state):
-        self.history, self.stopped_at = [tuple(h) for h in state["history"]], state["stopped_at"]
-
-
 class StopWhenAsked(L.Callback):
     """Once flag['stop'] is set (by Ctrl-C): saves the resumable checkpoint at the end of the step and stops."""
 
@@ -220,6 +188,7 @@ class Job:
     data: L.LightningDataModule
     resumed: bool = False  # set by fit: whether it resumed from the run's last checkpoint
     plateau: object = None  # set by fit: the Plateau callback, when the budget follows the validation curve
+    curriculum: object = None  # set by fit: the Curriculum callback (train.curriculum)
 
 
 def build(cfg: RunConfig, run_dir: Path, share: int = 1) -> Job:
@@ -244,6 +213,7 @@ def build(cfg: RunConfig, run_dir: Path, share: int = 1) -> Job:
         source = cfg.task(tcfg.sparse_background) if tcfg.sparse_background else generator
         background = fixed_batches(source, "train", cfg.seed, 16 * tcfg.batch_size, tcfg.batch_size)
     system = TaskSystem(model, tcfg, reference, ecfg.track, background)
+    system.configure_optimizers()  # a recipe the model cannot take (muon without hidden matrices) fails here
     data = TaskData(generator, cfg.seed, tcfg, ecfg, tuple(cfg.task(t) for t in ecfg.track))
     return Job(cfg.run_id(), run_dir, cfg, threads, why, generator, model, system, data)
 
@@ -272,9 +242,11 @@ def fit(job: Job, callbacks=(), quiet: bool = False):
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", every_n_train_steps=tcfg.val_every,
                              save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False)
     flag: dict = {}
-    plateau = Plateau(tcfg.plateau_steps, tcfg.plateau_delta) if tcfg.plateau_steps else None
-    job.plateau = plateau
-    cbs = [best, latest, StopWhenAsked(flag, last), *([plateau] if plateau else []), *callbacks]
+    curriculum = (Curriculum(data, job.generator.curriculum_k(), tcfg.plateau_steps, tcfg.plateau_delta,
+                             tcfg.curriculum_at) if tcfg.curriculum else None)
+    plateau = Plateau(tcfg.plateau_steps, tcfg.plateau_delta, curriculum=curriculum) if tcfg.plateau_steps else None
+    job.plateau, job.curriculum = plateau, curriculum
+    cbs = [best, latest, StopWhenAsked(flag, last), *filter(None, (curriculum, plateau)), *callbacks]
     if tcfg.early_stop_patience or tcfg.early_stop_at < 1.0:
         cbs.append(EarlyStopping(
             monitor="val/exact_match", mode="max", patience=tcfg.early_stop_patience or 10**9,
@@ -372,6 +344,7 @@ def finalise(job: Job, trainer, fit_seconds: float, best_score) -> dict:
         "status": "done",
         "steps": steps,
         "stopped": stop_reason(job, steps, fit_seconds),
+        "curriculum": [list(s) for s in job.curriculum.stages] if job.curriculum else None,  # (updates, k_max)
         "params": model.num_params(),
         "active_params": model.active_params(),
         "state_size": model.state_size(),

@@ -202,9 +202,11 @@ def test_bench_all_reports_consistent_figures(tmp_path, monkeypatch, bf16_units)
 def test_time_to_accuracy_median_counts_a_seed_that_missed_as_the_budget(monkeypatch):
     from testbed import bench
 
-    times = iter([3.0, None, 5.0, None, None, 1.0])
-    monkeypatch.setattr(bench, "time_to_accuracy", lambda **kw: {"seconds_to_target": next(times), "params": 7})
+    times = iter([(3.0, 300), (None, None), (5.0, 400), (None, None), (None, None), (1.0, 100)])
+    monkeypatch.setattr(bench, "time_to_accuracy", lambda **kw: dict(zip(("seconds_to_target", "steps_to_target"),
+                                                                         next(times)), params=7))
     recipe = {"model": "transformer"}
-    assert bench.time_to_accuracy_seeds(recipe, [0, 1, 2])["median_seconds_to_target"] == 5.0  # 3, 5, inf
+    res = bench.time_to_accuracy_seeds(recipe, [0, 1, 2])  # 3, 5, inf seconds; 300, 400, inf updates
+    assert res["median_seconds_to_target"] == 5.0 and res["median_updates_to_target"] == 400
     res = bench.time_to_accuracy_seeds(recipe, [0, 1, 2])  # inf, inf, 1: most seeds missed
-    assert res["median_seconds_to_target"] is None and res["reached"] == 1
+    assert res["median_seconds_to_target"] is None and res["median_updates_to_target"] is None and res["reached"] == 1

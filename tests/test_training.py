@@ -258,7 +258,7 @@ def test_a_second_process_training_the_same_run_is_told_who_holds_it(tmp_path, t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["transformer", "recurrent_depth"])
+@pytest.mark.parametrize("model", ["transformer", "recurrent_depth", "curriculum"])
 def test_ctrl_c_stops_cleanly_and_the_resumed_run_is_bit_identical(tmp_path, model):
     import os
     import signal
@@ -270,7 +270,12 @@ def test_ctrl_c_stops_cleanly_and_the_resumed_run_is_bit_identical(tmp_path, mod
     cfg = {"name": model, "n_layer": 1, "n_head": 2, "d_model": 16}
     if model == "recurrent_depth":  # samples its iteration count from torch's generator at every step
         cfg.update(n_prelude=1, n_coda=0, mean_iterations=2, bptt=2)
-    resolved = specs.resolve(TINY, {"model": cfg, "train.max_steps": 12, "train.val_every": 3})
+    train_cfg = {"train.max_steps": 12, "train.val_every": 3}
+    if model == "curriculum":  # k = 2 joins at the validation after step 6, before the interruption; Muon's state
+        cfg["name"] = "transformer"  # is checkpointed too
+        train_cfg.update({"train.curriculum": "k", "train.plateau_steps": 3, "train.plateau_delta": 1.0,
+                          "train.optimizer": "muon"})
+    resolved = specs.resolve(TINY, {"model": cfg, **train_cfg})
 
     class CtrlCAt(L.Callback):
         def on_train_batch_end(self, trainer, *args):
@@ -288,7 +293,9 @@ def test_ctrl_c_stops_cleanly_and_the_resumed_run_is_bit_identical(tmp_path, mod
     b = torch.load(tmp_path / "b" / specs.run_id(resolved) / "model.pt", weights_only=True)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
-    assert resumed["test"] == straight["test"]
+    assert resumed["test"] == straight["test"] and resumed["curriculum"] == straight["curriculum"]
+    if model == "curriculum":
+        assert straight["curriculum"] == [[0, 1], [6, 2]]
     import csv
 
     with open(run_dir / "metrics.csv") as f:
@@ -299,7 +306,7 @@ def test_ctrl_c_stops_cleanly_and_the_resumed_run_is_bit_identical(tmp_path, mod
 def test_a_budget_stops_on_a_plateau_and_not_on_a_rising_curve():
     """The plateau rule: stop once the best validation exact match has risen by no more than delta over the window
     (steps); a slow but steady climb is progress, a dip back to the old best is not."""
-    from testbed.training import Plateau
+    from testbed.budgets import Plateau
 
     def first_stop(curve, window=1000, delta=0.01, every=500):
         rule = Plateau(window, delta)

@@ -63,6 +63,36 @@ def bench_train_cmd(
     _write_json(json_out, train_report(budget, target, skip_baseline, threads, seeds, typer.echo))
 
 
+@bench_app.command("recipes")
+@friendly
+def bench_recipes_cmd(
+    optimizers: str = typer.Option("adamw,muon", help="optimizers to try, comma-separated (adamw, muon, sgd)"),
+    lrs: str = typer.Option("0.003", help="peak learning rates to try, comma-separated"),
+    batch_sizes: str = typer.Option("32", help="batch sizes to try, comma-separated"),
+    budget: float = typer.Option(600.0, help="wall-clock cap per recipe and seed, seconds"),
+    target: float = typer.Option(0.80, help="validation exact match to reach (held-out rules)"),
+    threads: int = typer.Option(0, help="torch threads; 0: the cores free now, as a run chooses them"),
+    seeds: str = typer.Option("0,1,2", help="training seeds (the median is reported)"),
+    skip_baseline: bool = typer.Option(False, "--skip-baseline", help="do not time the stock encoder's recipe"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results as JSON"),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="also write the search as a Markdown page"),
+) -> None:
+    """A recipe search on validation: time and updates to --target for each optimizer x learning rate x batch size
+    of `bench train`'s model and task (median over seeds), beside the stock encoder's recipe timed in the same run."""
+    from ..bench_report import recipe_page, recipe_search
+
+    for path in (json_out, markdown):
+        if path:
+            gio.check_writable(path)
+    search = recipe_search(optimizers, lrs, batch_sizes, seeds, budget, target, threads, skip_baseline, typer.echo)
+    _write_json(json_out, search)
+    if markdown:
+        command = (f"testbed bench recipes --optimizers {optimizers} --lrs {lrs} --batch-sizes {batch_sizes} --budget "
+                   f"{budget:g} --target {target:g} --seeds {seeds}{' --skip-baseline' * skip_baseline} --markdown "
+                   f"{markdown.as_posix()}")
+        gio.atomic_write(markdown, lambda f: f.write(recipe_page(search, command).encode()))
+
+
 @bench_app.command("all")
 @friendly
 def bench_all_cmd(
