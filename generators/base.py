@@ -101,9 +101,10 @@ class Generator:
         raise ConfigError(f"task {self.name!r} has no depth axis: k (eval.k, --k) applies to cellular automata")
 
     def curriculum_k(self) -> int:
-        """The largest look-ahead a curriculum over k reaches (train.curriculum = k): tasks that draw k per example."""
-        raise ConfigError(f"train.curriculum = k needs a task whose examples draw their look-ahead k (a cellular "
-                          f"automaton with mixed_k = true); task {self.name!r} has none")
+        """The largest look-ahead a curriculum over k reaches (train.curriculum = k): tasks that draw k per example
+        or predict several states ahead."""
+        raise ConfigError(f"train.curriculum = k needs a task with a depth axis to grow: a cellular automaton with "
+                          f"mixed_k = true, or one predicting several states (O-O, RO-O); task {self.name!r} has none")
 
     def examples_from_file(self, arrays: dict[str, np.ndarray], ks=None) -> list[tuple[int | None, dict]]:
         """Model-ready example sets from the arrays of an interchange file, each with its look-ahead k (None: the

@@ -133,18 +133,23 @@ class CellularAutomata(Generator):
 
     def curriculum_k(self) -> int:
         c = self.config
+        if c.task in MULTI_STATE:
+            return c.m
         if not c.mixed_k:
             super().curriculum_k()
         return c.k
 
     def sample(self, split: str, seed: int, indices, k_max: int | None = None) -> dict[str, np.ndarray]:
-        """Examples of the split; `k_max` (a curriculum's stage, mixed_k only) draws k from 1..k_max alone."""
+        """Examples of the split; `k_max` (a curriculum's stage) draws k from 1..k_max alone (mixed_k), or scores
+        only the first k_max predicted states (O-O, RO-O: the later rows leave the loss mask)."""
         split, seed = check_split(split), check_seed(seed)
         if k_max is not None and not 1 <= k_max <= self.curriculum_k():
-            raise ConfigError(f"k_max must be in 1..{self.config.k}, got {k_max}")
+            raise ConfigError(f"k_max must be in 1..{self.curriculum_k()}, got {k_max}")
         indices = np.asarray(indices, dtype=np.uint64).reshape(-1)
         states, tables = self.orbits(split, seed, indices, steps=self.config.states_needed)
         examples = self.format(states, tables, self.draw_k(split, seed, indices, k_max))
+        if k_max is not None and self.config.task in MULTI_STATE:
+            examples["loss_mask"] &= examples["step"] <= k_max
         if self.config.path:
             examples["path_targets"] = self.path_targets(examples, states)
         return examples

@@ -96,9 +96,10 @@ class TrainConfig:
     sparse_slots: int = _f(64, "update = sparse: memory slots updated per step (the top t by TF-IDF)", hash="if_set")
     sparse_background: str = _f("", "update = sparse: field=value of the data whose slot use is discounted (e.g. "
                                 "subset=stored, the facts to keep); empty: the run's own data", hash="if_set")
-    curriculum: str = _f("", "k: a curriculum over the look-ahead of a mixed-k task (k = 1 alone, then 1..2, ...: the "
-                         "next k joins once validation at the stage's hardest k reaches curriculum_at or stops rising "
-                         "over plateau_steps); empty: every k from the start", hash="if_set")
+    curriculum: str = _f("", "k: a curriculum over the look-ahead of a mixed-k task or the predicted states of O-O "
+                         "and RO-O (k = 1 alone, then 1..2, ...: the next k joins once validation at the stage's "
+                         "hardest k reaches curriculum_at or stops rising over plateau_steps); empty: every k from the "
+                         "start", hash="if_set")
     curriculum_at: float = _f(0.95, "train.curriculum: the validation exact match at a stage's hardest k that lets "
                               "the next k join", hash="if_set")
     grpo_samples: int = _f(8, "GRPO: samples of the target per prompt (the group)", hash="if_set")

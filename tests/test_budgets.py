@@ -50,6 +50,17 @@ def test_a_stage_draws_k_from_one_to_its_largest_alone():
         gen.sample("train", 0, idx, k_max=5)
 
 
+def test_a_stage_of_a_several_states_task_scores_its_first_states_alone():
+    gen = generators.make("ca", {"radius": 1, "width": 6, "steps": 5, "n_input": 1, "task": "RO-O", "m": 4})
+    whole = gen.sample("train", 0, np.arange(50))
+    for k_max in (1, 3):
+        stage = gen.sample("train", 0, np.arange(50), k_max=k_max)
+        assert np.array_equal(stage["loss_mask"], whole["loss_mask"] & (whole["step"] <= k_max))
+        assert stage["loss_mask"].sum() == whole["loss_mask"].sum() * k_max // 4
+        assert all(np.array_equal(stage[key], whole[key]) for key in whole if key != "loss_mask")
+    assert gen.curriculum_k() == 4
+
+
 @pytest.mark.slow
 def test_a_curriculum_run_trains_on_k_1_until_its_stage_ends_and_stops_only_in_the_last(tmp_path):
     seen = []
@@ -110,7 +121,7 @@ def test_muon_needs_hidden_matrices():
 @pytest.mark.parametrize("sets, message", [
     (["train.curriculum=k"], "needs train.plateau_steps"),
     (["train.curriculum=depth"], "unknown train.curriculum 'depth'"),
-    (["train.curriculum=k", "train.plateau_steps=4", "data.mixed_k=false"], "needs a task whose examples draw"),
+    (["train.curriculum=k", "train.plateau_steps=4", "data.mixed_k=false"], "needs a task with a depth axis to grow"),
     (["train.curriculum=k", "train.plateau_steps=4", "train.train_size=100"], "cannot use a fixed training set"),
     (["train.curriculum=k", "train.plateau_steps=4", "train.curriculum_at=0"], "curriculum_at must be in (0, 1]"),
     (["train.optimizer=muom"], "did you mean 'muon'"),
