@@ -301,3 +301,107 @@ def step_breakdown(step, steps: int = 3) -> dict:
             spent[group] += event.self_cpu_time_total
     total = sum(spent.values()) or 1.0
     return {name: t / total for name, t in spent.items()}
+
+
+# Packing: several runs of one shape as one batched model (torch.func), against the same runs stepped one by one.
+QUICKSTART_TASK = {"radius": 1, "width": 12, "steps": 4, "n_input": 2, "task": "RO-S", "k": 2, "mixed_k": True}
+QUICKSTART_MODEL = {"n_layer": 3, "n_head": 8, "d_model": 64, "pos": "grid", "bias": True, "init_std": 0.1}
+
+
+class PackedRuns:
+    """`n` runs of one model shape trained as one: their weights stacked along a leading axis
+    (torch.func.stack_module_state), every run's loss from its own batch by vmap over functional_call, one AdamW over
+    the stacked tensors (elementwise, so each run's slice gets the update it would get alone) and gradient clipping
+    per run (each run's own norm). Each run keeps its own data; what differs from separate runs is only the order of
+    floating-point operations in the batched kernels."""
+
+    def __init__(self, models: list, lr: float, clip: float = 1.0):
+        import copy
+
+        import torch
+        from torch.func import functional_call, stack_module_state, vmap
+
+        params, self.buffers = stack_module_state(models)
+        self.params = {k: v.detach().requires_grad_() for k, v in params.items()}
+        self.clip = clip
+        self.opt = torch.optim.AdamW(list(self.params.values()), lr=lr, weight_decay=0.0)
+        shape = copy.deepcopy(models[0]).to("meta")
+
+        def one_loss(p, b, inputs, targets, mask):
+            logits = functional_call(shape, (p, b), (inputs,)).float().flatten(0, 1)
+            ce = torch.nn.functional.cross_entropy(logits, targets.flatten(), reduction="none")
+            m = mask.flatten().float()
+            return (ce * m).sum() / m.sum()  # masked_loss, written without boolean indexing (vmap needs shapes)
+
+        self.losses = vmap(one_loss)
+
+    def step(self, batches: list[dict]) -> "list[float]":
+        import torch
+
+        stacked = [torch.stack([b[k] for b in batches]) for k in ("inputs", "targets", "loss_mask")]
+        losses = self.losses(self.params, self.buffers, *stacked)
+        self.opt.zero_grad(set_to_none=True)
+        losses.sum().backward()  # runs share no weights: each slice's gradient is its own run's
+        grads = [p.grad for p in self.params.values()]
+        norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # (n,) one per run
+        scale = (self.clip / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+        self.opt.step()
+        return losses.tolist()
+
+
+def packed_throughput(n_runs: int = 3, batch_size: int = 32, steps: int = 20, threads: int = 0) -> dict:
+    """Tokens/s of `n_runs` quickstart-shaped runs trained as one PackedRuns against the same runs stepped one after
+    another on the same threads (what a sweep's job does), and the largest difference between the two ways' losses
+    after `steps` steps from the same weights and data (floating-point order only)."""
+    import warnings
+
+    import torch
+
+    from .data import to_tensors
+    from .environment import choose_threads
+    from .models import build_model, masked_loss
+
+    threads, why = choose_threads(threads)
+    torch.set_num_threads(threads)
+    gen = generators.make("ca", QUICKSTART_TASK)
+
+    def models():
+        out = []
+        for seed in range(n_runs):
+            torch.manual_seed(seed)
+            out.append(build_model("transformer", QUICKSTART_MODEL, gen.layout()))
+        return out
+
+    data = [[to_tensors(gen.sample("train", seed, np.arange(s * batch_size, (s + 1) * batch_size)))
+             for s in range(steps + 2)] for seed in range(n_runs)]
+    separate = models()
+    opts = [torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.0) for m in separate]
+
+    def separate_step(s):
+        out = []
+        for m, opt, run in zip(separate, opts, data):
+            loss = masked_loss(m(run[s]["inputs"]), run[s])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+            opt.step()
+            out.append(loss.item())
+        return out
+
+    packed = PackedRuns(models(), lr=1e-3)
+    timings, last = {}, {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*batching rule.*")  # attention falls back to a loop over the runs
+        for name, step in (("separate", separate_step), ("packed", lambda s: packed.step([r[s] for r in data]))):
+            step(0)  # warm-up (and vmap's tracing)
+            t0 = time.perf_counter()
+            for s in range(1, steps + 1):
+                last[name] = step(s)
+            timings[name] = (time.perf_counter() - t0) / steps
+    tokens = n_runs * batch_size * gen.layout().seq_len
+    return {"n_runs": n_runs, "batch_size": batch_size, "threads": threads, "threads_chosen": why,
+            "seq_len": gen.layout().seq_len, "separate_tokens_per_s": tokens / timings["separate"],
+            "packed_tokens_per_s": tokens / timings["packed"], "ratio": timings["separate"] / timings["packed"],
+            "max_loss_difference": float(np.max(np.abs(np.subtract(last["packed"], last["separate"]))))}

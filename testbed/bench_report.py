@@ -130,6 +130,29 @@ def recipe_search(optimizers: str, lrs: str, batch_sizes: str, seeds: str, budge
     return {"target": target, "budget_s": budget, "seeds": seed_list, "recipes": rows}
 
 
+def pack_report(runs: str, steps: int, threads: int = 0, echo=print) -> dict:
+    """`testbed bench pack`: packed against separate training steps for each count of runs."""
+    from generators.core.registry import coerce
+
+    from .bench import packed_throughput
+
+    counts = coerce(tuple[int, ...], runs, "--runs")
+    if not counts or not all(1 <= n <= 64 for n in counts):
+        raise ConfigError(f"--runs must be counts in 1..64, got {runs!r}")
+    if not 1 <= steps <= 10_000:
+        raise ConfigError(f"--steps must be in 1..10000, got {steps}")
+    if threads < 0:
+        raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
+    out = []
+    for n in counts:
+        r = packed_throughput(n, steps=steps, threads=threads)
+        out.append(r)
+        echo(f"{n} run{'s' * (n > 1)} of the quickstart shape, {r['threads']} thread{'s' * (r['threads'] > 1)}: "
+             f"packed {r['packed_tokens_per_s']:,.0f} tokens/s, separate {r['separate_tokens_per_s']:,.0f} = "
+             f"{r['ratio']:.2f}x; losses after {steps} steps differ by at most {r['max_loss_difference']:.1e}")
+    return {"steps": steps, "results": out}
+
+
 def recipe_page(search: dict, command: str) -> str:
     """`bench recipes --markdown`: the search as a page (the command, the machine, one row per recipe, and each
     recipe's median time against the stock encoder's, measured in the same run)."""

@@ -170,3 +170,17 @@ def test_the_recipe_search_times_each_recipe_beside_the_stock_encoder(monkeypatc
 ])
 def test_bad_recipe_searches_are_one_line_errors(args, message):
     one_line_error(run("bench", "recipes", *args), message)
+
+
+def test_packed_runs_train_each_run_as_it_would_train_alone():
+    """Stacked weights, one vmapped loss per run, per-run clipping: the losses follow the separate runs' to float
+    rounding (the batched kernels sum in another order)."""
+    from testbed.bench import packed_throughput
+
+    r = packed_throughput(n_runs=2, batch_size=8, steps=3, threads=1)
+    assert r["max_loss_difference"] < 1e-4 and r["packed_tokens_per_s"] > 0 and r["n_runs"] == 2
+
+
+def test_bad_pack_benchmarks_are_one_line_errors():
+    one_line_error(run("bench", "pack", "--runs", "0"), "--runs must be counts in 1..64")
+    one_line_error(run("bench", "pack", "--steps", "0"), "--steps must be in 1..10000")

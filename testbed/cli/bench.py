@@ -88,9 +88,27 @@ def bench_recipes_cmd(
     _write_json(json_out, search)
     if markdown:
         command = (f"testbed bench recipes --optimizers {optimizers} --lrs {lrs} --batch-sizes {batch_sizes} --budget "
-                   f"{budget:g} --target {target:g} --seeds {seeds}{' --skip-baseline' * skip_baseline} --markdown "
+                   f"{budget:g} --target {target:g} --seeds {seeds}{f' --threads {threads}' * bool(threads)}"
+                   f"{' --skip-baseline' * skip_baseline} --markdown "
                    f"{markdown.as_posix()}")
         gio.atomic_write(markdown, lambda f: f.write(recipe_page(search, command).encode()))
+
+
+@bench_app.command("pack")
+@friendly
+def bench_pack_cmd(
+    runs: str = typer.Option("1,3,6", help="runs packed into one model, comma-separated counts to time"),
+    steps: int = typer.Option(30, help="timed training steps"),
+    threads: int = typer.Option(0, help="torch threads; 0: the cores free now, as a run chooses them"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results as JSON"),
+) -> None:
+    """Several runs of the quickstart's shape trained as one batched model (stacked weights, vmap) against the same
+    runs stepped one after another on the same threads: tokens/s of both, and how far their losses drift apart."""
+    from ..bench_report import pack_report
+
+    if json_out:
+        gio.check_writable(json_out)
+    _write_json(json_out, pack_report(runs, steps, threads, typer.echo))
 
 
 @bench_app.command("all")
