@@ -199,7 +199,7 @@ test_size = 20000
     error = 1 - result["test"][0]["exact_match"]
     assert error < 0.05  # one pass of sign-Adam stores the frequent tokens (published: 0.0062 at d = 50)
     res = run("train", spec, "--out", tmp_path / "runs", "--set", "train.optimizer=lbfgs")
-    assert res.exit_code == 2 and "adamw or sgd" in res.output
+    assert res.exit_code == 2 and "unknown train.optimizer 'lbfgs'; valid: adamw, muon, sgd" in res.output
     res = run("train", spec, "--out", tmp_path / "runs", "--set", "model.d=10")
     assert res.exit_code == 0, res.output
     assert run("collect", tmp_path / "runs", "--out", tmp_path / "r.csv").exit_code == 0
