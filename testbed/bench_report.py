@@ -38,16 +38,21 @@ def breakdown(spent: dict) -> str:
     return ", ".join(f"{name} {100 * fraction:.0f}%" for name, fraction in spent.items())
 
 
+def check_timing(budget: float | None, target: float | None, threads: int) -> None:
+    """The options the timed benchmarks share: --budget and --target (where a command has them), --threads."""
+    if budget is not None and (not (math.isfinite(budget) and budget > 0) or not 0 < target <= 1):
+        raise ConfigError(f"--budget must be a finite positive number of seconds and --target in (0, 1]; got "
+                          f"{budget} and {target}")
+    if threads < 0:
+        raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
+
+
 def train_report(budget: float, target: float, skip_baseline: bool, threads: int = 0, seeds: str = "0,1,2",
                  echo=print) -> dict:
     from .bench import BASELINE, OURS, has_bf16_matmul_units, time_to_accuracy_seeds, training_throughput
     from .sweep import parse_seeds
 
-    if not (math.isfinite(budget) and budget > 0) or not 0 < target <= 1:
-        raise ConfigError(f"--budget must be a finite positive number of seconds and --target in (0, 1]; got "
-                          f"{budget} and {target}")
-    if threads < 0:
-        raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
+    check_timing(budget, target, threads)
     seed_list = parse_seeds(seeds)
     out = {"throughput": training_throughput(threads=threads)}
     # bf16 on the same threads as float32 (choosing again could see the first measurement's load and take fewer)
@@ -98,9 +103,7 @@ def recipe_search(optimizers: str, lrs: str, batch_sizes: str, seeds: str, budge
     from .spec import OPTIMIZERS
     from .sweep import parse_seeds
 
-    if not (math.isfinite(budget) and budget > 0) or not 0 < target <= 1:
-        raise ConfigError(f"--budget must be a finite positive number of seconds and --target in (0, 1]; got "
-                          f"{budget} and {target}")
+    check_timing(budget, target, threads)
     optimizers = [o.strip() for o in optimizers.split(",")]
     lrs, batch_sizes = coerce(tuple[float, ...], lrs, "--lrs"), coerce(tuple[int, ...], batch_sizes, "--batch-sizes")
     bad = [o for o in optimizers if o not in OPTIMIZERS]
@@ -110,8 +113,6 @@ def recipe_search(optimizers: str, lrs: str, batch_sizes: str, seeds: str, budge
         raise ConfigError(f"--lrs must be learning rates in (0, 10), got {list(lrs)}")
     if not batch_sizes or not all(1 <= b <= 4096 for b in batch_sizes):
         raise ConfigError(f"--batch-sizes must be in 1..4096, got {list(batch_sizes)}")
-    if threads < 0:
-        raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
     seed_list = parse_seeds(seeds)
     grid = [("ours", {**OURS, "optimizer": o, "lr": lr, "batch_size": b})
             for o in optimizers for lr in lrs for b in batch_sizes]
@@ -141,8 +142,7 @@ def pack_report(runs: str, steps: int, threads: int = 0, echo=print) -> dict:
         raise ConfigError(f"--runs must be counts in 1..64, got {runs!r}")
     if not 1 <= steps <= 10_000:
         raise ConfigError(f"--steps must be in 1..10000, got {steps}")
-    if threads < 0:
-        raise ConfigError(f"--threads must be 0 (the free cores) or more, got {threads}")
+    check_timing(None, None, threads)
     out = []
     for n in counts:
         r = packed_throughput(n, steps=steps, threads=threads)

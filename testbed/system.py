@@ -40,6 +40,12 @@ def hidden_matrices(model: torch.nn.Module) -> list[torch.nn.Parameter]:
             and min(m.weight.shape) > 1 and m.weight.requires_grad]
 
 
+def decay_groups(params: list, weight_decay: float) -> list[dict]:
+    """Parameter groups with weight decay on matrices only (not on norms and biases)."""
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
 class MuonAdamW(torch.optim.Optimizer):
     """Muon (momentum, then a Newton-Schulz orthogonalisation of the update; torch.optim.Muon) on the hidden
     matrices and AdamW on the rest, as one optimizer, so that one schedule and one checkpoint entry serve both.
@@ -55,9 +61,7 @@ class MuonAdamW(torch.optim.Optimizer):
                               f"{type(model).__name__} has none here: use adamw")
         self.parts = [
             torch.optim.Muon(matrices, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw"),
-            torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-                               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],
-                              lr=lr, betas=betas),
+            torch.optim.AdamW(decay_groups(rest, weight_decay), lr=lr, betas=betas),
         ]
         super().__init__([p for part in self.parts for g in part.param_groups for p in g["params"]], {"lr": lr})
         self.param_groups = [g for part in self.parts for g in part.param_groups]  # the parts' own: a schedule
@@ -85,9 +89,7 @@ def make_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: f
     """adamw (weight decay on matrices only), muon (MuonAdamW) or sgd, over the parameters that train."""
     if name == "muon":
         return MuonAdamW(model, lr, tuple(float(b) for b in betas), weight_decay)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trained if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in trained if p.dim() < 2], "weight_decay": 0.0}]
+    groups = decay_groups([p for p in model.parameters() if p.requires_grad], weight_decay)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr)
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(float(b) for b in betas))

@@ -6,10 +6,7 @@ the pages themselves are generated (docs/figures/NAME.md).
 
 from __future__ import annotations
 
-from .series import (
-    SeriesFigure,
-    ours_by_input_length,
-)
+from .series import SeriesFigure, ours_by_input_length
 
 
 class InputLength(SeriesFigure):
