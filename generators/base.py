@@ -96,9 +96,14 @@ class Generator:
     def sample(self, split: str, seed: int, indices) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def check_depth(self, k: int) -> None:
+        """Raise ConfigError unless the task can ask examples at look-ahead k (`sample_at_depth`)."""
+        raise ConfigError(f"task {self.name!r} has no depth axis: k (eval.k, --k) applies to cellular automata")
+
     def sample_at_depth(self, split: str, seed: int, indices, k: int) -> dict[str, np.ndarray]:
         """Examples whose every target lies k steps ahead (a depth axis: cellular automata)."""
-        raise ConfigError(f"task {self.name!r} has no depth axis: k (eval.k, --k) applies to cellular automata")
+        self.check_depth(k)
+        raise NotImplementedError
 
     def curriculum_k(self) -> int:
         """The largest look-ahead a curriculum over k reaches (train.curriculum = k): tasks that draw k per example

@@ -297,13 +297,21 @@ class CellularAutomata(Generator):
             "class_id": self.class_ids(tables),
         }
 
+    def given(self, examples: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the given states (n, n_input, W) uint8, the given rule tables (n, 2^(2r+1)) uint8 or None where the task
+        does not give the rule), read off the examples' own inputs."""
+        c, plan = self.config, self._plan()
+        n = len(examples["inputs"])
+        given = examples["inputs"][:, plan["orbit"]].reshape(n, c.n_input, c.width).astype(np.uint8)
+        tables = examples["inputs"][:, plan["rule_in"]].astype(np.uint8) if "rule_in" in plan else None
+        return given, tables
+
     def baselines(self, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Predicted tokens (n, L) of every baseline of the task (ca_baselines.py), read off the examples' own
         inputs: the given states, the rule where it is given, and the look-ahead of each target state."""
         c, plan = self.config, self._plan()
         n, w = len(examples["inputs"]), c.width
-        given = examples["inputs"][:, plan["orbit"]].reshape(n, c.n_input, w).astype(np.uint8)
-        tables = examples["inputs"][:, plan["rule_in"]].astype(np.uint8) if "rule_in" in plan else None
+        given, tables = self.given(examples)
         target = plan["target"].reshape(-1, w)  # one row of positions per predicted state
         k = examples["step"][:, target[:, 0]].astype(np.int64)  # (n, states): how far ahead each state lies
         out = {}

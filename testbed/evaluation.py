@@ -18,9 +18,8 @@ from generators.core import ConfigError
 
 from . import metrics
 from .data import batches, held_out
+from .metrics import MODEL, tagged
 from .spec import EvalConfig
-
-MODEL = "model"
 
 
 def model_device(model) -> torch.device:
@@ -47,12 +46,6 @@ def predictions(model, examples: dict, batch_size: int, iterations=()) -> dict:
             out.setdefault(r, []).append((pred.cpu().numpy(), None if steps is None else steps.float().cpu().numpy()))
     return {r: (np.concatenate([p for p, _ in parts]),
                 None if parts[0][1] is None else np.concatenate([s for _, s in parts])) for r, parts in out.items()}
-
-
-def tagged(units: dict, source: str, iterations: int = 0, set_k: int = 0) -> dict:
-    n = len(units.get("exact", ()))
-    return {**units, "source": np.full(n, source, dtype="<U32"), "iterations": np.full(n, iterations, np.int16),
-            "set_k": np.full(n, set_k, np.int8)} if n else {}
 
 
 def score(model, generator, examples: dict, batch_size: int, iterations=(), by: str | None = None,

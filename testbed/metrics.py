@@ -16,6 +16,7 @@ import numpy as np
 
 from generators.core import ConfigError
 
+MODEL = "model"  # the source of a model's outcomes; a baseline's is "baseline:NAME"
 UNIT_FIELDS = ("slice", "value", "index", "cluster", "trivial", "exact", "correct", "cells", "steps")
 OPTIONAL_FIELDS = ("member", "fresh")  # absent from outcomes recorded before they existed (store.read_outcomes)
 
@@ -135,3 +136,11 @@ def rates(units: dict[str, np.ndarray], split: str) -> list[dict]:
             rows.append({"split": split, "slice": name, "value": None if name == "all" else value,
                          **rate_row(select(units, keep))})
     return rows
+
+
+def tagged(units: dict, source: str, iterations: int = 0, set_k: int = 0) -> dict:
+    """Units tagged with their source, the iteration count they were read at (0: the model's own) and the look-ahead
+    of their example set (0: the task's own mix)."""
+    n = len(units.get("exact", ()))
+    return {**units, "source": np.full(n, source, dtype="<U32"), "iterations": np.full(n, iterations, np.int16),
+            "set_k": np.full(n, set_k, np.int8)} if n else {}

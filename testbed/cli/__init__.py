@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
 import generators
 
 from .. import __version__
-from . import bench, data, figures, memory, runs
+from . import bench, data, figures, llm, memory, runs
 from .common import experiments_dir, friendly
 
 __all__ = ["app", "experiments_dir", "main"]
@@ -54,7 +54,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: Rich markup would eat the "[sweep]" and "[cluster]" in our texts
 )
-for group in (data, runs, figures, memory, bench):
+for group in (data, runs, figures, memory, bench, llm):
     group.register(app)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from generators.core import ConfigError
 
-from ..evaluation import MODEL
+from ..metrics import MODEL
 from ..spec import config_id, hashed_view
 from ..store import read_config, read_outcomes, read_result, start_dir, validation_history
 from . import aggregate
