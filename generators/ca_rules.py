@@ -18,6 +18,8 @@ the 88 classes are ranked by that hash and cut at the configured fractions of th
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .core.rng import hash64, pack_bits, to_unit, unpack_bits
@@ -132,6 +134,13 @@ def radius1_split(fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
         parts[split] += members
         taken += len(members)
     return {s: np.array(sorted(p), np.int64) for s, p in parts.items()}
+
+
+@lru_cache(maxsize=64)
+def radius1_split_classes(fractions: tuple) -> dict[str, int]:
+    """{split: how many of the 88 radius-1 classes it holds} under these split fractions."""
+    class_of = {int(m): c for c, members in radius1_classes() for m in members}
+    return {s: len({class_of[int(r)] for r in pool}) for s, pool in radius1_split(fractions).items()}
 
 
 def split_of_rule(number: int, radius: int, fractions=(0.8, 0.1, 0.1)) -> str:

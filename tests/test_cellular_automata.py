@@ -114,6 +114,34 @@ def test_radius1_split_is_an_explicit_partition():
     assert 128 <= radius1_split((0.5, 0.25, 0.25))["train"].size < 128 + 4
 
 
+@pytest.mark.parametrize("fractions", [(0.8, 0.1, 0.1), (0.5, 0.1, 0.4), (0.45, 0.15, 0.4)])
+def test_a_larger_held_out_share_keeps_classes_whole_and_splits_disjoint(fractions):
+    """The held-out share as a data option (radius 1): each class in exactly one split, the splits' drawn rules
+    disjoint, and the test split's classes as many as the share promises (>= 30 at 0.4)."""
+    gen = generators.make("ca", {"radius": 1, "n_input": 1, "steps": 2, "split_fractions": fractions})
+    classes = {}
+    for split in ("train", "val", "test"):
+        tables = gen.rules(split, 0, np.arange(4000, dtype=np.uint64))
+        classes[split] = set(gen.class_ids(tables).tolist())
+        members = set(gen.rule_ids(tables).tolist())
+        assert members == set(radius1_split(fractions)[split].tolist())  # every rule of the split is drawn
+    assert not classes["train"] & classes["val"] and not classes["train"] & classes["test"]
+    assert not classes["val"] & classes["test"]
+    assert sum(map(len, classes.values())) == 88
+    if fractions[2] >= 0.4:
+        assert len(classes["test"]) >= 30
+
+
+@pytest.mark.parametrize("radius,fractions,message", [
+    (1, (0.9, 0.05, 0.05), "leave the test split 3 of the 88"),
+    (1, (0.95, 0.01, 0.04), "leave the val split"),
+    (2, (0.9, 0.095, 0.005), "less than 0.01 of the rules"),
+])
+def test_a_split_too_thin_for_an_interval_is_refused(radius, fractions, message):
+    with pytest.raises(ConfigError, match=message):
+        generators.make("ca", {"radius": radius, "split_fractions": fractions})
+
+
 def test_split_fractions_are_respected_for_large_radius():
     gen = generators.make("ca", {"radius": 2, "n_input": 1, "steps": 2})
     from generators.ca_rules import class_hash, split_of_hash
