@@ -85,6 +85,11 @@ class Generator:
         memorisation tasks (facts); None where it is not defined."""
         return None
 
+    def exposures(self, examples: int) -> float | None:
+        """How often `examples` training examples show each item of a task with a fixed set of items (facts); None
+        where every example is fresh."""
+        return None
+
     @property
     def needs_start(self) -> bool:
         """True for a fine-tuning task, meaningful only from a trained model (train.init_from), e.g. rewriting facts."""

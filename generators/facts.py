@@ -152,6 +152,10 @@ class Facts(Generator):
         """The facts asked, their hashes and a pass's order (argsort's work space), and the few orders kept."""
         return 64 * self.n_facts
 
+    def exposures(self, examples: int) -> float:
+        """The stream visits every fact asked once per n_facts examples."""
+        return examples / self.n_facts
+
     def recall_bits(self, exact_match: float) -> float | None:
         """The facts asked, recalled at this exact match (uniform values; a Zipf law's errors are not uniform, and
         the count would not hold)."""

@@ -140,6 +140,7 @@ def test_bits_stored_are_zero_at_chance_and_the_world_when_perfect():
     assert world.recall_bits(1.0) == pytest.approx(world.info_bits) == pytest.approx(40.0)
     assert generators.make("facts", {"n_entities": 10, "law": "zipf"}).recall_bits(1.0) is None  # errors not uniform
     assert generators.make("ca", {}).recall_bits(1.0) is None
+    assert world.exposures(200) == pytest.approx(10.0) and generators.make("ca", {}).exposures(200) is None
 
 
 @pytest.mark.slow
@@ -159,6 +160,8 @@ def test_collect_counts_the_bits_and_plot_capacity_draws_them_per_parameter(tmp_
             float(r["exact_match"]))
         assert float(r["bits_stored"]) == pytest.approx(want)
         assert float(r["world_bits"]) == pytest.approx(2 * n * 2)  # 2 n facts of 2 bits each
+        # exposures per fact: the steps taken x batch over the 2 n facts (the tiny spec: 4 steps of 16)
+        assert float(r["exposures"]) == pytest.approx(float(r["steps"]) * 16 / (2 * n)) and float(r["steps"]) > 0
     assert all(r["bits_stored"] == "" for r in rows if r["slice"] != "all")
     assert sorted(next(iter(facts_capacity(rows).values()))) == [4, 8]
     res = run("plot", "capacity", tmp_path / "r.csv", "--out", tmp_path / "bits.png", "--paper",

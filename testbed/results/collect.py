@@ -24,7 +24,8 @@ from ..store import read_config, read_outcomes, read_result, start_dir, validati
 from . import aggregate
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "n_layer", "loops",
-                "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise", "steps", "stopped"]
+                "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise", "steps", "stopped",
+                "exposures"]
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
 # memorisation tasks (Generator.recall_bits): bits the test exact match recalls, and the validation one (what
 # choices, e.g. the world a memory stores most of, read); world_bits: what recalling every answer would hold (a
@@ -199,7 +200,23 @@ def _validation(group: list[dict]) -> dict:
     steps = [r["result"].get("steps") for r in group]
     out["steps"] = round(sum(steps) / len(steps)) if steps and None not in steps else ""
     out["stopped"] = stopped(r["result"].get("stopped", "") for r in group)
+    seen = [exposures(r) for r in group]
+    out["exposures"] = round(sum(seen) / len(seen), 1) if seen and None not in seen else ""
     return out
+
+
+def exposures(run: dict) -> float | None:
+    """How often the run's training showed each item of its task on average (facts: steps x batch / facts), from
+    the steps it took; None for tasks without a fixed set of items, or a run recorded without its steps."""
+    config, steps = run["config"], run["result"].get("steps")
+    if steps is None:
+        return None
+    try:
+        gen = config.task()
+    except ConfigError:
+        return None
+    t = config.train
+    return gen.exposures(steps * t.batch_size * t.devices * t.num_nodes)
 
 
 def stopped(reasons) -> str:
