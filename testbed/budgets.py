@@ -11,39 +11,51 @@ import lightning as L
 
 
 class Plateau(L.Callback):
-    """A budget that follows the validation curve: training stops once the best validation exact match has risen by
+    """A budget that follows the validation curves: training stops once the best validation exact match has risen by
     no more than `delta` over the last `window` steps (the best now against the best at the window's start, so a
-    slow but steady climb is progress and a dip back to an old best is not); otherwise it runs to max_steps, the
-    cap. Its history is checkpointed, so a resumed run stops where an uninterrupted one would."""
+    slow but steady climb is progress and a dip back to an old best is not), on the whole examples and on every
+    per-k curve the validation logs (`monitor@k=j`): a task predicting several states ahead is still learning while
+    its first state's exact match climbs, though whole examples sit at 0 until the last state is learnt. Otherwise
+    it runs to max_steps, the cap. Its history is checkpointed, so a resumed run stops where an uninterrupted one
+    would."""
 
     def __init__(self, window: int, delta: float, monitor: str = "val/exact_match", curriculum=None):
         self.window, self.delta, self.monitor = window, delta, monitor
         self.curriculum = curriculum  # with a curriculum, only its last stage (every k) can stop the run
-        self.history: list[tuple[int, float]] = []  # (step, best validation so far)
+        self.history: list[tuple[int, dict]] = []  # (step, {curve: best so far})
         self.stopped_at = None
 
-    def observe(self, step: int, value: float) -> bool:
-        """Take one validation; True when the plateau is reached (training should stop)."""
-        best = max(value, self.history[-1][1]) if self.history else value
+    def observe(self, step: int, value: float | dict) -> bool:
+        """Take one validation (one value, or {curve: value}); True when the plateau is reached (training should
+        stop): no curve's best rose by more than delta since the window's start."""
+        values = value if isinstance(value, dict) else {self.monitor: value}
+        last = self.history[-1][1] if self.history else {}
+        best = {name: max(v, last.get(name, v)) for name, v in values.items()}
         self.history.append((step, best))
         before = [b for s, b in self.history if s <= step - self.window]
-        if before and best - before[-1] <= self.delta:
+        if before and all(v - before[-1].get(name, float("-inf")) <= self.delta for name, v in best.items()):
             self.stopped_at = step
             return True
         return False
 
+    def curves(self, metrics) -> dict:
+        return {name: float(v) for name, v in metrics.items()
+                if name == self.monitor or name.startswith(self.monitor + "@k=")}
+
     def on_validation_end(self, trainer, module):
-        value = trainer.callback_metrics.get(self.monitor)
         if self.curriculum is not None and not self.curriculum.final:
             return
-        if value is not None and not trainer.sanity_checking and self.observe(trainer.global_step, float(value)):
+        values = self.curves(trainer.callback_metrics)
+        if values and not trainer.sanity_checking and self.observe(trainer.global_step, values):
             trainer.should_stop = True
 
     def state_dict(self):
-        return {"history": list(self.history), "stopped_at": self.stopped_at}
+        return {"history": [[s, dict(b)] for s, b in self.history], "stopped_at": self.stopped_at}
 
     def load_state_dict(self, state):
-        self.history, self.stopped_at = [tuple(h) for h in state["history"]], state["stopped_at"]
+        # checkpoints written before the per-k curves held one best per validation
+        self.history = [(s, b if isinstance(b, dict) else {self.monitor: b}) for s, b in state["history"]]
+        self.stopped_at = state["stopped_at"]
 
 
 class Curriculum(L.Callback):
@@ -84,10 +96,13 @@ class Curriculum(L.Callback):
             self.observe(trainer.global_step, float(value))
 
     def state_dict(self):
-        return {"stages": [list(s) for s in self.stages], "history": list(self.rule.history)}
+        return {"stages": [list(s) for s in self.stages], "rule": self.rule.state_dict()}
 
     def load_state_dict(self, state):
         self.stages = [tuple(s) for s in state["stages"]]
         self.rule = Plateau(self.window, self.delta)
-        self.rule.history = [tuple(h) for h in state["history"]]
+        if "rule" in state:
+            self.rule.load_state_dict(state["rule"])
+        else:  # checkpoints written before the rule kept its own state
+            self.rule.load_state_dict({"history": [tuple(h) for h in state["history"]], "stopped_at": None})
         self.data.k_max = self.k_max

@@ -214,17 +214,27 @@ def merge_logs(run_dir: Path) -> None:
 def validation_history(run_dir: Path, metric: str = "val/exact_match") -> list[tuple[int, float]]:
     """(step, value) of every validation of a run, from its merged metrics.csv; [] when it has none (a damaged or
     foreign file included: the history is a diagnostic, never a reason to refuse a run)."""
+    return validation_curves(run_dir, metric).get(metric, [])
+
+
+def validation_curves(run_dir: Path, metric: str = "val/exact_match") -> dict[str, list[tuple[int, float]]]:
+    """{name: history} of the metric and of its per-k curves (`metric@k=j`), as validation_history reads one."""
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
-        return []
-    out = []
+        return {}
+    out: dict[str, list] = {}
     with open(path, newline="", errors="replace") as f:
         for row in csv.DictReader(f):
-            try:
-                out.append((int(row["step"]), float(row[metric])))
-            except (KeyError, TypeError, ValueError):
-                continue
-    return [(s, v) for s, v in out if math.isfinite(v)]
+            for name, value in row.items():
+                if name != metric and not str(name).startswith(metric + "@k="):
+                    continue
+                try:
+                    v, step = float(value), int(row["step"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if math.isfinite(v):
+                    out.setdefault(name, []).append((step, v))
+    return out
 
 
 class RunLock:

@@ -327,6 +327,24 @@ def test_a_budget_stops_on_a_plateau_and_not_on_a_rising_curve():
     again = Plateau(1000, 0.01)
     again.load_state_dict(rule.state_dict())  # a resumed run keeps counting from where it stopped
     assert not again.observe(1500, 0.605) and again.observe(2000, 0.6) and again.stopped_at == 2000
+    old = Plateau(1000, 0.01)  # a checkpoint written when the history held one best per validation
+    old.load_state_dict({"history": [(500, 0.2), (1000, 0.6)], "stopped_at": None})
+    assert not old.observe(1500, 0.605) and old.observe(2000, 0.6)
+
+
+def test_a_task_of_several_states_is_still_learning_while_one_state_climbs():
+    """Whole examples of a two-state task sit at 0 until the second state is learnt; the first state's climb is
+    progress, so only when every curve is flat does the run stop."""
+    from testbed.budgets import Plateau
+
+    rule = Plateau(1000, 0.01)
+    curves = [(500, 0.0, 0.0), (1000, 0.0, 0.3), (1500, 0.0, 0.7), (2000, 0.0, 0.95), (2500, 0.0, 0.955),
+              (3000, 0.001, 0.955)]
+    stops = [rule.observe(s, {"val/exact_match": a, "val/exact_match@k=1": b, "val/exact_match@k=2": a})
+             for s, a, b in curves]
+    assert stops == [False, False, False, False, False, True]  # k = 1 rose until 2,500; flat everything by 3,000
+    alone = Plateau(1000, 0.01)
+    assert [alone.observe(s, a) for s, a, _ in curves][:3] == [False, False, True]  # the whole-example view alone
 
 
 @pytest.mark.slow

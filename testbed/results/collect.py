@@ -20,7 +20,7 @@ from generators.core import ConfigError
 
 from ..metrics import MODEL
 from ..spec import config_id, hashed_view
-from ..store import read_config, read_outcomes, read_result, start_dir, validation_history
+from ..store import read_config, read_outcomes, read_result, start_dir, validation_curves
 from . import aggregate
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "n_layer", "loops",
@@ -187,6 +187,15 @@ def late_rise(history: list[tuple[int, float]]) -> float | None:
     return max(late) - max(early) if early and late else None
 
 
+def curves_late_rise(curves: dict) -> float | None:
+    """The largest late rise of a run's validation curves (whole examples and each k): a run is still learning
+    while any of them climbs. None where the whole-example curve has none."""
+    rises = {name: late_rise(history) for name, history in curves.items()}
+    if rises.get("val/exact_match") is None:
+        return None
+    return max(r for r in rises.values() if r is not None)
+
+
 def _validation(group: list[dict]) -> dict:
     """The best validation scores of a configuration, mean over its seeds: what choices between configurations
     (a learning rate, a preset) read, never the test rows; and whether validation had stopped rising (the largest
@@ -195,7 +204,7 @@ def _validation(group: list[dict]) -> dict:
     for key in ("exact_match", "cell_accuracy"):
         got = [r["result"].get(f"best_val_{key}") for r in group]
         out[f"val_{key}"] = round(sum(got) / len(got), 6) if got and None not in got else ""
-    rises = [late_rise(validation_history(r["run_dir"])) for r in group]  # the worst seed: still rising anywhere?
+    rises = [curves_late_rise(validation_curves(r["run_dir"])) for r in group]  # the worst seed: still rising?
     out["val_late_rise"] = round(max(rises), 6) if rises and None not in rises else ""
     steps = [r["result"].get("steps") for r in group]
     out["steps"] = round(sum(steps) / len(steps)) if steps and None not in steps else ""
