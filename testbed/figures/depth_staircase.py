@@ -45,9 +45,9 @@ FIGURE = (
     DepthStaircase("depth-staircase", "P2 (Burtsev 2024)", "exact match per (depth, k) and the smallest depth that "
                    "solves each k", "depth_staircase.toml",
                    {"cpu": 70.0, "paper": "33 runs of 40k steps, d = 128: ~2 GPU-days", "loops": 70.0, "long": 82.0,
-                    "radius2": 60.0},
+                    "radius2": 60.0, "radius2-gpu": "15 runs side by side on one GPU: docs/gpu/radius2.sh"},
                    presets={"cpu": ("cpu",), "paper": ("paper",), "loops": ("loops",), "long": ("long",),
-                            "radius2": ("radius2",)},
+                            "radius2": ("radius2",), "radius2-gpu": ("radius2-gpu",)},
                    note=f"cpu: RO-O at r = 1 (the rule given, one given state, the next four states each "
                         f"supervised), depths 1-8, three seeds; "
                         f"solved: mean >= {tables.SOLVED_MEAN:.2f} and 95 % lower bound >= {tables.SOLVED_LO:.2f} "
