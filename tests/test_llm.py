@@ -414,7 +414,7 @@ def test_an_interrupted_evaluation_resumes_without_asking_twice(tmp_path):
     gen = ca(dict(task="RO-S", radius=1, width=12, steps=4, n_input=2))
     req = LLMEval(gen, "symbolic", (1,), size=1000)
     truth = {it["question"]: it["answer"] for _, its, _ in req.sets() for it in its}
-    server = ChatServer(truth, delay=0.01)
+    server = ChatServer(truth, delay=0.03)
     cmd = [sys.executable, "-m", "testbed", "eval-llm", "ca", *fields, "--depth", "1", "--size", "1000",
            "--endpoint", server.url, "--model", "m", "--concurrency", "8", "--out", str(tmp_path)]
     try:

@@ -83,9 +83,23 @@ def eval_llm(
         raise ConfigError(f"--out {out}: is a file; give a folder")
     backend = (EndpointBackend(endpoint, model or "", key_env, max_tokens, temperature, timeout, retries)
                if endpoint is not None else HuggingFaceBackend(str(hf), max_tokens))
-    got = _resumable(lambda: evaluate_llm(request, backend, out, concurrency), out)
+    got = _resumable(lambda: evaluate_llm(request, backend, out, concurrency, _progress()), out)
     typer.echo(got["table"])
     typer.echo(f"wrote {out}/results.csv, items.jsonl (per item), cache.jsonl (responses)")
+
+
+def _progress(every: int = 100):
+    """A callback counting answers as they arrive, a line on stderr every `every`."""
+    import threading
+
+    lock, count = threading.Lock(), [0]
+
+    def tick():
+        with lock:
+            count[0] += 1
+            if count[0] % every == 0:
+                typer.echo(f"{count[0]} answers received", err=True)
+    return tick
 
 
 def _resumable(work, out: Path):
