@@ -56,10 +56,6 @@ def reward(completions: list, **columns) -> list[float]:
     return out
 
 
-def _task_fields(generator) -> dict:
-    return generators.to_dict(generator.config)
-
-
 def examples_of(generator, split: str, seed: int, indices: np.ndarray, k: int | None = None) -> dict:
     """The small models' examples at these indices: at look-ahead k where asked (tasks with a depth axis)."""
     if k is None:
@@ -89,7 +85,7 @@ def item_metadata(generator, examples: dict, split: str, seed: int, indices, k: 
         depth = [int(np.max(examples["step"][i][mask[i]])) for i in range(n)]
     else:
         depth = [None] * n
-    config = _task_fields(generator)
+    config = generators.to_dict(generator.config)
     out = []
     for i in range(n):
         meta = {"source_dataset": f"testbed/{generator.name}", "generator": generator.name,
