@@ -56,8 +56,6 @@ class CAConfig:
         fr = self.split_fractions
         if len(fr) != 3 or any(not 0 < f < 1 for f in fr) or abs(sum(fr) - 1) > 1e-9:
             raise ConfigError(f"split_fractions must be three numbers in (0, 1) summing to 1, got {list(fr)}")
-        if not self.rule:
-            check_split_fractions(fr, r)
         if self.task not in TASKS:
             raise ConfigError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
         if self.n_input < 1:
@@ -93,31 +91,6 @@ class CAConfig:
     @property
     def states_needed(self) -> int:
         return self.n_input + (self.m if self.task in MULTI_STATE else self.k)
-
-
-MIN_SPLIT_CLASSES = 5  # per split at radius 1: fewer held-out classes give no interval over classes (aggregate.py)
-MIN_SPLIT_FRACTION = 0.01  # at radius >= 2: a split's rules are drawn by rejection, 1 / fraction tries each
-
-
-def check_split_fractions(fractions, radius: int) -> None:
-    """Every split keeps enough of the rule space: at radius 1 at least MIN_SPLIT_CLASSES whole symmetry classes,
-    above it at least MIN_SPLIT_FRACTION of the rules."""
-    names = ("train", "val", "test")
-    if radius >= 2:
-        small = [n for n, f in zip(names, fractions) if f < MIN_SPLIT_FRACTION]
-        if small:
-            raise ConfigError(f"split_fractions {list(fractions)} give the {small[0]} split less than "
-                              f"{MIN_SPLIT_FRACTION} of the rules; raise its share")
-        return
-    from .ca_rules import radius1_split_classes
-
-    counts = radius1_split_classes(tuple(fractions))
-    thin = [(n, counts[n]) for n in names if counts[n] < MIN_SPLIT_CLASSES]
-    if thin:
-        name, count = thin[0]
-        raise ConfigError(f"split_fractions {list(fractions)} leave the {name} split {count} of the 88 radius-1 "
-                          f"symmetry classes (at least {MIN_SPLIT_CLASSES}: intervals are over classes); raise its "
-                          f"share")
 
 
 def parse_init(init: str) -> float | None:

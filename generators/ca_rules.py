@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .core.errors import ConfigError
 from .core.rng import hash64, pack_bits, to_unit, unpack_bits
 
 _SPLIT_SALT = 0x5EED_CA11  # fixed: changing it would move rules between splits and break shared benchmarks
@@ -141,6 +142,29 @@ def radius1_split_classes(fractions: tuple) -> dict[str, int]:
     """{split: how many of the 88 radius-1 classes it holds} under these split fractions."""
     class_of = {int(m): c for c, members in radius1_classes() for m in members}
     return {s: len({class_of[int(r)] for r in pool}) for s, pool in radius1_split(fractions).items()}
+
+
+MIN_SPLIT_CLASSES = 5  # per split at radius 1: fewer held-out classes give no interval over classes (aggregate.py)
+MIN_SPLIT_FRACTION = 0.01  # at radius >= 2: a split's rules are drawn by rejection, 1 / fraction tries each
+
+
+def check_split_fractions(fractions, radius: int) -> None:
+    """Every split keeps enough of the rule space: at radius 1 at least MIN_SPLIT_CLASSES whole symmetry classes,
+    above it at least MIN_SPLIT_FRACTION of the rules."""
+    names = ("train", "val", "test")
+    if radius >= 2:
+        small = [n for n, f in zip(names, fractions) if f < MIN_SPLIT_FRACTION]
+        if small:
+            raise ConfigError(f"split_fractions {list(fractions)} give the {small[0]} split less than "
+                              f"{MIN_SPLIT_FRACTION} of the rules; raise its share")
+        return
+    counts = radius1_split_classes(tuple(fractions))
+    thin = [(n, counts[n]) for n in names if counts[n] < MIN_SPLIT_CLASSES]
+    if thin:
+        name, count = thin[0]
+        raise ConfigError(f"split_fractions {list(fractions)} leave the {name} split {count} of the 88 radius-1 "
+                          f"symmetry classes (at least {MIN_SPLIT_CLASSES}: intervals are over classes); raise its "
+                          f"share")
 
 
 def split_of_rule(number: int, radius: int, fractions=(0.8, 0.1, 0.1)) -> str:

@@ -31,6 +31,7 @@ from .ca_config import (  # noqa: F401  (re-exported)
 from .ca_rules import (  # noqa: F401  (re-exported: the module's public face)
     SPLIT_CODE,
     canonical,
+    check_split_fractions,
     evolve,
     radius1_split,
     rule_number,
@@ -63,6 +64,8 @@ class CellularAutomata(Generator):
         self._plan_cache: dict | None = None
         c = config
         self._fixed = np.stack([rule_table(n, c.radius) for n in c.rule]) if c.rule else None
+        if not c.rule:
+            check_split_fractions(c.split_fractions, c.radius)
         if c.radius == 1 and not c.rule:
             pools = radius1_split(c.split_fractions)
             self._pools = {s: np.stack([rule_table(int(n), 1) for n in p]) for s, p in pools.items()}
