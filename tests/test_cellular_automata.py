@@ -292,3 +292,25 @@ def test_bad_split_and_seed():
         gen.sample("tset", 0, [0])
     with pytest.raises(ConfigError, match="seed"):
         gen.sample("train", -1, [0])
+
+
+@pytest.mark.parametrize("spec,preset", [("depth_staircase.toml", "radius2"), ("depth_staircase.toml", "radius2-gpu"),
+                                         ("depth_extrapolation.toml", "radius2")])
+def test_the_radius_2_presets_hold_a_world_of_fresh_held_out_rules(spec, preset):
+    """The radius-2 depth regime: every held-out example its own symmetry class (almost surely), disjoint from the
+    training rules; the extrapolation preset's orbits reach k = 32 and refuse k = 33 in one line."""
+    from testbed import spec as specs
+
+    cfg = specs.resolve(specs.with_preset(specs.load(f"experiments/{spec}"), preset))
+    gen = cfg.task()
+    assert gen.config.radius == 2 and gen.config.width >= 16
+    test = gen.sample("test", 0, np.arange(512))
+    assert np.unique(test["class_id"]).size >= 500
+    train_classes = set(gen.class_ids(gen.rules("train", 0, np.arange(4000, dtype=np.uint64))).tolist())
+    assert not train_classes & set(test["class_id"].tolist())
+    if spec == "depth_extrapolation.toml":
+        gen.check_depth(32)
+        with pytest.raises(ConfigError, match="valid k are 1..32"):
+            gen.check_depth(33)
+        far = gen.sample_at_depth("test", 0, np.arange(512), 32)
+        assert (far["fresh"].astype(bool) | ~far["loss_mask"]).all(1).mean() > 0.4  # most targets never seen before
