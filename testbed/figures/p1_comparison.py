@@ -54,12 +54,13 @@ class FamilyComparison(Figure):
 FIGURE = (
     FamilyComparison("p1-comparison", "P1 (Rodkin et al. 2025)", "exact match vs k of every depth-extending family",
                      "p1_comparison.toml",
-                     {"cpu": 100.0, "cpu-mamba": 60.0,
+                     {"cpu": 100.0, "cpu-mamba": 60.0, "radius2": 30.0,
                       "paper": "30 runs (10 families x 3 seeds) of 40k steps, d = 128: ~3 GPU-days"},
                      presets={"cpu": ("cpu",), "cpu-mamba": ("cpu-mamba",), "cpu-os": ("cpu-os",),
-                              "paper": ("paper",)},
+                              "radius2": ("radius2",), "paper": ("paper",)},
                      note="P1 gives the largest k each family solves (qualitative); cpu: the depth-staircase regime "
                           "(RO-O at r = 1: the rule given, one given state, the next four states supervised), every "
                           "family at the two-layer transformer's parameter count; cpu-mamba: Mamba beside the "
-                          "transformer on the same regime.")
+                          "transformer on the same regime; radius2: the transformer and chain of thought on RO-O at "
+                          "r = 2 (width 16, the next two states), paired.")
 )
