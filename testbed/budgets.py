@@ -15,15 +15,28 @@ class Plateau(L.Callback):
     no more than `delta` over the last `window` steps (the best now against the best at the window's start, so a
     slow but steady climb is progress and a dip back to an old best is not), on the whole examples and on every
     per-k curve the validation logs (`monitor@k=j`): a task predicting several states ahead is still learning while
-    its first state's exact match climbs, though whole examples sit at 0 until the last state is learnt. Otherwise
-    it runs to max_steps, the cap. Its history is checkpointed, so a resumed run stops where an uninterrupted one
-    would."""
+    its first state's exact match climbs, though whole examples sit at 0 until the last state is learnt. With
+    `after_progress`, the window starts no earlier than the first rise above the run's first validation: a curve
+    still flat at its start is the loss waiting to leave its initial plateau (radius-2 runs sit there for
+    thousands of steps, then learn), not a converged model, and a run that never leaves it trains to the cap.
+    Otherwise it runs to max_steps, the cap. Its history is checkpointed, so a resumed run stops where an
+    uninterrupted one would."""
 
-    def __init__(self, window: int, delta: float, monitor: str = "val/exact_match", curriculum=None):
+    def __init__(self, window: int, delta: float, monitor: str = "val/exact_match", curriculum=None,
+                 after_progress: bool = False):
         self.window, self.delta, self.monitor = window, delta, monitor
         self.curriculum = curriculum  # with a curriculum, only its last stage (every k) can stop the run
+        self.after_progress = after_progress
         self.history: list[tuple[int, dict]] = []  # (step, {curve: best so far})
         self.stopped_at = None
+
+    def progress_at(self) -> int | None:
+        """The step of the first validation at which some curve's best rose by more than delta above its first."""
+        if not self.history:
+            return None
+        first = self.history[0][1]
+        return next((s for s, b in self.history if any(v - first.get(n, v) > self.delta for n, v in b.items())),
+                    None)
 
     def observe(self, step: int, value: float | dict) -> bool:
         """Take one validation (one value, or {curve: value}); True when the plateau is reached (training should
@@ -32,7 +45,10 @@ class Plateau(L.Callback):
         last = self.history[-1][1] if self.history else {}
         best = {name: max(v, last.get(name, v)) for name, v in values.items()}
         self.history.append((step, best))
-        before = [b for s, b in self.history if s <= step - self.window]
+        start = self.progress_at() if self.after_progress else self.history[0][0]
+        if start is None:
+            return False
+        before = [b for s, b in self.history if start <= s <= step - self.window]
         if before and all(v - before[-1].get(name, float("-inf")) <= self.delta for name, v in best.items()):
             self.stopped_at = step
             return True

@@ -68,9 +68,9 @@ class TrainConfig:
     val_size: int = _f(1024, "validation examples (held-out rules)")
     train_size: int = _f(0, "0: fresh examples every step; N: a fixed, cached training set of N examples")
     early_stop_patience: int = _f(0, "stop after this many validations without improvement; 0 disables")
-    plateau_steps: int = _f(0, "a budget that follows the validation curve: stop once the best validation exact match "
-                            "has not risen by more than plateau_delta for this many steps (a plateau); 0: train to "
-                            "max_steps, the cap", hash="if_set")
+    plateau_steps: int = _f(0, "a budget that follows the validation curves: stop once the best validation exact "
+                            "match (whole examples and each k) has not risen by more than plateau_delta for this many "
+                            "steps since its first rise (a plateau); 0: train to max_steps, the cap", hash="if_set")
     plateau_delta: float = _f(0.01, "the rise of the best validation exact match that counts as progress for "
                               "plateau_steps", hash="if_set")
     early_stop_at: float = _f(1.0, "stop once validation exact match reaches this")

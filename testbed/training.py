@@ -244,7 +244,8 @@ def fit(job: Job, callbacks=(), quiet: bool = False):
     flag: dict = {}
     curriculum = (Curriculum(data, job.generator.curriculum_k(), tcfg.plateau_steps, tcfg.plateau_delta,
                              tcfg.curriculum_at) if tcfg.curriculum else None)
-    plateau = Plateau(tcfg.plateau_steps, tcfg.plateau_delta, curriculum=curriculum) if tcfg.plateau_steps else None
+    plateau = (Plateau(tcfg.plateau_steps, tcfg.plateau_delta, curriculum=curriculum, after_progress=True)
+               if tcfg.plateau_steps else None)
     job.plateau, job.curriculum = plateau, curriculum
     cbs = [best, latest, StopWhenAsked(flag, last), *filter(None, (curriculum, plateau)), *callbacks]
     if tcfg.early_stop_patience or tcfg.early_stop_at < 1.0:
