@@ -173,8 +173,8 @@ def plateau(s: dict) -> list[str]:
     lines = [text + ".", ""]
     budget = s.get("stopped", [])
     if any(why != "cap" for _, why, _ in budget):  # budgets that followed the validation curve: say where each ended
-        lines += ["Budgets: " + "; ".join(f"{lab} stopped {'on a plateau' if why == 'plateau' else why} after "
-                                          f"{steps} steps" if why in ("plateau", "cap") else f"{lab}: {why}"
+        said = {"plateau": "stopped on a plateau after {} steps", "cap": "ran to its cap of {} steps"}
+        lines += ["Budgets: " + "; ".join(f"{lab} {said[why].format(steps)}" if why in said else f"{lab}: {why}"
                                           for lab, why, steps in budget) + ".", ""]
     return lines
 
