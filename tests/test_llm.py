@@ -474,6 +474,13 @@ def test_eval_llm_bad_input_is_one_line_exit_2(tmp_path, args, message):
     one_line_error(run("eval-llm", *args, "--out", tmp_path / "o"), message)
 
 
+def test_hf_without_its_extra_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as where the hf extra is not installed
+    (tmp_path / "model").mkdir()
+    one_line_error(run("eval-llm", "ca", "--hf", tmp_path / "model", "--out", tmp_path / "o"),
+                   "pip install 'reasoning-testbed[hf]'")
+
+
 def test_cache_skips_a_torn_last_line(tmp_path):
     cache = Cache(tmp_path / "c.jsonl")
     cache.put("a", "x")

@@ -178,12 +178,12 @@ class HuggingFaceBackend(Backend):
     tokenizer has one."""
 
     def __init__(self, path: str, max_tokens: int = 256, system: str = SYSTEM_PROMPT, device: str = "cpu"):
+        if not Path(path).is_dir():
+            raise ConfigError(f"--hf {path}: no such model folder (a local folder of a saved model)")
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
             raise ConfigError("--hf needs the transformers package: pip install 'reasoning-testbed[hf]'") from None
-        if not Path(path).exists():
-            raise ConfigError(f"--hf {path}: no such model folder (a local folder of a saved model)")
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
         self.max_tokens, self.system, self.device = max_tokens, system, device
