@@ -474,6 +474,35 @@ def test_eval_llm_bad_input_is_one_line_exit_2(tmp_path, args, message):
     one_line_error(run("eval-llm", *args, "--out", tmp_path / "o"), message)
 
 
+def test_eval_llm_on_a_spec_asks_the_small_models_held_out_examples(tmp_path):
+    """A spec's data section and [eval] (its k, evaluation seed) choose the items: the quickstart's examples."""
+    from testbed import spec as specs
+
+    cfg = specs.resolve(specs.load("experiments/quickstart.toml"))
+    req = LLMEval(cfg.task(), "symbolic", tuple(cfg.eval.k), size=20, seed=cfg.eval.seed)
+    truth = {it["question"]: it["answer"] for _, its, _ in req.sets() for it in its}
+    server = ChatServer(truth)
+    try:
+        res = run("eval-llm", "experiments/quickstart.toml", "--endpoint", server.url, "--model", "m", "--size", 20,
+                  "--out", tmp_path)
+    finally:
+        server.close()
+    assert res.exit_code == 0, res.output
+    asked = json.loads((tmp_path / "config.json").read_text())
+    assert asked["k"] == [1, 2] and asked["seed"] == cfg.eval.seed and asked["task"] == "ca"
+    assert asked["fields"] == generators.to_dict(cfg.task().config)  # the spec's data section, as resolved
+    rows = [r for r in csv_rows(tmp_path / "results.csv") if r["model"] == "llm:m" and r["slice"] == "k"]
+    assert sorted(int(r["k"]) for r in rows) == [1, 2] and all(float(r["exact_match"]) == 1.0 for r in rows)
+    assert len(server.answered) == 40
+
+
+def csv_rows(path):
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def test_hf_without_its_extra_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # as where the hf extra is not installed
     (tmp_path / "model").mkdir()
