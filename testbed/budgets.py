@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import lightning as L
 
+from .metrics import is_curve
+
 
 class Plateau(L.Callback):
     """A budget that follows the validation curves: training stops once the best validation exact match has risen by
@@ -55,8 +57,7 @@ class Plateau(L.Callback):
         return False
 
     def curves(self, metrics) -> dict:
-        return {name: float(v) for name, v in metrics.items()
-                if name == self.monitor or name.startswith(self.monitor + "@k=")}
+        return {name: float(v) for name, v in metrics.items() if is_curve(name, self.monitor)}
 
     def on_validation_end(self, trainer, module):
         if self.curriculum is not None and not self.curriculum.final:

@@ -138,6 +138,11 @@ def rates(units: dict[str, np.ndarray], split: str) -> list[dict]:
     return rows
 
 
+def is_curve(name: str, metric: str) -> bool:
+    """Whether a logged name is the metric itself or one of its per-k curves (`metric@k=j`)."""
+    return name == metric or name.startswith(metric + "@k=")
+
+
 def tagged(units: dict, source: str, iterations: int = 0, set_k: int = 0) -> dict:
     """Units tagged with their source, the iteration count they were read at (0: the model's own) and the look-ahead
     of their example set (0: the task's own mix)."""

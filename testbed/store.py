@@ -29,6 +29,8 @@ import torch
 from generators.core import ConfigError
 from generators.core.io import atomic_write
 
+from .metrics import is_curve
+
 RESULT_STATUSES = ("done", "diverged")
 ROW_KEYS = ("split", "slice", "value", "cell_accuracy", "exact_match", "n")
 
@@ -226,7 +228,7 @@ def validation_curves(run_dir: Path, metric: str = "val/exact_match") -> dict[st
     with open(path, newline="", errors="replace") as f:
         for row in csv.DictReader(f):
             for name, value in row.items():
-                if name != metric and not str(name).startswith(metric + "@k="):
+                if name is None or not is_curve(name, metric):
                     continue
                 try:
                     v, step = float(value), int(row["step"])

@@ -1,7 +1,7 @@
 """`testbed eval-llm`: a language model scored on the text form of the held-out examples with the small models'
 protocol — the same examples (test split, evaluation seed, indices 0..size-1, one set per k), the task's baselines
 on those examples, the non-trivial and fresh strata, 95 % intervals over held-out symmetry classes — written as the
-same results table any run's collection gives (results.csv: `testbed table`, `testbed plot` read it).
+same results table any run's collection gives (results.csv: `testbed plot depth` draws it).
 
 The output folder holds:
     config.json    what was asked: task, style, k, size, seed, the backend's identity (never the API key)

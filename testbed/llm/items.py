@@ -19,7 +19,7 @@ import numpy as np
 import generators
 from generators.core import ConfigError
 
-from .render import cells, rendering
+from .render import cells, renderable, rendering
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 SYSTEM_PROMPT = ("Solve the task. Think as you need, then give the final answer inside <answer></answer> tags, "
@@ -151,7 +151,7 @@ class TextDataset:
     score_answer = staticmethod(score_answer)
 
 
-TEXT_TASKS = ("ca", "group_words", "facts", "mqar")
+TEXT_TASKS = renderable()  # every task with a text rendering
 
 
 def register_reasoning_gym() -> bool:
@@ -184,13 +184,16 @@ def register_reasoning_gym() -> bool:
             def score_answer(self, answer, entry) -> float:
                 return score_answer(answer, entry)
 
-        Dataset.__name__ = Dataset.__qualname__ = f"Testbed{task.title().replace('_', '')}Dataset"
+        Dataset.__name__ = Dataset.__qualname__ = f"Testbed{camel(task)}Dataset"
         return Dataset
+
+    def camel(task: str) -> str:
+        return task.title().replace("_", "")
 
     for task in TEXT_TASKS:
         if f"testbed_{task}" in DATASETS:
             continue
-        config = make_dataclass(f"Testbed{task.title().replace('_', '')}Config", [
+        config = make_dataclass(f"Testbed{camel(task)}Config", [
             ("fields", dict, field(default_factory=dict)), ("split", str, "test"), ("seed", int, 0),
             ("size", int, 100), ("k", int | None, None), ("style", str, "symbolic")])
         register_dataset(f"testbed_{task}", dataset_class(task), config)

@@ -33,6 +33,11 @@ def renders(*names: str):
     return wrap
 
 
+def renderable() -> tuple[str, ...]:
+    """The generators that have a text rendering."""
+    return tuple(sorted(_RENDERINGS))
+
+
 def rendering(generator, style: str = "symbolic") -> Rendering:
     """The text rendering of a generator's examples in `style`; ConfigError for a task without one."""
     if style not in STYLES:
@@ -40,7 +45,7 @@ def rendering(generator, style: str = "symbolic") -> Rendering:
     cls = _RENDERINGS.get(generator.name)
     if cls is None:
         raise ConfigError(f"task {generator.name!r} has no text rendering; tasks with one: "
-                          f"{', '.join(sorted(_RENDERINGS))}")
+                          f"{', '.join(renderable())}")
     return cls(generator, style)
 
 
@@ -73,7 +78,7 @@ class Rendering:
         raise NotImplementedError
 
     def answer(self, examples: dict, i: int) -> str:
-        return " ".join(self.vocab[t] for t in examples["targets"][i][examples["loss_mask"][i]])
+        return self.words(examples["targets"][i][examples["loss_mask"][i]])
 
     def predictions(self, answers: list[str | None], examples: dict) -> np.ndarray:
         """Predicted tokens (n, L) of parsed answers: an answer with as many cells as the example scores fills
@@ -108,7 +113,7 @@ class CellularAutomataText(Rendering):
         return "\n".join(rows + ([bits[-c.table_size:]] if c.task == "O-SR" else []))
 
     def question(self, examples: dict, i: int) -> str:
-        given, tables = self.gen.given({key: v[i:i + 1] for key, v in examples.items()})
+        given, tables = self.gen.given({"inputs": examples["inputs"][i:i + 1]})
         k = int(examples["k"][i])
         table = None if tables is None else tables[0]
         text = self._natural if self.style == "natural" else self._symbolic

@@ -209,23 +209,24 @@ def _validation(group: list[dict]) -> dict:
     steps = [r["result"].get("steps") for r in group]
     out["steps"] = round(sum(steps) / len(steps)) if steps and None not in steps else ""
     out["stopped"] = stopped(r["result"].get("stopped", "") for r in group)
-    seen = [exposures(r) for r in group]
+    seen = exposures(group)
     out["exposures"] = round(sum(seen) / len(seen), 1) if seen and None not in seen else ""
     return out
 
 
-def exposures(run: dict) -> float | None:
-    """How often the run's training showed each item of its task on average (facts: steps x batch / facts), from
-    the steps it took; None for tasks without a fixed set of items, or a run recorded without its steps."""
-    config, steps = run["config"], run["result"].get("steps")
-    if steps is None:
-        return None
+def exposures(group: list[dict]) -> list[float | None]:
+    """How often each seed's training showed every item of its task on average (facts: steps x batch / facts), from
+    the steps it took; None for tasks without a fixed set of items, or a run recorded without its steps. The seeds
+    of a configuration share its task, built once."""
     try:
-        gen = config.task()
+        gen = group[0]["config"].task()
     except ConfigError:
-        return None
-    t = config.train
-    return gen.exposures(steps * t.batch_size * t.devices * t.num_nodes)
+        return [None]
+    out = []
+    for run in group:
+        steps, t = run["result"].get("steps"), run["config"].train
+        out.append(None if steps is None else gen.exposures(steps * t.batch_size * t.devices * t.num_nodes))
+    return out
 
 
 def stopped(reasons) -> str:
