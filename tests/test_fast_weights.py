@@ -5,7 +5,7 @@ import torch
 
 import generators
 from testbed.models import build_model
-from testbed.models.fast_weights import fast_weight_scan, feature_map
+from testbed.models.fast_weights import fast_weight_recurrence, fast_weight_scan, feature_map
 
 
 def orthonormal_keys(s, d):
@@ -28,6 +28,25 @@ def test_delta_rule_stores_orthogonal_keys_exactly_and_overwrites():
     _, w_sum = fast_weight_scan(k, v, q, beta=None)
     assert not torch.allclose(w_sum[0, 0] @ keys[0], new_value, atol=1e-3)
     torch.testing.assert_close(w_sum[0, 0] @ keys[0], values[0] + new_value)
+
+
+@pytest.mark.parametrize("rule", ["sum", "delta"])
+@pytest.mark.parametrize("t,chunk", [(40, 64), (40, 16), (33, 8)])
+def test_chunkwise_scan_is_the_recurrence(rule, t, chunk):
+    # the parallel form (one triangular solve per chunk, the memory carried across chunks) against the recurrence
+    # written step by step, for the reads, the final memory and the gradients
+    torch.manual_seed(1)
+    k = torch.nn.functional.normalize(torch.randn(2, 3, t, 6), dim=-1).requires_grad_()
+    v, q = torch.randn(2, 3, t, 5, requires_grad=True), torch.randn(2, 3, t, 6)
+    beta = torch.rand(2, 3, t) if rule == "delta" else None
+    reads, w = fast_weight_scan(k, v, q, beta, chunk=chunk)
+    ref_reads, ref_w = fast_weight_recurrence(k, v, q, beta)
+    torch.testing.assert_close(reads, ref_reads, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w, ref_w, atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad(reads.square().sum(), (k, v))
+    ref_grads = torch.autograd.grad(ref_reads.square().sum(), (k, v))
+    for g, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(g, ref, atol=1e-4, rtol=1e-4)
 
 
 def test_sum_rule_interferes_beyond_capacity():
