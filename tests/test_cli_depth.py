@@ -170,6 +170,27 @@ def test_capacity_table_chooses_the_learning_rate_on_validation_never_on_test():
     assert capacity_table(tied)["attention"][32][8] == (0.9, 100.0)
 
 
+def test_mqar_width_reports_each_recall_with_its_interval_and_the_baselines_beside():
+    from types import SimpleNamespace
+
+    from testbed.figures.mqar_width import FIGURE
+    from testbed.results.tables import capacity_table
+
+    def row(model, pairs, acc, lo, hi, rule=""):
+        return {"split": "test", "slice": "n_pairs", "value": str(pairs), "model": model, "d_model": "32",
+                "state_size": "100", "cfg.model.rule": rule, "cell_accuracy": acc, "cell_accuracy_lo": lo,
+                "cell_accuracy_hi": hi, "val_exact_match": "0.5", "val_cell_accuracy": "0.5"}
+
+    rows = [row("transformer", 8, 0.9, 0.8, 0.95), row("fast_weights", 8, 0.3, 0.2, 0.4, rule="sum"),
+            {**row("baseline:context_value", 8, 0.125, 0.12, 0.13), "d_model": ""}]
+    assert capacity_table(rows, intervals=True)["fast_weights (sum rule)"][32][8] == (0.3, 100.0, 0.2, 0.4)
+    points = {p["series"]: p for p in FIGURE.compare(SimpleNamespace(rows=rows), {})}
+    assert (points["attention"]["ours_lo"], points["attention"]["ours_hi"]) == (0.8, 0.95)
+    assert points["attention"]["difference"] == pytest.approx(-0.1)  # Zoology's attention recalls every pair
+    assert points["fast_weights (sum rule)"]["published"] is None
+    assert points["baseline:context_value"]["x"] == "pairs=8" and points["baseline:context_value"]["ours"] == 0.125
+
+
 def test_staircase_is_the_smallest_depth_whose_mean_and_lower_bound_clear_the_bar():
     from testbed.results.tables import PROTOCOL_COLUMNS, staircase
 

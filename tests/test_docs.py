@@ -67,6 +67,8 @@ def test_an_empty_stratum_is_a_dash_not_nan_and_a_thin_one_says_so():
     assert pages.cell({"ours": "0.5", "ours_lo": "too few", "ours_hi": "too few"}, "ours") == \
         "0.500 (no interval: too few examples or classes)"
     assert pages.cell({"ours": "met"}, "ours") == "met"
+    assert pages.cell({"ours": "61932.1", "ours_lo": "59659.3", "ours_hi": "63033.5"}, "ours") == \
+        "61,932 [59,659, 63,034]"  # bits stored: a quantity, not a rate
     from testbed.figures.base import _cell
 
     assert _cell(float("nan")) == "-" and _cell(0.25) == "0.2500"
@@ -85,6 +87,14 @@ def test_late_rise_and_the_pages_plateau_line():
     line = pages.plateau(summary)[0]
     assert line.startswith("Converged: 1 of 2 configurations") and "still rising: transformer L=3 (+0.080)" in line
     assert pages.plateau(pages.summary([{**rows[0], "val_late_rise": ""}])) == []
+    # a curve that climbed to the early-stop target (or onto its plateau budget) in every seed is done, however
+    # steeply it rose at the end; one seed at the cap keeps it rising
+    ended = [{**rows[1], "config_id": c, "n_layer": layers, "stopped": why, "val_late_rise": rise}
+             for c, layers, why, rise in (("b", "3", "early_stop", "0.9"), ("c", "4", "plateau 2 of 3, early_stop 1 "
+                                          "of 3", ""), ("d", "5", "cap 1 of 3, early_stop 2 of 3", "0.5"))]
+    line = pages.plateau(pages.summary(ended))[0]
+    assert line.startswith("Converged: 2 of 3 configurations") and "still rising: transformer L=5 (+0.500)" in line
+    assert pages.stopped_by_budget("plateau") and not pages.stopped_by_budget("") and not pages.stopped_by_budget("cap")
 
 
 def test_the_page_names_configurations_that_lost_a_seed():

@@ -67,6 +67,9 @@ def cell(p: dict, column: str, signed: bool = False) -> str:
         text, bounds = f"{x:+.3f}", f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else ""
     elif lo is not None and hi is not None and all(float(v).is_integer() for v in (x, lo, hi)) and max(x, hi) > 1:
         text, bounds = f"{x:.0f}", f" [{lo:.0f}, {hi:.0f}]"  # counts (pairs, bits), not rates
+    elif abs(x) >= 1000:  # quantities (bits stored, parameters): whole numbers with separators
+        text = f"{x:,.0f}"
+        bounds = f" [{lo:,.0f}, {hi:,.0f}]" if lo is not None and hi is not None else ""
     else:
         text = f"{x:.4g}" if abs(x) >= 1 or x == 0 else f"{x:.3f}"
         bounds = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
@@ -141,8 +144,8 @@ def summary(rows: list[dict]) -> dict:
 
     models = [r for r in rows if not is_baseline(r)]
     names = labels(models) if models else {}
-    rise = {names[r["config_id"]]: float(r["val_late_rise"]) for r in models
-            if r.get("val_late_rise") not in ("", None)}
+    rise = {names[r["config_id"]]: float(r["val_late_rise"]) if r.get("val_late_rise") not in ("", None) else None
+            for r in models if r.get("val_late_rise") not in ("", None) or stopped_by_budget(r.get("stopped", ""))}
     kept = {names[r["config_id"]]: (int(float(r["n_seeds"])), r.get("seeds", "")) for r in models
             if r.get("n_seeds") not in ("", None)}
     most = max((n for n, _ in kept.values()), default=0)
@@ -151,7 +154,9 @@ def summary(rows: list[dict]) -> dict:
         return sorted({int(float(r[c])) for r in rows for c in columns if r.get(c) not in ("", None)})
 
     budget = {names[r["config_id"]]: (r["stopped"], r.get("steps", "")) for r in models if r.get("stopped")}
-    return {"configurations": len(rise), "rising": sorted([lab, v] for lab, v in rise.items() if v > PLATEAU),
+    stops = {names[r["config_id"]]: r.get("stopped", "") for r in models}
+    return {"configurations": len(rise),
+            "rising": sorted([lab, v] for lab, v in rise.items() if not stopped_by_budget(stops[lab]) and v > PLATEAU),
             "stopped": sorted([lab, why, steps] for lab, (why, steps) in budget.items()),
             "short_seeds": sorted([lab, n, s] for lab, (n, s) in kept.items() if n < most), "most_seeds": most,
             "seeds": sorted({n for n, _ in kept.values()}),
@@ -159,15 +164,23 @@ def summary(rows: list[dict]) -> dict:
             "rules": distinct("n_rules")}
 
 
+def stopped_by_budget(stopped: str) -> bool:
+    """Every seed ended on its validation curve: on a plateau or at the early-stop target (collect's `stopped`:
+    'plateau', 'early_stop', or counts of each), not at the cap."""
+    reasons = set(re.findall(r"[a-z_]+", stopped or "")) - {"of"}
+    return bool(reasons) and reasons <= {"plateau", "early_stop"}
+
+
 def plateau(s: dict) -> list[str]:
     """Whether training had stopped improving: configurations whose best validation exact match still rose by more
-    than PLATEAU in the last 30 % of steps, in some seed (collect's val_late_rise)."""
+    than PLATEAU in the last 30 % of steps, in some seed (collect's val_late_rise), unless every seed stopped on its
+    plateau budget or at the early-stop target (a curve that climbs to the target and stops there is done)."""
     if not s.get("configurations"):
         return []
     rising = s.get("rising", [])
     text = (f"Converged: {s['configurations'] - len(rising)} of {s['configurations']} configurations had stopped "
             f"improving (best validation exact match up by at most {PLATEAU} in the last 30 % of steps, in every "
-            "seed)")
+            "seed) or stopped on their budget's plateau or at the early-stop target in every seed")
     if rising:
         text += "; still rising: " + ", ".join(f"{lab} (+{v:.3f})" for lab, v in rising)
     lines = [text + ".", ""]

@@ -15,7 +15,7 @@ def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
     """Recall against stored pairs (one line per family and width), recall against width at the most pairs, and
     the capacity curve: the most pairs recalled at >= 90 % against the state size (floats), per family, with the
     line S = state / d (as many pairs as key dimensions) for reference."""
-    table = capacity_table(rows)
+    table = capacity_table(rows, intervals=True)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     styles = ["-", "--", ":", "-."]
     guesses = {}  # baselines (a value of the context at random): recall per stored pairs, in grey
@@ -26,11 +26,12 @@ def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
         axes[0].plot(sorted(pts), [pts[p] for p in sorted(pts)], ls=BASELINE_STYLES[j % 4], color="gray", label=name)
     for i, fam in enumerate(sorted(table)):
         for j, (d, pts) in enumerate(table[fam].items()):
-            axes[0].plot(list(pts), [v[0] for v in pts.values()], styles[j % 4], marker="o", ms=3, color=f"C{i}",
-                         label=f"{fam} d={d}")
+            axes[0].errorbar(list(pts), [v[0] for v in pts.values()], yerr=_bars(pts.values()), ls=styles[j % 4],
+                             marker="o", ms=3, capsize=2, color=f"C{i}", label=f"{fam} d={d}")
         most = max(p for pts in table[fam].values() for p in pts)
-        widths = [(d, pts[most][0]) for d, pts in table[fam].items() if most in pts]
-        axes[1].plot([d for d, _ in widths], [v for _, v in widths], "o-", color=f"C{i}", label=f"{fam}, {most} pairs")
+        widths = {d: pts[most] for d, pts in table[fam].items() if most in pts}
+        axes[1].errorbar(list(widths), [v[0] for v in widths.values()], yerr=_bars(widths.values()), fmt="o-",
+                         capsize=2, color=f"C{i}", label=f"{fam}, {most} pairs")
         caps = []
         for pts in table[fam].values():
             c = capacity({p: v[0] for p, v in pts.items()})
@@ -43,15 +44,28 @@ def plot_capacity(rows: list[dict], out: str | Path, title: str = "") -> None:
     if sizes:
         xs = np.geomspace(min(sizes), max(sizes), 20)
         axes[2].plot(xs, np.sqrt(xs), color="gray", ls=":", label="S = sqrt(state) (= d for a d x d matrix)")
+    pairs = sorted({p for ds in table.values() for pts in ds.values() for p in pts})
+    widths = sorted({d for ds in table.values() for d in ds})
+    for ax, ticks in ((axes[0], pairs), (axes[1], widths)):  # the tested values, not powers of ten, on a log axis
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
     axes[0].axhline(RECALL_FLOOR, color="red", ls=":", lw=1)
-    axes[0].set(xlabel="stored pairs S", ylabel="recall accuracy (share of pairs)", ylim=(-0.02, 1.02), xscale="log")
-    axes[1].set(xlabel="key width d", ylabel="recall accuracy", ylim=(-0.02, 1.02), xscale="log")
+    axes[0].set(xlabel="stored pairs S", ylabel="recall accuracy (share of pairs)", ylim=(-0.02, 1.02))
+    axes[1].set(xlabel="key width d", ylabel="recall accuracy", ylim=(-0.02, 1.02))
     axes[2].set(xlabel="state size (floats)", ylabel=f"capacity: most pairs recalled at ≥ {RECALL_FLOOR:.0%}",
                 xscale="log", yscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     finish(fig, out, title)
+
+
+def _bars(values) -> np.ndarray | None:
+    """Error bars (2, n) below and above each (mean, size, lo, hi); None where no point has an interval."""
+    values = list(values)
+    bars = np.array([[v[0] - v[2], v[3] - v[0]] for v in values], dtype=float).T
+    return None if np.isnan(bars).all() else np.nan_to_num(bars.clip(min=0))
 
 
 def plot_memory(rows: list[dict], out: str | Path, title: str = "", paper: dict | None = None) -> None:

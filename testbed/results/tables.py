@@ -274,10 +274,11 @@ def _validation_score(row: dict) -> tuple[float, float]:
                  for k in ("val_exact_match", "val_cell_accuracy"))
 
 
-def capacity_table(rows: list[dict]) -> dict:
+def capacity_table(rows: list[dict], intervals: bool = False) -> dict:
     """{family: {d_model: {pairs: (recall accuracy, state size)}}} over the test rows sliced by n_pairs (mean over
     seeds). Where a sweep varies the learning rate, each point keeps the one with the best validation score
-    (Zoology reports a sweep's best learning rate; choosing it on the test rows would flatter every family)."""
+    (Zoology reports a sweep's best learning rate; choosing it on the test rows would flatter every family). With
+    `intervals`, each value is (recall, state size, lo, hi): its row's 95 % interval (over seeds and examples)."""
     rows = [r for r in rows if r["split"] == "test" and r["slice"] == "n_pairs" and r.get("value") not in ("", None)
             and not is_baseline(r)]
     if not rows:
@@ -291,6 +292,9 @@ def capacity_table(rows: list[dict]) -> dict:
     for (fam, d, pairs), r in sorted(chosen.items()):
         size = float(r["state_size"]) if r.get("state_size") not in ("", None) else 0.0
         table[fam][d][pairs] = (float(r["cell_accuracy"]), size)
+        if intervals:
+            table[fam][d][pairs] += tuple(float(r[f"cell_accuracy_{b}"]) if r.get(f"cell_accuracy_{b}") not in ("", None)
+                                          else float("nan") for b in ("lo", "hi"))
     return {fam: dict(ds) for fam, ds in table.items()}
 
 
@@ -367,10 +371,14 @@ def format_memory(rows: list[dict], paper: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+# what a facts sweep varies with the world size (its test set and the budget that follows it), not the memory
+WORLD_AXES = ("n_entities=", "test_size=", "max_steps=", "plateau_steps=", "val_every=")
+
+
 def facts_capacity(rows: list[dict]) -> dict:
-    """{label: {n_entities: (bits, lo, hi, params, validation bits, active params, world bits)}} of facts runs:
-    the bits stored that collect counts from the test exact match (bits_stored, with its interval), per world
-    size."""
+    """{label: {n_entities: (bits, lo, hi, params, validation bits, active params, world bits, validation bits at
+    100 exposures, at 1,000)}} of facts runs: the bits stored that collect counts from the test exact match
+    (bits_stored, with its interval), per world size."""
     table = defaultdict(dict)
     models = [r for r in rows if r["split"] == "test" and r["slice"] == "all" and not is_baseline(r)
               and r.get("bits_stored") not in ("", None)]
@@ -381,21 +389,23 @@ def facts_capacity(rows: list[dict]) -> dict:
         n = int(r.get("n_entities") or r.get("cfg.data.n_entities") or 0)
         bits = [float(r[c]) if r.get(c) not in ("", None) else float("nan")
                 for c in ("bits_stored", "bits_stored_lo", "bits_stored_hi")]
-        label = " ".join(w for w in names[r["config_id"]].split() if not w.startswith(("n_entities=", "test_size=")))
+        label = " ".join(w for w in names[r["config_id"]].split() if not w.startswith(WORLD_AXES))
         table[label][n] = (*bits, float(r["params"]), float(r.get("val_bits_stored") or "nan"),
-                           float(r.get("active_params") or r["params"]), float(r.get("world_bits") or "nan"))
+                           float(r.get("active_params") or r["params"]), float(r.get("world_bits") or "nan"),
+                           *(float(r.get(f"val_bits_at_{e}_exposures") or "nan") for e in (100, 1000)))
     return {lab: dict(sorted(v.items())) for lab, v in sorted(table.items())}
 
 
 def facts_points(rows: list[dict], per_param: float | None = None) -> list[dict]:
     """Per family and size and world: bits stored and bits per parameter; and per family and size the world it
     stores most of on validation, beside the published bits per parameter."""
-    def point(label, n, bits, lo, hi, params, _, active, world, published=None):
+    def point(label, n, bits, lo, hi, params, _, active, world, at_100, at_1000, published=None):
         share = bits / world if world > 0 else float("nan")
         return {"series": label, "n_entities": n, "ours": bits, "ours_lo": lo, "ours_hi": hi, "params": params,
                 "bits per parameter": bits / params, "active params": active, "bits per active parameter":
                 bits / active, "share of world": share, "capacity": "lower bound" if share >= SATURATED else "",
-                "published": published}
+                "bits per parameter at 100 exposures": at_100 / params,
+                "bits per parameter at 1000 exposures": at_1000 / params, "published": published}
 
     out = []
     for label, by_n in facts_capacity(rows).items():
@@ -411,9 +421,10 @@ SATURATED = 0.9  # a memory that stores this share of its world may hold more: i
 
 def format_facts(points: list[dict]) -> str:
     lines = [f"{'memory':<40} {'world':>18} {'params':>9} {'active':>9} {'bits stored':>26} {'bits/param':>10} "
-             f"{'bits/active':>11}"]
+             f"{'bits/active':>11} {'at 100 exp.':>11} {'at 1000 exp.':>12}"]
     for p in points:
         lines.append(f"{p['series']:<40} {str(p['n_entities']):>18} {p['params']:>9.0f} {p['active params']:>9.0f} "
                      f"{fmt((p['ours'], p['ours_lo'], p['ours_hi'])):>26} {p['bits per parameter']:>10.3f} "
-                     f"{p['bits per active parameter']:>11.3f} {p['capacity']}")
+                     f"{p['bits per active parameter']:>11.3f} {p['bits per parameter at 100 exposures']:>11.3f} "
+                     f"{p['bits per parameter at 1000 exposures']:>12.3f} {p['capacity']}")
     return "\n".join(lines)
