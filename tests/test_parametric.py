@@ -143,6 +143,27 @@ def test_bits_stored_are_zero_at_chance_and_the_world_when_perfect():
     assert world.exposures(200) == pytest.approx(10.0) and generators.make("ca", {}).exposures(200) is None
 
 
+def test_bits_at_an_exposure_budget_read_the_first_validation_that_had_seen_it(tmp_path):
+    from types import SimpleNamespace
+
+    from testbed.results.collect import bits_at_exposures
+
+    world = generators.make("facts", {"n_entities": 10, "n_attributes": 2, "n_values": 4})  # 20 facts
+    (tmp_path / "metrics.csv").write_text("step,val/exact_match\n9,0.25\n19,0.5\n29,0.75\n")
+    config = SimpleNamespace(train=SimpleNamespace(batch_size=20, devices=1, num_nodes=1))  # one exposure a step
+
+    def at(budget, stopped="cap", best=0.75):
+        run = {"run_dir": tmp_path, "config": config, "result": {"stopped": stopped, "best_val_exact_match": best}}
+        return bits_at_exposures(run, world, budget)
+
+    assert at(10) == pytest.approx(world.recall_bits(0.25))  # 10 steps of 20 facts: 10 exposures each
+    assert at(11) == pytest.approx(world.recall_bits(0.5))  # not yet at step 10: the next validation
+    assert at(100) is None  # ran to its cap at 30 exposures: what it would hold at 100 is unknown
+    assert at(100, stopped="plateau") == pytest.approx(world.recall_bits(0.75))  # it had stopped storing more
+    assert bits_at_exposures({"run_dir": tmp_path, "config": config, "result": {}}, generators.make("ca", {}),
+                             10) is None
+
+
 @pytest.mark.slow
 def test_collect_counts_the_bits_and_plot_capacity_draws_them_per_parameter(tmp_path, tiny_spec):
     from testbed.results.tables import facts_capacity

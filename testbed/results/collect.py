@@ -25,7 +25,8 @@ from . import aggregate
 
 META_COLUMNS = ["config_id", "name", "preset", "model", "params", "active_params", "state_size", "n_layer", "loops",
                 "d_model", "task", "val_exact_match", "val_cell_accuracy", "val_late_rise", "steps", "stopped",
-                "exposures"]
+                "exposures", "val_bits_at_100_exposures", "val_bits_at_1000_exposures"]
+EXPOSURE_POINTS = (100, 1000)  # Allen-Zhu & Li's budgets: about 1 bit per parameter at 100 exposures, 2 at 1,000
 ROW_COLUMNS = ["split", "iterations", "slice", "value", "k"]
 # memorisation tasks (Generator.recall_bits): bits the test exact match recalls, and the validation one (what
 # choices, e.g. the world a memory stores most of, read); world_bits: what recalling every answer would hold (a
@@ -209,24 +210,50 @@ def _validation(group: list[dict]) -> dict:
     steps = [r["result"].get("steps") for r in group]
     out["steps"] = round(sum(steps) / len(steps)) if steps and None not in steps else ""
     out["stopped"] = stopped(r["result"].get("stopped", "") for r in group)
-    seen = exposures(group)
+    try:
+        gen = group[0]["config"].task()  # the seeds of a configuration share its task, built once
+    except ConfigError:
+        gen = None
+    seen = exposures(group, gen)
     out["exposures"] = round(sum(seen) / len(seen), 1) if seen and None not in seen else ""
+    for budget in EXPOSURE_POINTS:
+        bits = [bits_at_exposures(run, gen, budget) for run in group]
+        out[f"val_bits_at_{budget}_exposures"] = round(sum(bits) / len(bits), 3) if bits and None not in bits else ""
     return out
 
 
-def exposures(group: list[dict]) -> list[float | None]:
+def _examples_per_step(run: dict) -> int:
+    t = run["config"].train
+    return t.batch_size * t.devices * t.num_nodes
+
+
+def exposures(group: list[dict], gen) -> list[float | None]:
     """How often each seed's training showed every item of its task on average (facts: steps x batch / facts), from
-    the steps it took; None for tasks without a fixed set of items, or a run recorded without its steps. The seeds
-    of a configuration share its task, built once."""
-    try:
-        gen = group[0]["config"].task()
-    except ConfigError:
+    the steps it took; None for tasks without a fixed set of items, or a run recorded without its steps."""
+    if gen is None:
         return [None]
     out = []
     for run in group:
-        steps, t = run["result"].get("steps"), run["config"].train
-        out.append(None if steps is None else gen.exposures(steps * t.batch_size * t.devices * t.num_nodes))
+        steps = run["result"].get("steps")
+        out.append(None if steps is None else gen.exposures(steps * _examples_per_step(run)))
     return out
+
+
+def bits_at_exposures(run: dict, gen, budget: float) -> float | None:
+    """The bits a memorisation run recalled after `budget` exposures per item: its validation exact match (the
+    same items as test: memorisation is the task) at the first validation that had seen that many, counted as bits.
+    A run that stopped on a plateau before the budget had stopped storing more: its best counts. None for tasks
+    without items or bits, or a run that ran to its cap before the budget."""
+    if gen is None or gen.exposures(1) is None or gen.recall_bits(1.0) is None:
+        return None
+    history = validation_curves(run["run_dir"]).get("val/exact_match", [])
+    for step, value in history:  # a validation logged at step s has trained s + 1 steps
+        if gen.exposures((step + 1) * _examples_per_step(run)) >= budget:
+            return gen.recall_bits(value)
+    best = run["result"].get("best_val_exact_match")
+    if run["result"].get("stopped") in ("plateau", "early_stop") and best is not None:
+        return gen.recall_bits(best)
+    return None
 
 
 def stopped(reasons) -> str:
