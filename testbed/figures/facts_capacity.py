@@ -46,8 +46,8 @@ FIGURE = (
                        "product-key memory), "
                        "three seeds (cpu: each trained until its recall rose by less than 0.01 over 100 exposures "
                        "per fact, or to 1,024 exposures; bits at 100 and 1,000 exposures read on validation, which "
-                       "asks the same facts); bits per parameter counts every parameter, the entity embeddings included "
-                       "(the published 2 bits/param is for transformers with enough exposures). The query memories "
-                       "read out over the 16 values only (model.readout = answers); --set model.readout=vocab "
+                       "asks the same facts); bits per parameter counts every parameter, the entity embeddings "
+                       "included (the published 2 bits/param is for transformers with enough exposures). The query "
+                       "memories read out over the 16 values only (model.readout = answers); --set model.readout=vocab "
                        "measures them with a read-out over every token, most of a small memory's parameters.")
 )

@@ -293,8 +293,8 @@ def capacity_table(rows: list[dict], intervals: bool = False) -> dict:
         size = float(r["state_size"]) if r.get("state_size") not in ("", None) else 0.0
         table[fam][d][pairs] = (float(r["cell_accuracy"]), size)
         if intervals:
-            table[fam][d][pairs] += tuple(float(r[f"cell_accuracy_{b}"]) if r.get(f"cell_accuracy_{b}") not in ("", None)
-                                          else float("nan") for b in ("lo", "hi"))
+            bounds = (r.get(f"cell_accuracy_{b}") for b in ("lo", "hi"))
+            table[fam][d][pairs] += tuple(float(b) if b not in ("", None) else float("nan") for b in bounds)
     return {fam: dict(ds) for fam, ds in table.items()}
 
 
