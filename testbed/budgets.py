@@ -11,6 +11,12 @@ import lightning as L
 
 from .metrics import is_curve
 
+# A curve has left its initial plateau once it stands this much above its first validation at two validations in a
+# row. Noise makes smaller rises (a curve at 1 % exact match on 512 examples drifts by a point or two) and single
+# spikes (a radius-2 run on its initial plateau read 0.08 once, then 0.01 again, and was stopped there when its best
+# counted as progress).
+PROGRESS = 0.05
+
 
 class Plateau(L.Callback):
     """A budget that follows the validation curves: training stops once the best validation exact match has risen by
@@ -30,14 +36,21 @@ class Plateau(L.Callback):
         self.curriculum = curriculum  # with a curriculum, only its last stage (every k) can stop the run
         self.after_progress = after_progress
         self.history: list[tuple[int, dict]] = []  # (step, {curve: best so far})
+        self.values: list[tuple[int, dict]] = []  # (step, {curve: value}): what progress_at reads
         self.stopped_at = None
 
     def progress_at(self) -> int | None:
-        """The step of the first validation at which some curve's best rose by more than delta above its first."""
-        if not self.history:
+        """The step of the first validation at which some curve stood more than PROGRESS (and delta) above its first
+        value and still did at the next validation: a rise that neither the sampling noise of a few hundred
+        validation examples nor a one-validation spike on the initial plateau makes."""
+        if len(self.values) < 2:
             return None
-        first = self.history[0][1]
-        return next((s for s, b in self.history if any(v - first.get(n, v) > self.delta for n, v in b.items())),
+        first, margin = self.values[0][1], max(self.delta, PROGRESS)
+
+        def above(values: dict) -> set:
+            return {n for n, v in values.items() if v - first.get(n, v) > margin}
+
+        return next((s for (s, now), (_, after) in zip(self.values, self.values[1:]) if above(now) & above(after)),
                     None)
 
     def observe(self, step: int, value: float | dict) -> bool:
@@ -47,6 +60,7 @@ class Plateau(L.Callback):
         last = self.history[-1][1] if self.history else {}
         best = {name: max(v, last.get(name, v)) for name, v in values.items()}
         self.history.append((step, best))
+        self.values.append((step, dict(values)))
         start = self.progress_at() if self.after_progress else self.history[0][0]
         if start is None:
             return False
@@ -67,11 +81,13 @@ class Plateau(L.Callback):
             trainer.should_stop = True
 
     def state_dict(self):
-        return {"history": [[s, dict(b)] for s, b in self.history], "stopped_at": self.stopped_at}
+        return {"history": [[s, dict(b)] for s, b in self.history], "values": [[s, dict(v)] for s, v in self.values],
+                "stopped_at": self.stopped_at}
 
     def load_state_dict(self, state):
         # checkpoints written before the per-k curves held one best per validation
         self.history = [(s, b if isinstance(b, dict) else {self.monitor: b}) for s, b in state["history"]]
+        self.values = [(s, dict(v)) for s, v in state.get("values", self.history)]  # older: the bests stand in
         self.stopped_at = state["stopped_at"]
 
 

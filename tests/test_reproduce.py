@@ -140,7 +140,8 @@ def test_every_sweep_figure_runs_end_to_end_on_a_shrunken_preset(name, tmp_path,
         runs = full(fig, preset, experiments, *args)
         runs = runs[:: max(1, len(runs) // 4)][:4]
         small = {"max_steps": 2, "val_every": 2, "val_size": 16, "warmup_steps": 0, "threads": 1}
-        return [r.replace(train={**small, "plateau_steps": min(r.train.plateau_steps, 2)}, eval={"test_size": 16, "iterations": tuple(  # the first three, and those
+        runs = [r.replace(train={**small, "plateau_steps": min(r.train.plateau_steps, 2)}) for r in runs]
+        return [r.replace(eval={"test_size": 16, "iterations": tuple(  # the first three, and those
             i for j, i in enumerate(r.eval.iterations) if j < 3 or i in r.eval.k)}) for r in runs]  # read out at k
 
     monkeypatch.setattr(Figure, "runs", shrunk)

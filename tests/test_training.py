@@ -355,13 +355,21 @@ def test_a_curve_still_at_its_start_is_not_a_plateau():
     rule = Plateau(1000, 0.01, after_progress=True)
     waiting = [(s, 0.012) for s in range(250, 2001, 250)]
     assert not any(rule.observe(s, v) for s, v in waiting) and rule.progress_at() is None
-    assert not rule.observe(2250, 0.15) and rule.progress_at() == 2250
-    assert not rule.observe(2500, 0.92) and not rule.observe(3000, 0.98)
+    assert not rule.observe(2250, 0.15) and rule.progress_at() is None  # one validation above: not yet held
+    assert not rule.observe(2500, 0.92) and rule.progress_at() == 2250
+    assert not rule.observe(3000, 0.98)
     assert not rule.observe(3250, 0.985)  # best 0.985 against 0.15 at 2,250
     assert not rule.observe(3500, 0.98)  # 0.985 against 0.92 at 2,500
     assert rule.observe(4000, 0.98) and rule.stopped_at == 4000  # 0.985 against 0.98 at 3,000: flat
     never = Plateau(1000, 0.01, after_progress=True)
     assert not any(never.observe(s, 0.0) for s in range(250, 20001, 250))  # never left its start: runs to the cap
+    noise = Plateau(1500, 0.01, after_progress=True)  # a per-k curve drifting a point or two on its initial plateau
+    drift = [0.004, 0.012, 0.008, 0.016, 0.02, 0.012, 0.024, 0.02, 0.016, 0.03, 0.02, 0.028, 0.024, 0.03, 0.026]
+    assert not any(noise.observe(250 * (i + 1), {"val/exact_match": 0.0, "val/exact_match@k=1": v})
+                   for i, v in enumerate(drift)) and noise.progress_at() is None
+    spike = Plateau(1500, 0.01, after_progress=True)  # one validation at 0.08, then back on the plateau
+    curve = [0.012, 0.012, 0.01, 0.014, 0.012, 0.014, 0.027, 0.008, 0.008, 0.082, 0.012, 0.01, 0.01, 0.006, 0.004]
+    assert not any(spike.observe(250 * (i + 1), v) for i, v in enumerate(curve)) and spike.progress_at() is None
     resumed = Plateau(1000, 0.01, after_progress=True)
     resumed.load_state_dict(rule.state_dict())
     assert resumed.progress_at() == 2250  # derived from the checkpointed history
