@@ -35,8 +35,7 @@ class Plateau(L.Callback):
         self.window, self.delta, self.monitor = window, delta, monitor
         self.curriculum = curriculum  # with a curriculum, only its last stage (every k) can stop the run
         self.after_progress = after_progress
-        self.history: list[tuple[int, dict]] = []  # (step, {curve: best so far})
-        self.values: list[tuple[int, dict]] = []  # (step, {curve: value}): what progress_at reads
+        self.values: list[tuple[int, dict]] = []  # (step, {curve: value}) of every validation
         self.stopped_at = None
 
     def progress_at(self) -> int | None:
@@ -57,18 +56,25 @@ class Plateau(L.Callback):
         """Take one validation (one value, or {curve: value}); True when the plateau is reached (training should
         stop): no curve's best rose by more than delta since the window's start."""
         values = value if isinstance(value, dict) else {self.monitor: value}
-        last = self.history[-1][1] if self.history else {}
-        best = {name: max(v, last.get(name, v)) for name, v in values.items()}
-        self.history.append((step, best))
         self.values.append((step, dict(values)))
-        start = self.progress_at() if self.after_progress else self.history[0][0]
+        start = self.progress_at() if self.after_progress else self.values[0][0]
         if start is None:
             return False
-        before = [b for s, b in self.history if start <= s <= step - self.window]
+        history = self.bests()
+        best = history[-1][1]
+        before = [b for s, b in history if start <= s <= step - self.window]
         if before and all(v - before[-1].get(name, float("-inf")) <= self.delta for name, v in best.items()):
             self.stopped_at = step
             return True
         return False
+
+    def bests(self) -> list[tuple[int, dict]]:
+        """(step, {curve: best so far}) at every validation."""
+        out, best = [], {}
+        for step, values in self.values:
+            best = {name: max(v, best.get(name, v)) for name, v in values.items()}
+            out.append((step, best))
+        return out
 
     def curves(self, metrics) -> dict:
         return {name: float(v) for name, v in metrics.items() if is_curve(name, self.monitor)}
@@ -81,13 +87,13 @@ class Plateau(L.Callback):
             trainer.should_stop = True
 
     def state_dict(self):
-        return {"history": [[s, dict(b)] for s, b in self.history], "values": [[s, dict(v)] for s, v in self.values],
-                "stopped_at": self.stopped_at}
+        return {"values": [[s, dict(v)] for s, v in self.values], "stopped_at": self.stopped_at}
 
     def load_state_dict(self, state):
-        # checkpoints written before the per-k curves held one best per validation
-        self.history = [(s, b if isinstance(b, dict) else {self.monitor: b}) for s, b in state["history"]]
-        self.values = [(s, dict(v)) for s, v in state.get("values", self.history)]  # older: the bests stand in
+        # older checkpoints kept the best so far per validation ("history"; one number before the per-k curves):
+        # the bests stand in for the values, and give back the same bests
+        rows = state["values"] if "values" in state else state["history"]
+        self.values = [(s, v if isinstance(v, dict) else {self.monitor: v}) for s, v in rows]
         self.stopped_at = state["stopped_at"]
 
 

@@ -5,7 +5,24 @@ import torch
 
 import generators
 from testbed.models import build_model
-from testbed.models.fast_weights import fast_weight_recurrence, fast_weight_scan, feature_map
+from testbed.models.fast_weights import fast_weight_scan, feature_map
+
+
+def fast_weight_recurrence(k, v, q, beta=None):
+    """The memory written as the recurrence itself, one position at a time: the reference fast_weight_scan's
+    chunkwise form is tested against."""
+    b, h, t, d_phi = k.shape
+    w = k.new_zeros(b, h, v.shape[-1], d_phi)
+    reads = []
+    for i in range(t):
+        ki, vi = k[:, :, i], v[:, :, i]
+        if beta is None:
+            w = w + vi[..., :, None] * ki[..., None, :]
+        else:
+            old = torch.einsum("bhvp,bhp->bhv", w, ki)
+            w = w + beta[:, :, i, None, None] * (vi - old)[..., :, None] * ki[..., None, :]
+        reads.append(torch.einsum("bhvp,bhp->bhv", w, q[:, :, i]))
+    return torch.stack(reads, dim=2), w
 
 
 def orthonormal_keys(s, d):

@@ -64,23 +64,6 @@ def fast_weight_scan(k, v, q, beta=None, chunk: int = 64):
     return torch.cat(reads, dim=2), w
 
 
-def fast_weight_recurrence(k, v, q, beta=None):
-    """fast_weight_scan written as the recurrence itself, one position at a time: the reference it is tested
-    against."""
-    b, h, t, d_phi = k.shape
-    w = k.new_zeros(b, h, v.shape[-1], d_phi)
-    reads = []
-    for i in range(t):
-        ki, vi = k[:, :, i], v[:, :, i]
-        if beta is None:
-            w = w + vi[..., :, None] * ki[..., None, :]
-        else:
-            old = torch.einsum("bhvp,bhp->bhv", w, ki)
-            w = w + beta[:, :, i, None, None] * (vi - old)[..., :, None] * ki[..., None, :]
-        reads.append(torch.einsum("bhvp,bhp->bhv", w, q[:, :, i]))
-    return torch.stack(reads, dim=2), w
-
-
 @dataclass(frozen=True)
 class FastWeightConfig:
     n_layer: int = _f(2, "blocks of [fast-weight mixer, MLP]")

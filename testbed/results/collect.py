@@ -205,7 +205,8 @@ def _validation(group: list[dict]) -> dict:
     for key in ("exact_match", "cell_accuracy"):
         got = [r["result"].get(f"best_val_{key}") for r in group]
         out[f"val_{key}"] = round(sum(got) / len(got), 6) if got and None not in got else ""
-    rises = [curves_late_rise(validation_curves(r["run_dir"])) for r in group]  # the worst seed: still rising?
+    curves = [validation_curves(r["run_dir"]) for r in group]  # each run's metrics.csv, read once
+    rises = [curves_late_rise(c) for c in curves]  # the worst seed: still rising?
     out["val_late_rise"] = round(max(rises), 6) if rises and None not in rises else ""
     steps = [r["result"].get("steps") for r in group]
     out["steps"] = round(sum(steps) / len(steps)) if steps and None not in steps else ""
@@ -217,7 +218,7 @@ def _validation(group: list[dict]) -> dict:
     seen = exposures(group, gen)
     out["exposures"] = round(sum(seen) / len(seen), 1) if seen and None not in seen else ""
     for budget in EXPOSURE_POINTS:
-        bits = [bits_at_exposures(run, gen, budget) for run in group]
+        bits = [bits_at_exposures(run, gen, budget, c.get("val/exact_match", [])) for run, c in zip(group, curves)]
         out[f"val_bits_at_{budget}_exposures"] = round(sum(bits) / len(bits), 3) if bits and None not in bits else ""
     return out
 
@@ -239,14 +240,16 @@ def exposures(group: list[dict], gen) -> list[float | None]:
     return out
 
 
-def bits_at_exposures(run: dict, gen, budget: float) -> float | None:
+def bits_at_exposures(run: dict, gen, budget: float, history: list | None = None) -> float | None:
     """The bits a memorisation run recalled after `budget` exposures per item: its validation exact match (the
     same items as test: memorisation is the task) at the first validation that had seen that many, counted as bits.
     A run that stopped on a plateau before the budget had stopped storing more: its best counts. None for tasks
-    without items or bits, or a run that ran to its cap before the budget."""
+    without items or bits, or a run that ran to its cap before the budget. `history`: the run's validation exact
+    match curve where the caller has read it already."""
     if gen is None or gen.exposures(1) is None or gen.recall_bits(1.0) is None:
         return None
-    history = validation_curves(run["run_dir"]).get("val/exact_match", [])
+    if history is None:
+        history = validation_curves(run["run_dir"]).get("val/exact_match", [])
     for step, value in history:  # a validation logged at step s has trained s + 1 steps
         if gen.exposures((step + 1) * _examples_per_step(run)) >= budget:
             return gen.recall_bits(value)

@@ -144,8 +144,9 @@ def summary(rows: list[dict]) -> dict:
 
     models = [r for r in rows if not is_baseline(r)]
     names = labels(models) if models else {}
-    rise = {names[r["config_id"]]: float(r["val_late_rise"]) if r.get("val_late_rise") not in ("", None) else None
-            for r in models if r.get("val_late_rise") not in ("", None) or stopped_by_budget(r.get("stopped", ""))}
+    stops = {names[r["config_id"]]: r.get("stopped", "") for r in models}
+    rise = {names[r["config_id"]]: _num(r.get("val_late_rise")) for r in models}  # None: no late part to read
+    rise = {lab: v for lab, v in rise.items() if v is not None or stopped_by_budget(stops[lab])}
     kept = {names[r["config_id"]]: (int(float(r["n_seeds"])), r.get("seeds", "")) for r in models
             if r.get("n_seeds") not in ("", None)}
     most = max((n for n, _ in kept.values()), default=0)
@@ -154,7 +155,6 @@ def summary(rows: list[dict]) -> dict:
         return sorted({int(float(r[c])) for r in rows for c in columns if r.get(c) not in ("", None)})
 
     budget = {names[r["config_id"]]: (r["stopped"], r.get("steps", "")) for r in models if r.get("stopped")}
-    stops = {names[r["config_id"]]: r.get("stopped", "") for r in models}
     return {"configurations": len(rise),
             "rising": sorted([lab, v] for lab, v in rise.items() if not stopped_by_budget(stops[lab]) and v > PLATEAU),
             "stopped": sorted([lab, why, steps] for lab, (why, steps) in budget.items()),
