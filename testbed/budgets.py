@@ -27,12 +27,15 @@ class Plateau(L.Callback):
     `after_progress`, the window starts no earlier than the first rise above the run's first validation: a curve
     still flat at its start is the loss waiting to leave its initial plateau (radius-2 runs sit there for
     thousands of steps, then learn), not a converged model, and a run that never leaves it trains to the cap.
-    Otherwise it runs to max_steps, the cap. Its history is checkpointed, so a resumed run stops where an
-    uninterrupted one would."""
+    Otherwise it runs to max_steps, the cap. With a `cooldown`, reaching the plateau starts the learning rate's
+    cool-down (system.lr_factor reads `cooling_from`) instead of stopping, and the run stops `cooldown` steps later:
+    a curve that stalls at a high constant rate is often still storing what the decay then brings out. Its history is
+    checkpointed, so a resumed run stops (and cools) where an uninterrupted one would."""
 
     def __init__(self, window: int, delta: float, monitor: str = "val/exact_match", curriculum=None,
-                 after_progress: bool = False):
-        self.window, self.delta, self.monitor = window, delta, monitor
+                 after_progress: bool = False, cooldown: int = 0):
+        self.window, self.delta, self.monitor, self.cooldown = window, delta, monitor, cooldown
+        self.cooling_from: int | None = None
         self.curriculum = curriculum  # with a curriculum, only its last stage (every k) can stop the run
         self.after_progress = after_progress
         self.values: list[tuple[int, dict]] = []  # (step, {curve: value}) of every validation
@@ -57,6 +60,10 @@ class Plateau(L.Callback):
         stop): no curve's best rose by more than delta since the window's start."""
         values = value if isinstance(value, dict) else {self.monitor: value}
         self.values.append((step, dict(values)))
+        if self.cooling_from is not None:  # cooling down: stop once the cool-down has run
+            if step >= self.cooling_from + self.cooldown:
+                self.stopped_at = step
+            return self.stopped_at is not None
         start = self.progress_at() if self.after_progress else self.values[0][0]
         if start is None:
             return False
@@ -64,6 +71,9 @@ class Plateau(L.Callback):
         best = history[-1][1]
         before = [b for s, b in history if start <= s <= step - self.window]
         if before and all(v - before[-1].get(name, float("-inf")) <= self.delta for name, v in best.items()):
+            if self.cooldown:
+                self.cooling_from = step
+                return False
             self.stopped_at = step
             return True
         return False
@@ -87,7 +97,8 @@ class Plateau(L.Callback):
             trainer.should_stop = True
 
     def state_dict(self):
-        return {"values": [[s, dict(v)] for s, v in self.values], "stopped_at": self.stopped_at}
+        return {"values": [[s, dict(v)] for s, v in self.values], "stopped_at": self.stopped_at,
+                "cooling_from": self.cooling_from}
 
     def load_state_dict(self, state):
         # older checkpoints kept the best so far per validation ("history"; one number before the per-k curves):
@@ -95,6 +106,7 @@ class Plateau(L.Callback):
         rows = state["values"] if "values" in state else state["history"]
         self.values = [(s, v if isinstance(v, dict) else {self.monitor: v}) for s, v in rows]
         self.stopped_at = state["stopped_at"]
+        self.cooling_from = state.get("cooling_from")
 
 
 class Curriculum(L.Callback):

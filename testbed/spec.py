@@ -73,6 +73,10 @@ class TrainConfig:
                             "steps since its first rise (a plateau); 0: train to max_steps, the cap", hash="if_set")
     plateau_delta: float = _f(0.01, "the rise of the best validation exact match that counts as progress for "
                               "plateau_steps", hash="if_set")
+    cooldown_steps: int = _f(0, "warm-up, stable, decay: with schedule = constant, the learning rate decays linearly "
+                             "to min_lr_ratio over this many steps, starting at the plateau (plateau_steps) or at "
+                             "max_steps - cooldown_steps, whichever comes first, and the run stops when it ends; 0: no "
+                             "cool-down", hash="if_set")
     early_stop_at: float = _f(1.0, "stop once validation exact match reaches this")
     max_time_s: float = _f(0.0, "stop training after this many seconds (the run is then done); 0 disables")
     accelerator: str = _f("auto", "Lightning accelerator: auto | cpu | gpu | cuda | mps")
@@ -156,6 +160,14 @@ class TrainConfig:
         if self.plateau_steps and not self.val_every <= self.plateau_steps <= self.max_steps:
             raise ConfigError(f"train.plateau_steps ({self.plateau_steps}) must lie between train.val_every "
                               f"({self.val_every}: one validation) and train.max_steps ({self.max_steps}: the cap)")
+        if self.cooldown_steps:
+            if self.cooldown_steps < 0 or self.schedule != "constant":
+                raise ConfigError(f"train.cooldown_steps ({self.cooldown_steps}) must be >= 0 and follows a constant "
+                                  f"rate: set train.schedule = constant (got {self.schedule})")
+            if not self.cooldown_steps <= self.max_steps - self.warmup_steps or self.cooldown_steps % self.val_every:
+                raise ConfigError(f"train.cooldown_steps ({self.cooldown_steps}) must fit after the warm-up within "
+                                  f"train.max_steps ({self.max_steps}) and be a multiple of train.val_every "
+                                  f"({self.val_every}), so that the cooled model is validated")
         if self.curriculum not in CURRICULA:
             raise ConfigError(f"unknown train.curriculum {self.curriculum!r}; valid: k (over the look-ahead), or empty")
         if self.curriculum and not self.plateau_steps:

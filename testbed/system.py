@@ -20,12 +20,18 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
-    """Linear warm-up, then constant, linear or cosine decay to min_ratio at the last step."""
+def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float, cooldown: int = 0,
+              cooling_from: int | None = None) -> float:
+    """Linear warm-up, then constant, linear or cosine decay to min_ratio at the last step. With a cool-down
+    (warm-up, stable, decay), the constant rate decays linearly to min_ratio over `cooldown` steps from
+    `cooling_from` (where a plateau budget saw the curve stop rising) or from total - cooldown, whichever is first."""
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":
-        return 1.0
+        if not cooldown:
+            return 1.0
+        start = min(total - cooldown, total if cooling_from is None else cooling_from)
+        return 1.0 - (1.0 - min_ratio) * min(1.0, max(0, step - start) / cooldown)
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     decay = 1 - progress if schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
     return min_ratio + (1 - min_ratio) * decay
@@ -217,10 +223,18 @@ class TaskSystem(L.LightningModule):
         if "rng" in checkpoint:
             torch.set_rng_state(checkpoint["rng"]["torch"])
 
+    def cooling_from(self) -> int | None:
+        """Where the plateau budget started the cool-down (budgets.Plateau.cooling_from), None before: read at every
+        step, and restored with the callback's state on resume, so a resumed run decays where it would have."""
+        trainer = self._trainer
+        return next((cb.cooling_from for cb in (trainer.callbacks if trainer else ()) if hasattr(cb, "cooling_from")),
+                    None)
+
     def configure_optimizers(self):
         c = self.cfg
         opt = make_optimizer(self.model, c.optimizer, c.lr, c.weight_decay, c.betas)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: lr_factor(s, c.warmup_steps, c.max_steps, c.schedule, c.min_lr_ratio)
+            opt, lambda s: lr_factor(s, c.warmup_steps, c.max_steps, c.schedule, c.min_lr_ratio, c.cooldown_steps,
+                                     self.cooling_from())
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

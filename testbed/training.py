@@ -244,8 +244,8 @@ def fit(job: Job, callbacks=(), quiet: bool = False):
     flag: dict = {}
     curriculum = (Curriculum(data, job.generator.curriculum_k(), tcfg.plateau_steps, tcfg.plateau_delta,
                              tcfg.curriculum_at) if tcfg.curriculum else None)
-    plateau = (Plateau(tcfg.plateau_steps, tcfg.plateau_delta, curriculum=curriculum, after_progress=True)
-               if tcfg.plateau_steps else None)
+    plateau = (Plateau(tcfg.plateau_steps, tcfg.plateau_delta, curriculum=curriculum, after_progress=True,
+                       cooldown=tcfg.cooldown_steps) if tcfg.plateau_steps else None)
     job.plateau, job.curriculum = plateau, curriculum
     cbs = [best, latest, StopWhenAsked(flag, last), *filter(None, (curriculum, plateau)), *callbacks]
     if tcfg.early_stop_patience or tcfg.early_stop_at < 1.0:
@@ -346,6 +346,7 @@ def finalise(job: Job, trainer, fit_seconds: float, best_score) -> dict:
         "steps": steps,
         "stopped": stop_reason(job, steps, fit_seconds),
         "curriculum": [list(s) for s in job.curriculum.stages] if job.curriculum else None,  # (updates, k_max)
+        "cooldown_from": job.plateau.cooling_from if job.plateau else None,  # where a plateau started the cool-down
         "params": model.num_params(),
         "active_params": model.active_params(),
         "state_size": model.state_size(),

@@ -127,6 +127,9 @@ def test_muon_needs_hidden_matrices():
     (["train.curriculum=k", "train.plateau_steps=4", "train.train_size=100"], "cannot use a fixed training set"),
     (["train.curriculum=k", "train.plateau_steps=4", "train.curriculum_at=0"], "curriculum_at must be in (0, 1]"),
     (["train.optimizer=muom"], "did you mean 'muon'"),
+    (["train.cooldown_steps=4"], "set train.schedule = constant"),
+    (["train.cooldown_steps=3", "train.schedule=constant", "train.val_every=2"], "a multiple of train.val_every"),
+    (["train.cooldown_steps=4000", "train.schedule=constant"], "must fit after the warm-up"),
     (['model={name="lstm", n_layer=1, d_model=16}', "train.optimizer=muon"], "muon needs hidden matrices"),
 ])
 def test_bad_recipes_are_one_line_errors_before_anything_is_written(tmp_path, tiny_spec, sets, message):

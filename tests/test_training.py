@@ -2,6 +2,7 @@
 
 import json
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -373,6 +374,60 @@ def test_a_curve_still_at_its_start_is_not_a_plateau():
     resumed = Plateau(1000, 0.01, after_progress=True)
     resumed.load_state_dict(rule.state_dict())
     assert resumed.progress_at() == 2250  # derived from the checkpointed history
+
+
+def test_a_plateau_with_a_cool_down_decays_the_rate_from_there_and_stops_when_it_has_run():
+    """Warm-up, stable, decay: the plateau starts the cool-down instead of stopping; the run stops `cooldown` steps
+    later; without a plateau the cool-down takes the last `cooldown` steps of the cap."""
+    from testbed.budgets import Plateau
+
+    rule = Plateau(1000, 0.01, cooldown=1000)
+    curve = [(500, 0.1), (1000, 0.5), (1500, 0.8), (2000, 0.805), (2500, 0.806), (3000, 0.9), (3500, 0.95)]
+    stops = [rule.observe(s, v) for s, v in curve]
+    assert rule.cooling_from == 2500 and stops == [False] * 6 + [True] and rule.stopped_at == 3500
+    resumed = Plateau(1000, 0.01, cooldown=1000)
+    resumed.load_state_dict({**rule.state_dict(), "stopped_at": None})
+    assert resumed.cooling_from == 2500 and resumed.observe(3500, 0.95)  # a resumed run stops where it would have
+
+    def factor(step, cooling_from=None):
+        return lr_factor(step, 100, 10_000, "constant", 0.1, cooldown=1000, cooling_from=cooling_from)
+
+    assert factor(50) == pytest.approx(0.51) and factor(2500) == 1.0 and factor(8999) == 1.0  # warm-up, stable
+    assert factor(9500) == pytest.approx(0.55) and factor(10_000) == pytest.approx(0.1)  # the cap's cool-down
+    assert factor(2500, 2500) == 1.0 and factor(3000, 2500) == pytest.approx(0.55)  # from the plateau
+    assert factor(3500, 2500) == pytest.approx(0.1) and factor(5000, 2500) == pytest.approx(0.1)
+    assert lr_factor(3000, 100, 10_000, "constant", 0.1) == 1.0  # no cool-down: constant
+
+
+@pytest.mark.slow
+def test_a_run_cools_down_after_its_plateau_and_records_where(tmp_path):
+    """A real run with a cool-down: the rule finds its plateau at step 4, the learning rate decays over the next 4
+    steps, and the run stops at 8 with the plateau as its reason and where the cool-down began."""
+    from testbed.budgets import Plateau
+
+    lrs = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    original = Plateau.observe
+
+    def at_four(self, step, value):
+        if step == 4 and self.cooling_from is None:
+            self.values.append((step, {}))
+            self.cooling_from = step
+            return False
+        return original(self, step, value)
+
+    cfg = specs.resolve(TINY, {"train.max_steps": 20, "train.val_every": 2, "train.plateau_steps": 4,
+                               "train.cooldown_steps": 4, "train.schedule": "constant", "train.warmup_steps": 0,
+                               "train.min_lr_ratio": 0.1, "train.lr": 1e-3})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Plateau, "observe", at_four)
+        _, result, _ = train(cfg, tmp_path, callbacks=[Record()], quiet=True)
+    assert result["stopped"] == "plateau" and result["steps"] == 8 and result["cooldown_from"] == 4
+    assert lrs[:5] == pytest.approx([1e-3] * 5) and lrs[5:8] == pytest.approx([7.75e-4, 5.5e-4, 3.25e-4])
 
 
 @pytest.mark.slow
