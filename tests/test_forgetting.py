@@ -161,6 +161,12 @@ def test_the_comparison_is_at_the_learning_every_method_reaches():
     assert intervals.t_interval([0.9, 1.0, 1.0])[2] == 1.0  # an accuracy's interval stops at 1
 
 
+def test_each_method_says_how_long_it_trained_and_why_it_stopped():
+    assert forgetting.budget_text([(1200, "plateau"), (1500, "plateau"), (6000, "cap")]) == (
+        2900, "plateau 2 of 3, cap 1 of 3")
+    assert forgetting.budget_text([(800, "plateau")] * 3) == (800, "plateau")
+
+
 def test_forgetting_bad_input(tmp_path, tiny_spec):
     base = dict(data={"generator": "facts", **WORLD, "subset": "rewritten"}, model=PKM, eval={"k": []})
     one_line_error(run("train", tiny_spec(**base), "--out", tmp_path), "fine-tunes a trained model: set "
@@ -183,7 +189,8 @@ def test_forgetting_bad_input(tmp_path, tiny_spec):
 @pytest.mark.slow
 def test_the_forgetting_figure_runs_end_to_end_on_a_shrunken_preset(tmp_path):
     """The real spec, one seed, 4 steps a phase: the stores train first, the fine-tunes start from them."""
-    tiny = ["train.max_steps=4", "train.val_every=2", "train.val_size=16", "eval.test_size=16", "train.threads=1"]
+    tiny = ["train.max_steps=4", "train.val_every=2", "train.plateau_steps=2", "train.val_size=16", "eval.test_size=16",
+            "train.threads=1"]
     res = run("reproduce", "facts-forgetting", "--out", tmp_path, "--jobs", "1", "--seeds", "0",
               *[a for s in tiny for a in ("--set", s)])
     assert res.exit_code == 0, res.output
@@ -195,6 +202,7 @@ def test_the_forgetting_figure_runs_end_to_end_on_a_shrunken_preset(tmp_path):
     curves = list(csv.DictReader(open(fig_dir / "results.curves.csv")))
     assert {int(r["step"]) for r in curves} == {1, 3} and len(curves) == 12  # 6 fine-tunes, 2 validations each
     assert json.loads((fig_dir / "meta.json").read_text())["sets"]["train.max_steps"] == 4
+    assert all(p["stopped"] in ("plateau", "cap") and 0 < float(p["steps"]) <= 4 for p in points)
 
 
 @pytest.mark.slow

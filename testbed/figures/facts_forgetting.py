@@ -14,8 +14,9 @@ runs of one method differ by their seed alone); the difference of two methods is
 from __future__ import annotations
 
 from ..results import plots_memory
+from ..results.collect import stopped
 from ..results.intervals import t_interval
-from ..store import validation_history
+from ..store import read_result, validation_history
 from .base import Figure
 
 CURVE_COLUMNS = ["phase", "update", "seed", "step", "learned", "retained"]
@@ -32,6 +33,22 @@ def curves(runs: list[tuple[object, object]]) -> list[dict]:
                 out.append({"phase": cfg.preset, "update": cfg.train.update, "seed": cfg.seed,
                             "step": step, "learned": learned, "retained": retained[step]})
     return out
+
+
+def budgets(runs: list[tuple[object, object]]) -> dict:
+    """Per (phase, method): the steps each seed's fine-tuning took and why it stopped ('plateau', 'early_stop' or
+    'cap'), from each run's result.json, so the page can say whether a method was compared at convergence."""
+    out: dict = {}
+    for cfg, run_dir in runs:
+        result = read_result(run_dir)
+        out.setdefault((cfg.preset, cfg.train.update), []).append((int(result.get("steps", 0)),
+                                                                  result.get("stopped") or "cap"))
+    return out
+
+
+def budget_text(seeds: list[tuple[int, str]]) -> tuple[float, str]:
+    """Mean steps and why the seeds stopped, as collect says it ('plateau', or 'plateau 2 of 3, cap 1 of 3')."""
+    return sum(s for s, _ in seeds) / len(seeds), stopped([why for _, why in seeds])
 
 
 def _by_run(rows: list[dict]) -> dict:
@@ -77,6 +94,7 @@ class FactsForgetting(Figure):
         res = super().results(ctx)
         tuned = [(r, ctx.runs_dir / r.run_id()) for r in res.configs if r.train.init_from]
         res.curves = curves(tuned)
+        res.budgets = budgets(tuned)
         return res
 
     def compare(self, res, paper):
@@ -87,7 +105,10 @@ class FactsForgetting(Figure):
                         "published": None, "vs all": p.get("difference", ""),
                         "vs all_lo": p.get("difference_lo", ""), "vs all_hi": p.get("difference_hi", ""),
                         "end: learned": p["final_learned"], "end: retained": p["final_retained"],
-                        "seeds": p["seeds"]})
+                        "steps": "", "stopped": "", "seeds": p["seeds"]})
+            seeds = getattr(res, "budgets", {}).get((p["phase"], p["update"]))
+            if seeds:
+                out[-1]["steps"], out[-1]["stopped"] = budget_text(seeds)
         return out
 
     def draw_results(self, res, points, out, title, paper):
@@ -98,9 +119,11 @@ FIGURE = (
     FactsForgetting("facts-forgetting", "Lin et al. 2025", "retained vs learned facts while fine-tuning a "
                     "product-key memory on new ones, per method", "facts_forgetting.toml", {"cpu": 12.0},
                     presets={"cpu": ("store", "new", "rewrite")},
-                    note="500 entities stored (2,000 facts), then 1,500 steps on the other 500 (new) or on the stored "
-                         "entities' first attribute redrawn (rewrite); retained is read at the first validation where "
-                         "learned reaches the level every method reaches in every seed; intervals over 3 seeds "
+                    note="500 entities stored (2,000 facts; until recall stops rising, at most 8,000 steps), then "
+                         "fine-tuned on the other 500 (new) or on the stored entities' first attribute redrawn "
+                         "(rewrite) until learned rises by less than 0.01 over 1,000 steps, at most 6,000 (steps and "
+                         "why each stopped: the table); retained is read at the first validation where learned "
+                         "reaches the level every method reaches in every seed, and at the end; intervals over 3 seeds "
                          "(Student t), 'vs all' paired by seed. Published (Lin et al., TriviaQA, a 1.3B memory-layer "
                          "model): held-out F1 drops 89 % with full finetuning, 11 % with sparse memory finetuning.")
 )
