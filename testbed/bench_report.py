@@ -193,8 +193,9 @@ def everything(n: int, budget: float, target: float, skip_baseline: bool, seeds:
     t, tb = tr["throughput"], tr["throughput_bf16"]
 
     def secs(label):
-        median = tr.get(label, {}).get("median_seconds_to_target")
-        return f"{median:.0f} s" if median else "-"
+        res = tr.get(label, {})
+        median, updates = res.get("median_seconds_to_target"), res.get("median_updates_to_target")
+        return (f"{median:.0f} s" + (f", {updates:,.0f} updates" if updates else "")) if median else "-"
 
     table = [
         ("CA generation, r=2 W=20 T=20, one core", f"{gen['cells_per_s'] / 1e6:.0f} M cells/s",
