@@ -19,6 +19,7 @@ class FactsCapacity(Figure):
     stores most of (chosen on validation), its bits per parameter beside Allen-Zhu & Li's 2 bits per parameter."""
 
     WORLD = ("n_entities", "n_attributes", "n_values")
+    intervals = "over seeds and facts (each test example asks one fact, its own cluster: no rules or classes here)"
 
     def results(self, ctx):
         res = super().results(ctx)
@@ -41,13 +42,15 @@ FIGURE = (
     FactsCapacity("facts-capacity", "Allen-Zhu & Li 2024", "bits stored in the weights vs parameters, per memory "
                   "family", "facts_capacity.toml", {"cpu": 35.0, "transformers": 30.0},
                   presets={"cpu": ("mlp", "pkm", "hash"), "transformers": ("transformer", "pkm_transformer")},
-                  note="Worlds of 250-4,000 entities x 4 attributes of 16 uniform values; three sizes per family "
-                       "(cpu: the three query memories; --preset transformers: a transformer and one with a "
-                       "product-key memory), "
-                       "three seeds (cpu: each trained until its recall rose by less than 0.01 over 100 exposures "
-                       "per fact, or to 1,024 exposures; bits at 100 and 1,000 exposures read on validation, which "
-                       "asks the same facts); bits per parameter counts every parameter, the entity embeddings "
+                  note="Worlds of 250-4,000 entities x 4 attributes of 16 uniform values (--preset transformers: "
+                       "500-2,000 entities, each named by two tokens shared by every entity); cpu: three sizes of each "
+                       "query memory; transformers: a transformer of widths 16 and 32 and one with a product-key "
+                       "memory; three seeds; cpu: each trained until its recall rose by less than 0.01 over 100 "
+                       "exposures per fact, or to 1,024 exposures; transformers: 1,024 exposures, the learning rate "
+                       "decaying over them; bits at 100 and 1,000 exposures read on validation, which "
+                       "asks the same facts; bits per parameter counts every parameter, the entity embeddings "
                        "included (the published 2 bits/param is for transformers with enough exposures). The query "
-                       "memories read out over the 16 values only (model.readout = answers); --set model.readout=vocab "
-                       "measures them with a read-out over every token, most of a small memory's parameters.")
+                       "memories read out over the 16 values only (model.readout = answers); --set "
+                       "model.readout=vocab measures them with a read-out over every token, most of a small memory's "
+                       "parameters.")
 )

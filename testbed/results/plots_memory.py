@@ -113,11 +113,15 @@ def plot_memory_law(rows: list[dict], out: str | Path, paper: dict | None = None
 
 def plot_facts(points: list[dict], out: str | Path, title: str = "", per_param: float | None = None) -> None:
     """Bits stored against parameters (log-log), one marker per (family and size, world size), the world each
-    stores most of ringed (">=" where it stored most of that world: a lower bound); the published bits per
-    parameter as a line."""
+    stores most of ringed (">=" where it stored most of that world: a lower bound), each with its interval as a bar;
+    the published bits per parameter as a line."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, name in enumerate(sorted({p["series"] for p in points})):
         mine = [p for p in points if p["series"] == name]
+        for p in mine:
+            lo, hi = (float(p.get(f"ours_{end}", "nan") or "nan") for end in ("lo", "hi"))
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([p["params"]] * 2, [max(lo, 1.0), max(hi, 1.0)], color=f"C{i}", alpha=0.5, lw=1)
         ax.scatter([p["params"] for p in mine if p["n_entities"] != "best on validation"],
                    [max(p["ours"], 1.0) for p in mine if p["n_entities"] != "best on validation"], s=12,
                    color=f"C{i}", alpha=0.5)
