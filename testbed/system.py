@@ -235,6 +235,6 @@ class TaskSystem(L.LightningModule):
         opt = make_optimizer(self.model, c.optimizer, c.lr, c.weight_decay, c.betas)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: lr_factor(s, c.warmup_steps, c.max_steps, c.schedule, c.min_lr_ratio, c.cooldown_steps,
-                                     self.cooling_from())
+                                     self.cooling_from() if c.cooldown_steps else None)
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
