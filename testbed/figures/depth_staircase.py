@@ -44,16 +44,17 @@ class DepthStaircase(Figure):
 FIGURE = (
     DepthStaircase("depth-staircase", "P2 (Burtsev 2024)", "exact match per (depth, k) and the smallest depth that "
                    "solves each k", "depth_staircase.toml",
-                   {"cpu": 70.0, "paper": "33 runs of 40k steps, d = 128: ~2 GPU-days", "loops": 70.0, "long": 82.0,
+                   {"cpu": 55.0, "paper": "33 runs of 40k steps, d = 128: ~2 GPU-days", "loops": 70.0, "long": 82.0,
                     "radius2": 60.0, "radius2-gpu": "15 runs side by side on one GPU: docs/gpu/radius2.sh"},
                    presets={"cpu": ("cpu",), "paper": ("paper",), "loops": ("loops",), "long": ("long",),
                             "radius2": ("radius2",), "radius2-gpu": ("radius2-gpu",)},
                    note=f"cpu: RO-O at r = 1 (the rule given, one given state, the next four states each "
-                        f"supervised), depths 1-8, three seeds; "
+                        f"supervised), depths 1, 2, 4 and 8, three seeds, Muon at 6e-3 and a plateau budget "
+                        f"within 4,000 steps; "
                         f"solved: mean >= {tables.SOLVED_MEAN:.2f} and 95 % lower bound >= {tables.SOLVED_LO:.2f} "
                         "on the non-trivial stratum. P2's staircase is per-bit accuracy >= 0.9 on O-O at radius 2 with "
                         "the rule inferred, a looser criterion on a harder task: compare the shape, not the depths. "
-                        "long: depths 6 and 8 only, at 8,000 steps (twice cpu's), so its smallest depth is the "
-                        "smaller of those two; read it beside the cpu map. radius2: RO-O at r = 2 (width 16, one "
+                        "long: the AdamW recipe (3e-3, cosine, a fixed budget) at depths 6 and 8 only, 8,000 steps, so "
+                        "its smallest depth is the smaller of those two. radius2: RO-O at r = 2 (width 16, one "
                         "given state, the next two states), depths 1-4, a plateau budget within 5,000 steps.")
 )
