@@ -418,7 +418,10 @@ def test_an_interrupted_evaluation_resumes_without_asking_twice(tmp_path):
     cmd = [sys.executable, "-m", "testbed", "eval-llm", "ca", *fields, "--depth", "1", "--size", "1000",
            "--endpoint", server.url, "--model", "m", "--concurrency", "8", "--out", str(tmp_path)]
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A shell that starts the suite in the background ignores SIGINT, and the child would inherit that: restore
+        # the default so that Python installs its Ctrl-C handler whoever launched the tests.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 60
         while len(server.answered) < 150 and time.time() < deadline:
             time.sleep(0.02)
